@@ -1,0 +1,1 @@
+"""LLM backends, debating agents and the coordinator."""

@@ -1,0 +1,67 @@
+"""Typed agent turns: quotes, claims, arguments and the coordinator's decision.
+
+Every claim an agent makes carries quotes of the evidence it relies on, each with the ``[doc_id]`` it was shown::
+
+    >>> q = Quote(doc_id="nis2:art_23.4.a", text="without undue delay and in any event within 24 hours")
+    >>> arg = Argument(role="prosecutor", round=1, stance="violation", confidence=0.8,
+    ...                claims=[Claim(text="The output says 72 hours for the early warning.", quotes=[q])])
+    >>> arg.quotes()[0].doc_id
+    'nis2:art_23.4.a'
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Decision = Literal["allow", "flag", "block"]
+Stance = Literal["violation", "compliant", "uncertain"]
+
+
+class Quote(BaseModel):
+    """A verbatim quote from one evidence unit, cited by the id shown in the prompt's ``[doc_id]`` block."""
+
+    doc_id: str = Field(description="the unit id exactly as shown in brackets, e.g. 'eu-ai-act:art_5.1.c'")
+    text: str = Field(description="verbatim text copied from that unit")
+
+
+class Claim(BaseModel):
+    text: str
+    quotes: list[Quote] = Field(default_factory=list)
+    rule_id: str | None = Field(default=None, description="policy rule the claim is about, if any")
+
+
+class Argument(BaseModel):
+    """One agent turn in the debate."""
+
+    role: str
+    round: int = Field(ge=1)
+    stance: Stance
+    claims: list[Claim] = Field(default_factory=list)
+    confidence: float = Field(ge=0.0, le=1.0, default=0.5)
+    responds_to: list[str] = Field(default_factory=list, description="roles whose arguments this turn answers")
+    raw: str | None = Field(default=None, description="the model's raw text, kept for the transcript")
+    error: str | None = Field(default=None, description="set when the turn failed (backend error, unparseable)")
+
+    def quotes(self) -> list[Quote]:
+        return [q for c in self.claims for q in c.quotes]
+
+
+class ProposedViolation(BaseModel):
+    rule_id: str
+    provisions: list[str] = Field(default_factory=list, description="unit ids")
+    severity: Literal["low", "medium", "high", "critical"] = "medium"
+    explanation: str = ""
+    quotes: list[Quote] = Field(default_factory=list)
+
+
+class CoordinatorOutput(BaseModel):
+    """What the coordinator returns under the quote-first EVIDENCE/ANSWER contract."""
+
+    evidence: list[Quote] = Field(default_factory=list, description="EVIDENCE: verbatim quotes, first")
+    decision: Decision
+    violations: list[ProposedViolation] = Field(default_factory=list)
+    rationale: str = ""
+    confidence: float = Field(ge=0.0, le=1.0, default=0.5)
+    raw: str | None = None

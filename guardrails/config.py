@@ -1,0 +1,109 @@
+"""The guardrail config: profiles (``offline``, ``gpu``) are YAML files in ``guardrails/profiles/``.
+
+    >>> cfg = load_config("offline")
+    >>> cfg.retrieval.embedder.model
+    'bundled:all-MiniLM-L6-v2'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agents.config import DebateConfig, LLMConfig
+from guardrails.errors import ConfigError
+from retrieval.config import RetrievalConfig
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+Mode = Literal["strict", "balanced", "permissive"]
+
+
+class ModeThresholds(BaseModel):
+    """Thresholds that a mode changes (never code paths)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    block_confidence: float = Field(0.6, description="min confidence for a block; below it a block becomes a flag")
+    allow_confidence: float = Field(0.5, description="min confidence for an allow; below it an allow becomes a flag")
+    fast_allow_max_relevance: float = Field(0.5, description="fast allow only when no evidence scored above this")
+    fast_allow_max_screen: float = Field(0.5, description="... and no policy rule screened above this")
+
+
+DEFAULT_MODES: dict[str, ModeThresholds] = {
+    "strict": ModeThresholds(block_confidence=0.4, allow_confidence=0.7, fast_allow_max_relevance=0.35,
+                             fast_allow_max_screen=0.35),
+    "balanced": ModeThresholds(),
+    "permissive": ModeThresholds(block_confidence=0.75, allow_confidence=0.35, fast_allow_max_relevance=0.6,
+                                 fast_allow_max_screen=0.6),
+}
+
+
+class PolicyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    packs: list[str] = Field(default_factory=lambda: ["builtin"], description="'builtin' and/or dirs of YAML packs")
+    disabled: list[str] = Field(default_factory=list, description="rule ids to switch off")
+    screen_top: int = 5
+
+
+class VerifierConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    nli_model: str | None = Field(default=None, description="NLI cross-encoder id/path; None = entailment skipped")
+    check_numbers: bool = True
+    repair_rounds: int = Field(default=1, ge=0, le=3)
+
+
+class GuardrailConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str = "custom"
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    debate: DebateConfig = Field(default_factory=DebateConfig)
+    verifier: VerifierConfig = Field(default_factory=VerifierConfig)
+    policies: PolicyConfig = Field(default_factory=PolicyConfig)
+    modes: dict[str, ModeThresholds] = Field(default_factory=lambda: dict(DEFAULT_MODES))
+    fail_action: Literal["flag", "block"] = "flag"
+    max_input_chars: int = 20_000
+    timeout_s: float = Field(default=120.0, description="whole-check deadline; past it the verdict fails closed")
+
+    def hash(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def load_config(path_or_profile: str | Path) -> GuardrailConfig:
+    """Load a profile by name (``offline``, ``gpu``) or a YAML file; errors name the file, field and fix."""
+    p = Path(path_or_profile)
+    if not p.suffix and not p.exists():
+        p = PROFILES_DIR / f"{path_or_profile}.yaml"
+        if not p.exists():
+            raise ConfigError(
+                f"unknown profile {str(path_or_profile)!r}",
+                fix=f"use one of {available_profiles()} or the path of a YAML config file",
+            )
+    if not p.exists():
+        raise ConfigError("config file not found", where=str(p), fix="check the path")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"not valid YAML ({e})", where=str(p), fix="correct the YAML syntax") from e
+    data.setdefault("profile", p.stem)
+    try:
+        return GuardrailConfig.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(
+            f"field '{field}': {first['msg']} ({len(e.errors())} error(s) in all)",
+            where=str(p),
+            fix=f"correct '{field}'; see guardrails/config.py for the schema",
+        ) from e

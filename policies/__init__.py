@@ -1,0 +1,1 @@
+"""Policy packs: YAML rules in ``policies/packs/`` pointing at regulatory unit ids."""

@@ -19,6 +19,16 @@ Decision = Literal["allow", "flag", "block"]
 Stance = Literal["violation", "compliant", "uncertain"]
 
 
+class Case(BaseModel):
+    """What is under check: the AI output (untrusted data), the question that produced it, optional context, and
+    questions/facts a person interjected during the debate (the console)."""
+
+    output: str
+    query: str | None = None
+    context: str | None = None
+    interjections: list[str] = Field(default_factory=list)
+
+
 class Quote(BaseModel):
     """A verbatim quote from one evidence unit, cited by the id shown in the prompt's ``[doc_id]`` block."""
 

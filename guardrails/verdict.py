@@ -75,3 +75,42 @@ class Verdict(BaseModel):
     models: dict[str, str] = Field(default_factory=dict)
     config_hash: str = ""
     mode: Literal["strict", "balanced", "permissive"] = "balanced"
+
+    # -- rendering for people ------------------------------------------------------------------------------
+    def explain(self, *, evidence: bool = False) -> str:
+        """A plain-text (Markdown) explanation: decision, why, each violation with its verified quotes, the
+        verifier's checks, and how the verdict was reached.
+
+        >>> print(Verdict(decision="allow", path="fast_allow", rationale="Nothing relevant.").explain())
+        ... # doctest: +ELLIPSIS
+        **ALLOW** (confidence 0.50, path fast_allow, mode balanced)
+        ...
+        """
+        lines = [f"**{self.decision.upper()}** (confidence {self.confidence:.2f}, path {self.path}, mode {self.mode})"]
+        if self.failure:
+            lines.append(f"Failed closed: {self.failure}")
+        if self.abstention:
+            lines.append(f"Abstention: {self.abstention}")
+        if self.rationale:
+            lines.append(f"Why: {self.rationale}")
+        for i, v in enumerate(self.violations, 1):
+            lines.append(f"{i}. [{v.severity}] {v.rule_id}{' — ' + v.title if v.title else ''} "
+                         f"({', '.join(v.provisions)}){'' if v.verified else ' — quotes NOT verified'}")
+            if v.explanation:
+                lines.append(f"   {v.explanation}")
+            for q in v.quotes:
+                lines.append(f'   [{q.doc_id}] "{q.text}"')
+        if self.verification.checks:
+            lines.append("Verifier: " + "; ".join(
+                f"{c.name} {c.status}" + (f" ({c.score:.2f})" if c.score is not None else "")
+                for c in self.verification.checks) + (" (after one repair round)" if self.verification.repaired else ""))
+            for c in self.verification.checks:
+                for f in c.failures[:3]:
+                    lines.append(f"   {c.name}: {f}")
+        if evidence and self.evidence:
+            lines.append("Evidence:")
+            lines += [f"   {e.rank}. [{e.unit_id}] {e.heading} (score {e.score:.3f})" for e in self.evidence]
+        t = self.timings.get("total")
+        lines.append(f"LLM calls {self.usage.llm_calls}, tokens {self.usage.prompt_tokens}+{self.usage.completion_tokens}"
+                     + (f", {t:.2f} s" if t is not None else ""))
+        return "\n".join(lines)

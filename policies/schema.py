@@ -30,6 +30,11 @@ class KeyFact(BaseModel):
     unit: str | None = Field(default=None, description="hours, days, months, percent, EUR, count ...")
     provision: str = Field(description="unit id that states the fact")
     quote: str | None = Field(default=None, description="verbatim words of the provision that state it")
+    terms: list[str] = Field(
+        default_factory=list,
+        description="phrases that name the fact in an output (e.g. 'early warning'); a number of the same unit near "
+        "one of them is compared with value",
+    )
 
     def as_text(self) -> str:
         v = int(self.value) if isinstance(self.value, float) and self.value.is_integer() else self.value

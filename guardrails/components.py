@@ -1,0 +1,116 @@
+"""The parts a guardrail is assembled from, behind small protocols so the graph can be tested with real parts or,
+for control-flow unit tests, with a scripted LLM backend.
+
+``build_components(cfg)`` assembles the real ones for a profile: the retriever over the FAISS/BM25 index (built on the
+fly from the policy packs when no index exists yet), the policy set and its screener, the verifier, the debaters and
+the coordinator on one LLM backend (a vLLM server the profile may start itself).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agents.schema import Argument, Case
+from policies.schema import Rule
+from retrieval.units import Evidence
+
+log = logging.getLogger(__name__)
+
+
+class RetrieverLike(Protocol):
+    def search(self, query: str, k: int | None = None) -> Any: ...  # RetrievalResult: evidence, abstained, reason
+
+    def lookup(self, unit_id: str) -> str | None: ...
+
+
+class ScreenerLike(Protocol):
+    def screen(self, output: str, query: str | None = None, top: int = 5) -> list[Any]: ...  # ScreenHit
+
+
+class DebaterLike(Protocol):
+    role: Any
+
+    async def turn(self, case: Case, evidence: list[Evidence], rules: list[Rule], transcript: list[Argument],
+                   round: int) -> tuple[Argument, Any]: ...
+
+
+class CoordinatorLike(Protocol):
+    async def decide(self, case: Case, evidence: list[Evidence], rules: list[Rule], transcript: list[Argument],
+                     feedback: list[str] | None = None) -> Any: ...
+
+
+@dataclass
+class Components:
+    retriever: RetrieverLike
+    policy_set: Any
+    screener: ScreenerLike
+    verifier: Any
+    debaters: list[DebaterLike]
+    coordinator: CoordinatorLike
+    backend: Any = None
+    server: Any = None
+    models: dict[str, str] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        if self.backend is not None and hasattr(self.backend, "aclose"):
+            try:
+                await self.backend.aclose()
+            except Exception:  # closing must never mask the verdict
+                log.debug("backend close failed", exc_info=True)
+
+    def close_server(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+def build_components(cfg) -> Components:  # cfg: GuardrailConfig
+    """Assemble the real parts for a config. Heavy imports happen here, not at module import."""
+    from agents.backends import make_backend
+    from agents.coordinator import Coordinator
+    from agents.debater import Debater
+    from agents.roles import load_roles
+    from agents.serve import ensure_server
+    from guardrails.verifier import Verifier
+    from policies.loader import load_packs
+    from policies.screen import PolicyScreener
+    from retrieval.retriever import Retriever
+
+    policy_set = load_packs(cfg.policies.packs, disabled=cfg.policies.disabled)
+    retriever = Retriever.from_config(cfg.retrieval, cfg.profile, policy_set=policy_set)
+    screener = PolicyScreener(policy_set, retriever.embedder)
+    server = ensure_server(cfg.llm) if cfg.llm.backend == "openai" else None
+    backend = make_backend(cfg.llm)
+    coordinator_model = cfg.llm.coordinator_model or cfg.llm.model
+    if server is not None and hasattr(server, "served_models"):
+        served = set(server.served_models())
+        if coordinator_model not in served:
+            log.warning("coordinator model %r is not served (served: %s); using the base model %r",
+                        coordinator_model, sorted(served), cfg.llm.model)
+            coordinator_model = cfg.llm.model
+
+    def known(unit_id: str) -> bool:
+        if unit_id.startswith("policy:"):
+            return policy_set.get(unit_id.split(":", 1)[1]) is not None
+        return retriever.lookup(unit_id) is not None
+
+    def lookup(unit_id: str) -> str | None:
+        if unit_id.startswith("policy:"):
+            rule = policy_set.get(unit_id.split(":", 1)[1])
+            return None if rule is None else next(
+                (u.text for u in policy_set.as_units() if u.id == unit_id), None)
+        return retriever.lookup(unit_id)
+
+    verifier = Verifier(lookup=lookup, known=known, nli_model=cfg.verifier.nli_model)
+    debaters = [Debater(role, backend, cfg.llm.model) for role in load_roles(cfg.debate.roles)]
+    coordinator = Coordinator(backend, coordinator_model)
+    models = {
+        "embedder": getattr(retriever.embedder, "model_id", str(cfg.retrieval.embedder.model)),
+        "debaters": cfg.llm.model,
+        "coordinator": coordinator_model,
+        "nli": cfg.verifier.nli_model or "none",
+    }
+    return Components(retriever=retriever, policy_set=policy_set, screener=screener, verifier=verifier,
+                      debaters=debaters, coordinator=coordinator, backend=backend, server=server, models=models)

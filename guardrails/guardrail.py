@@ -1,0 +1,281 @@
+"""The public API: ``Guardrail.check(output) -> Verdict``.
+
+    >>> from guardrails import Guardrail
+    >>> g = Guardrail.from_config("offline")                      # doctest: +SKIP
+    >>> v = g.check("NIS2 gives you 72 hours to send the early warning.", query="NIS2 reporting?")  # doctest: +SKIP
+    >>> v.decision, [x.rule_id for x in v.violations]             # doctest: +SKIP
+    ('block', ['nis2.incident.early_warning'])
+
+All work runs on one private event loop thread, so ``check`` works from plain scripts, notebooks and async code
+alike, and async clients (the vLLM HTTP backend) stay bound to one loop. A check that fails anywhere — timeout, backend
+crash, broken index, unparseable model output — returns a ``flag`` verdict with the reason (``fail_action: block``
+makes it a block); it never returns a silent ``allow``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from agents.schema import Case
+from guardrails.config import GuardrailConfig, load_config
+from guardrails.errors import InputError
+from guardrails.verdict import Verdict
+
+Mode = Literal["strict", "balanced", "permissive"]
+
+
+class CheckItem(BaseModel):
+    """One item for ``check_many`` / audits."""
+
+    id: str | None = None
+    output: Any
+    query: str | None = None
+    context: str | None = None
+    policies: list[str] | None = None
+    mode: Mode = "balanced"
+
+
+def validate_output(output: Any, max_chars: int, *, field: str = "output") -> str:
+    """Return the text to check or raise :class:`InputError` saying what to fix."""
+    if isinstance(output, bytes | bytearray):
+        try:
+            output = bytes(output).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"{field} is not valid UTF-8 (byte {e.start}: {bytes(output)[e.start:e.start + 4]!r})",
+                             fix="decode the text to str first, or re-encode it as UTF-8") from e
+    if not isinstance(output, str):
+        raise InputError(f"{field} must be a string, got {type(output).__name__}", fix="pass the AI output as text")
+    if "\x00" in output:
+        raise InputError(f"{field} contains NUL bytes: this looks like binary data, not text",
+                         fix="pass the decoded text of the AI output")
+    if not output.strip():
+        raise InputError(f"{field} is empty", fix="pass the AI output to check (a non-empty string)")
+    if len(output) > max_chars:
+        raise InputError(f"{field} has {len(output):,} characters; the limit is {max_chars:,}",
+                         fix="split the text into parts and check each, or raise max_input_chars in the config")
+    return output
+
+
+class _LoopThread:
+    """A private asyncio loop on a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="guardrail-loop", daemon=True)
+        self.thread.start()
+
+    def submit(self, coro) -> Future:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro):
+        return self.submit(coro).result()
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=5)
+
+
+class Guardrail:
+    """A configured guardrail. Build it with :meth:`from_config`; use it as a context manager to release the
+    LLM server it may have started."""
+
+    def __init__(self, config: GuardrailConfig, components=None, *, checkpoint: str | Path | None = None):
+        from guardrails.components import build_components
+
+        self.config = config
+        self._loop = _LoopThread()
+        self._components = components if components is not None else build_components(config)
+        self._checkpoint_path = Path(checkpoint) if checkpoint else None
+        self._checkpointer_cm = None
+        checkpointer = None
+        if self._checkpoint_path is not None:
+            checkpointer = self._loop.run(self._open_checkpointer())
+        else:
+            from langgraph.checkpoint.memory import InMemorySaver
+
+            checkpointer = InMemorySaver()  # enables interrupts (console) and get_state for one process
+        from guardrails.graph import build_graph
+
+        self.graph = build_graph(self._components, config, checkpointer=checkpointer)
+
+    # -- construction ----------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, path_or_profile: str | Path | GuardrailConfig = "offline", **kwargs) -> Guardrail:
+        cfg = path_or_profile if isinstance(path_or_profile, GuardrailConfig) else load_config(path_or_profile)
+        return cls(cfg, **kwargs)
+
+    async def _open_checkpointer(self):
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        self._checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        self._checkpointer_cm = AsyncSqliteSaver.from_conn_string(str(self._checkpoint_path))
+        return await self._checkpointer_cm.__aenter__()
+
+    @property
+    def components(self):
+        return self._components
+
+    # -- checking --------------------------------------------------------------------------------------
+    def _initial_state(self, output: Any, query, context, policies, mode, pause: bool = False) -> dict:
+        text = validate_output(output, self.config.max_input_chars)
+        if query is not None:
+            query = validate_output(query, self.config.max_input_chars, field="query")
+        if mode not in ("strict", "balanced", "permissive"):
+            raise InputError(f"unknown mode {mode!r}", fix="use one of strict, balanced, permissive")
+        if policies:
+            known = {r.id for r in self._components.policy_set.rules}
+            prefixes = {r.id.split(".", 1)[0] for r in self._components.policy_set.rules}
+            packs = {getattr(r, "pack", None) for r in self._components.policy_set.rules}
+            for p in policies:
+                if p not in known and p not in prefixes and p not in packs and not any(
+                        k.startswith(p + ".") for k in known):
+                    raise InputError(f"unknown policy {p!r}",
+                                     fix="use a pack/act id (e.g. 'nis2') or a rule id; "
+                                         "`guardrails policies list` shows them")
+        case = Case(output=text, query=query, context=context)
+        return {"case": case.model_dump(mode="json"), "mode": mode, "policies": list(policies or []) or None,
+                "pause_between_rounds": pause, "round": 0, "repairs": 0, "transcript": [], "usage": {},
+                "timings": {}, "failure": None}
+
+    def _thread_config(self, thread_id: str | None) -> dict:
+        return {"configurable": {"thread_id": thread_id or uuid.uuid4().hex}, "recursion_limit": 100}
+
+    async def _run(self, state: dict, thread_id: str | None) -> Verdict:
+        t0 = time.perf_counter()
+        cfg = self._thread_config(thread_id)
+        try:
+            existing = None
+            if thread_id and self.graph.checkpointer is not None:
+                snap = await self.graph.aget_state(cfg)
+                existing = snap if snap and snap.values else None
+            if existing is not None and existing.values.get("verdict"):
+                return Verdict.model_validate(existing.values["verdict"])  # already finished: same answer
+            inp = None if existing is not None and existing.next else state  # resume an interrupted thread
+            out = await asyncio.wait_for(self.graph.ainvoke(inp, cfg), timeout=self.config.timeout_s)
+            if "verdict" not in out:
+                raise RuntimeError("the graph ended without a verdict (interrupted?)")
+            v = Verdict.model_validate(out["verdict"])
+        except TimeoutError:
+            v = self._failed(state, f"timeout: the check took longer than {self.config.timeout_s:g} s")
+        except Exception as e:  # fail closed, whatever broke
+            v = self._failed(state, f"{type(e).__name__}: {e}")
+        v.timings["total"] = round(time.perf_counter() - t0, 4)
+        return v
+
+    def _failed(self, state: dict, reason: str) -> Verdict:
+        return Verdict(decision=self.config.fail_action, path="failure", failure=reason, confidence=0.0,
+                       rationale=f"Failed closed: {reason}", config_hash=self.config.hash(),
+                       models=dict(self._components.models), mode=state.get("mode", "balanced"))
+
+    async def acheck(self, output: Any, *, query: str | None = None, context: str | None = None,
+                     policies: list[str] | None = None, mode: Mode = "balanced",
+                     thread_id: str | None = None) -> Verdict:
+        """Async :meth:`check`. Raises InputError for bad input; any other failure gives a fail-closed verdict."""
+        state = self._initial_state(output, query, context, policies, mode)
+        fut = self._loop.submit(self._run(state, thread_id))
+        return await asyncio.wrap_future(fut)
+
+    def check(self, output: Any, *, query: str | None = None, context: str | None = None,
+              policies: list[str] | None = None, mode: Mode = "balanced", thread_id: str | None = None) -> Verdict:
+        """Check one AI output (optionally with the question that produced it) and return a Verdict.
+
+        ``thread_id`` with a SQLite ``checkpoint`` makes a check resumable: the same id finishes an interrupted run
+        or returns the stored verdict.
+        """
+        state = self._initial_state(output, query, context, policies, mode)
+        return self._loop.run(self._run(state, thread_id))
+
+    def check_many(self, items: Iterable[Any], *, concurrency: int = 4) -> Iterator[Verdict | InputError]:
+        """Check many items concurrently; yields results IN INPUT ORDER as soon as each is ready.
+
+        An item is a string or a dict / :class:`CheckItem`. A bad item yields its :class:`InputError` instead of a
+        verdict (nothing is lost and the rest go on).
+        """
+        async def one(item, sem):
+            async with sem:
+                try:
+                    it = item if isinstance(item, CheckItem) else (
+                        CheckItem(output=item) if not isinstance(item, dict) else CheckItem.model_validate(item))
+                    state = self._initial_state(it.output, it.query, it.context, it.policies, it.mode)
+                except InputError as e:
+                    return e
+                except Exception as e:  # a malformed dict
+                    return InputError(f"bad item: {e}", fix="give output (str) and optional query/context/mode")
+                resumable = self._checkpoint_path is not None and it.id is not None
+                return await self._run(state, f"item-{it.id}" if resumable else None)
+
+        async def make_sem():
+            return asyncio.Semaphore(concurrency)
+
+        sem = self._loop.run(make_sem())
+        futures = [self._loop.submit(one(item, sem)) for item in items]
+        for f in futures:
+            yield f.result()
+
+    async def astream(self, output: Any, *, query: str | None = None, context: str | None = None,
+                      policies: list[str] | None = None, mode: Mode = "balanced", thread_id: str | None = None,
+                      pause_between_rounds: bool = False, resume: Any = None) -> AsyncIterator[dict]:
+        """Stream graph events (node updates: evidence, each argument, the verdict) for consoles.
+
+        With ``pause_between_rounds`` the graph stops before each round after the first with an ``__interrupt__``
+        event; call again with the same ``thread_id`` and ``resume="your interjection"`` (or "") to continue.
+        """
+        from langgraph.types import Command
+
+        cfg = self._thread_config(thread_id)
+        inp = Command(resume=resume) if resume is not None else self._initial_state(
+            output, query, context, policies, mode, pause=pause_between_rounds)
+        queue: asyncio.Queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        done = object()
+
+        async def pump():
+            try:
+                async for ev in self.graph.astream(inp, cfg, stream_mode="updates"):
+                    loop.call_soon_threadsafe(queue.put_nowait, ev)
+            except Exception as e:  # surface as an event; the console shows a fail-closed verdict
+                loop.call_soon_threadsafe(queue.put_nowait, {"__error__": f"{type(e).__name__}: {e}"})
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, done)
+
+        self._loop.submit(pump())
+        while True:
+            ev = await queue.get()
+            if ev is done:
+                return
+            yield ev
+
+    def graph_mermaid(self) -> str:
+        return self.graph.get_graph().draw_mermaid()
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def close(self) -> None:
+        try:
+            self._loop.run(self._components.aclose())
+            if self._checkpointer_cm is not None:
+                self._loop.run(self._checkpointer_cm.__aexit__(None, None, None))
+        finally:
+            self._components.close_server()
+            self._loop.stop()
+
+    def __enter__(self) -> Guardrail:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def item_key(item: CheckItem) -> str:
+    """A stable id for an item without one (hash of its content)."""
+    return item.id or hashlib.sha256(f"{item.output}\x00{item.query}".encode()).hexdigest()[:16]

@@ -20,6 +20,13 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """Multi-agent-debate guardrail grounded in regulatory text. Start with `guardrails index build`."""
+
+
 COMMAND_MODULES = ["corpus", "index", "serve", "policies", "check", "audit", "evaluate", "console", "train"]
 
 for _name in COMMAND_MODULES:

@@ -386,12 +386,11 @@ def _finalize(state: GuardState, c, cfg) -> Verdict:
                        rationale=f"Failed closed: {reason}", **common)
     co = CoordinatorOutput.model_validate(co_raw)
     path = state.get("path") or "debate"
-    strict = rep.get("strict_verbatim")
-    content = rep.get("content_verbatim")
-
     def quote_ok(q: Quote) -> bool:
-        bad = [*(strict.failures if strict else []), *(content.failures if content else [])]
-        return not any(q.text[:40] in f and q.doc_id in f for f in bad)
+        try:
+            return bool(c.verifier.quote_verified(q))
+        except Exception:  # an unverifiable quote is not verified
+            return False
 
     violations = []
     for v in co.violations:

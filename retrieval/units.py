@@ -76,12 +76,16 @@ class Unit(BaseModel):
 
 
 def id_covers(gold: str, retrieved: str) -> bool:
-    """True when ``retrieved`` is ``gold`` or one of its paragraphs/points (``art_5`` covers ``art_5.1.c``).
+    """True when ``retrieved`` is ``gold`` or one of its paragraphs/points (``art_5`` covers ``art_5.1.c``), or one
+    of its framework sub-elements (``nist-csf-2.0:RS.CO`` covers ``RS.CO-02``; ``nist-ai-rmf:GOVERN`` covers
+    ``GOVERN-1``).
 
     >>> id_covers("eu-ai-act:art_5", "eu-ai-act:art_5.1.c"), id_covers("eu-ai-act:art_5", "eu-ai-act:art_50")
     (True, False)
+    >>> id_covers("nist-csf-2.0:RS.CO", "nist-csf-2.0:RS.CO-02")
+    True
     """
-    return retrieved == gold or retrieved.startswith(gold + ".")
+    return retrieved == gold or retrieved.startswith(gold + ".") or retrieved.startswith(gold + "-")
 
 
 class Evidence(BaseModel):

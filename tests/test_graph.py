@@ -1,0 +1,329 @@
+"""Control-flow tests of the orchestrator graph: every path (fast allow, fast block, debate, early stop, repair,
+fail-closed on backend error / timeout / garbage / broken retrieval), checkpoint resume and interrupts.
+
+The LLM side is scripted here (this is a control-flow test); the verifier, the graph, the checkpointer and the
+Verdict are the real ones. End-to-end runs on the real vLLM server live in test_guardrail_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from agents.schema import Argument, Claim, CoordinatorOutput, ProposedViolation, Quote
+from guardrails.components import Components
+from guardrails.config import GuardrailConfig
+from guardrails.errors import BackendError, InputError
+from guardrails.graph import EDGES, NODES, graph_spec
+from guardrails.guardrail import Guardrail
+from guardrails.verifier import Verifier
+from policies.schema import KeyFact, Rule
+from retrieval.units import Evidence
+
+ART_23_4_A = ("(a) without undue delay and in any event within 24 hours of becoming aware of the significant "
+              "incident, an early warning, which, where applicable, shall indicate whether the significant incident "
+              "is suspected of being caused by unlawful or malicious acts")
+ART_5_1_C = ("(c) the placing on the market, the putting into service or the use of AI systems for the evaluation or "
+             "classification of natural persons or groups of persons over a certain period of time based on their "
+             "social behaviour")
+UNITS = {"nis2:art_23.4.a": ART_23_4_A, "eu-ai-act:art_5.1.c": ART_5_1_C}
+
+RULES = [
+    Rule(id="nis2.incident.early_warning", title="Early warning within 24 hours", kind="reporting_deadline",
+         summary="Send an early warning within 24 hours.", provisions=["nis2:art_23.4.a"], severity="high",
+         default_action="block", triggers=["early warning"],
+         key_facts=[KeyFact(name="early warning deadline", value=24, unit="hours", provision="nis2:art_23.4.a",
+                            quote="in any event within 24 hours", terms=["early warning"])]),
+    Rule(id="eu-ai-act.art5.social_scoring", title="Social scoring is prohibited", kind="prohibition",
+         summary="No social scoring.", provisions=["eu-ai-act:art_5.1.c"], severity="critical",
+         default_action="block", triggers=["social score", "social scoring"]),
+]
+
+
+class PolicySet:
+    def __init__(self, rules):
+        self.rules = rules
+
+    def get(self, rid):
+        return next((r for r in self.rules if r.id == rid), None)
+
+    def as_units(self):
+        return []
+
+
+class Retriever:
+    """Word-overlap retrieval over two units (enough to route the graph)."""
+
+    def __init__(self, broken: bool = False):
+        self.broken = broken
+
+    def search(self, query, k=None):
+        if self.broken:
+            raise RuntimeError("index file is corrupted")
+        words = set(query.lower().split())
+        ev = []
+        for uid, text in UNITS.items():
+            overlap = len(words & set(text.lower().split())) / max(len(words), 1)
+            if overlap > 0.2:
+                ev.append(Evidence(unit_id=uid, doc=uid.split(":")[0], text=text, rank=len(ev) + 1, score=overlap,
+                                   relevance=overlap + 0.5))
+        return SimpleNamespace(evidence=ev, abstained=not ev, reason=None if ev else "no relevant evidence")
+
+    def lookup(self, uid):
+        return UNITS.get(uid)
+
+
+class Screener:
+    def screen(self, output, query=None, top=5):
+        low = output.lower()
+        hits = [SimpleNamespace(rule=r, score=0.9, matched_triggers=[t for t in r.triggers if t in low])
+                for r in RULES if any(t in low for t in r.triggers)]
+        return hits[:top]
+
+
+class Debater:
+    def __init__(self, name, stances):
+        self.role = SimpleNamespace(name=name)
+        self.stances = stances  # stance per round
+
+    async def turn(self, case, evidence, rules, transcript, round):
+        stance = self.stances[min(round, len(self.stances)) - 1]
+        q = [Quote(doc_id=evidence[0].unit_id, text=evidence[0].text[4:40])] if evidence else []
+        usage = SimpleNamespace(prompt_tokens=100, completion_tokens=20)
+        return Argument(role=self.role.name, round=round, stance=stance, confidence=0.7,
+                        claims=[Claim(text=f"{self.role.name} says {stance}", quotes=q)]), SimpleNamespace(usage=usage)
+
+
+class Coordinator:
+    """Returns scripted outputs in turn; an Exception instance is raised, a float sleeps that long."""
+
+    def __init__(self, *script):
+        self.script = list(script)
+        self.calls = 0
+        self.feedback_seen = []
+
+    async def decide(self, case, evidence, rules, transcript, feedback=None):
+        self.feedback_seen.append(feedback)
+        item = self.script[min(self.calls, len(self.script) - 1)]
+        self.calls += 1
+        if isinstance(item, Exception):
+            raise item
+        if isinstance(item, float):
+            await asyncio.sleep(item)
+            item = None
+        return SimpleNamespace(output=item, error=None if item else "unparseable: no ANSWER section", calls=1,
+                               usage=SimpleNamespace(prompt_tokens=300, completion_tokens=50))
+
+
+def social_scoring_block(quote_text="the evaluation or classification of natural persons"):
+    return CoordinatorOutput(
+        decision="block", confidence=0.9, rationale="Recommends social scoring.",
+        evidence=[Quote(doc_id="eu-ai-act:art_5.1.c", text=quote_text)],
+        violations=[ProposedViolation(rule_id="eu-ai-act.art5.social_scoring", provisions=["eu-ai-act:art_5.1.c"],
+                                      quotes=[Quote(doc_id="eu-ai-act:art_5.1.c", text=quote_text)])])
+
+
+def make(coordinator, *, debaters=None, broken=False, **cfg_kw) -> Guardrail:
+    cfg = GuardrailConfig(profile="test", **cfg_kw)
+    comps = Components(
+        retriever=Retriever(broken), policy_set=PolicySet(RULES), screener=Screener(),
+        verifier=Verifier(lookup=UNITS.get, known=lambda i: i in UNITS or i.startswith("policy:")),
+        debaters=debaters or [Debater("prosecutor", ["violation"]), Debater("defender", ["violation"]),
+                              Debater("analyst", ["violation"])],
+        coordinator=coordinator, models={"debaters": "scripted"})
+    return Guardrail(cfg, components=comps)
+
+
+SOCIAL = ("Rank your citizens with a social scoring system: the evaluation or classification of natural persons "
+          "over a certain period of time based on their social behaviour is a great idea.")
+
+
+def test_graph_is_data_and_matches_compiled_graph():
+    g = make(Coordinator(social_scoring_block()))
+    compiled = g.graph.get_graph()
+    assert set(NODES) <= set(compiled.nodes)
+    compiled_edges = {(e.source, e.target) for e in compiled.edges}
+    for a, b, _ in EDGES:
+        if (a, b) != ("start_round", "argue"):  # a Send fan-out is dynamic, not a static edge
+            assert (a, b) in compiled_edges, (a, b)
+    assert graph_spec()["nodes"]["verify"]
+    assert "retrieve" in g.graph_mermaid()
+    g.close()
+
+
+def test_fast_allow_when_nothing_relevant_and_no_llm_call():
+    coord = Coordinator(social_scoring_block())
+    with make(coord) as g:
+        v = g.check("Preheat the oven to 180 degrees and bake the bread for forty minutes.")
+    assert v.decision == "allow" and v.path == "fast_allow"
+    assert coord.calls == 0 and v.usage.llm_calls == 0 and not v.transcript
+    assert "retrieve" in v.timings and "total" in v.timings
+
+
+def test_fast_block_on_contradicted_deadline_with_verified_quote():
+    coord = Coordinator(social_scoring_block())
+    with make(coord) as g:
+        v = g.check("Under NIS2 the early warning is due within 72 hours of becoming aware of the incident.")
+    assert v.decision == "block" and v.path == "fast_block", v.explain()
+    assert coord.calls == 0
+    (viol,) = v.violations
+    assert viol.rule_id == "nis2.incident.early_warning" and viol.provisions == ["nis2:art_23.4.a"]
+    assert viol.verified and viol.quotes[0].text == "in any event within 24 hours"
+    assert "72" in viol.explanation and "24" in viol.explanation
+    assert v.verification.get("strict_verbatim").status == "pass"
+
+
+def test_consistent_deadline_is_not_fast_blocked():
+    with make(Coordinator(CoordinatorOutput(decision="allow", confidence=0.9, rationale="correct",
+                                            evidence=[Quote(doc_id="nis2:art_23.4.a",
+                                                            text="in any event within 24 hours")]))) as g:
+        v = g.check("Under NIS2 the early warning is due within 24 hours of becoming aware of the incident.")
+    assert v.path == "debate" and v.decision == "allow", v.explain()
+
+
+def test_debate_early_stop_on_consensus_and_block_with_verified_quotes():
+    coord = Coordinator(social_scoring_block())
+    with make(coord) as g:
+        v = g.check(SOCIAL)
+    assert v.path == "debate" and v.decision == "block", v.explain()
+    assert {a.round for a in v.transcript} == {1}  # consensus in round 1 → no round 2
+    assert sorted(a.role for a in v.transcript) == ["analyst", "defender", "prosecutor"]
+    assert v.violations[0].verified and v.verification.passed
+    assert v.usage.llm_calls == 4  # 3 debaters + 1 coordinator
+
+
+def test_two_rounds_without_consensus():
+    debaters = [Debater("prosecutor", ["violation", "violation"]), Debater("defender", ["compliant", "compliant"]),
+                Debater("analyst", ["uncertain", "violation"])]
+    with make(Coordinator(social_scoring_block()), debaters=debaters) as g:
+        v = g.check(SOCIAL)
+    assert sorted({a.round for a in v.transcript}) == [1, 2] and len(v.transcript) == 6
+
+
+def test_repair_round_fixes_a_bad_quote():
+    bad = social_scoring_block("the scoring of citizens by their behaviour")  # not in the cited unit
+    coord = Coordinator(bad, social_scoring_block())
+    with make(coord) as g:
+        v = g.check(SOCIAL)
+    assert coord.calls == 2 and coord.feedback_seen[1], "the repair call must receive the verifier's failures"
+    assert v.verification.repaired and v.verification.passed and v.decision == "block"
+
+
+def test_unverifiable_allow_after_repair_fails_closed_to_flag():
+    bad_allow = CoordinatorOutput(decision="allow", confidence=0.95, rationale="fine",
+                                  evidence=[Quote(doc_id="eu-ai-act:art_5.1.c", text="social scoring is allowed")])
+    with make(Coordinator(bad_allow)) as g:
+        v = g.check(SOCIAL)
+    assert v.decision == "flag" and not v.verification.passed
+    assert "verification failed" in v.rationale
+
+
+@pytest.mark.parametrize("script,needle", [
+    (BackendError("connection refused: 127.0.0.1:8011"), "connection refused"),
+    (None, "unparseable"),
+])
+def test_backend_failures_fail_closed(script, needle):
+    with make(Coordinator(script)) as g:
+        v = g.check(SOCIAL)
+    assert v.decision == "flag" and v.path == "failure" and needle in (v.failure or ""), v.explain()
+
+
+def test_fail_action_block_is_configurable():
+    with make(Coordinator(BackendError("down")), fail_action="block") as g:
+        assert g.check(SOCIAL).decision == "block"
+
+
+def test_timeout_fails_closed():
+    with make(Coordinator(5.0), timeout_s=0.5) as g:
+        v = g.check(SOCIAL)
+    assert v.decision == "flag" and "timeout" in v.failure
+
+
+def test_broken_retrieval_fails_closed():
+    with make(Coordinator(social_scoring_block()), broken=True) as g:
+        v = g.check(SOCIAL)
+    assert v.decision == "flag" and "corrupted" in v.failure
+
+
+def test_low_confidence_block_becomes_flag_in_permissive_mode():
+    weak = social_scoring_block()
+    weak.confidence = 0.65
+    with make(Coordinator(weak)) as g:
+        assert g.check(SOCIAL, mode="balanced").decision == "block"
+        assert g.check(SOCIAL, mode="permissive").decision == "flag"
+
+
+@pytest.mark.parametrize("bad,msg", [
+    ("", "empty"), ("   \n", "empty"), (b"\xff\xfe\x00bad", "UTF-8"), ("x" * 30_000, "limit"), (42, "string"),
+])
+def test_bad_input_raises_clear_error(bad, msg):
+    with make(Coordinator(social_scoring_block())) as g:
+        with pytest.raises(InputError, match=msg) as ei:
+            g.check(bad)
+    assert "Fix:" in str(ei.value)
+
+
+def test_unknown_policy_and_mode_are_clear_errors():
+    with make(Coordinator(social_scoring_block())) as g:
+        with pytest.raises(InputError, match="unknown policy 'hipaa'"):
+            g.check(SOCIAL, policies=["hipaa"])
+        with pytest.raises(InputError, match="unknown mode"):
+            g.check(SOCIAL, mode="lenient")
+        assert g.check(SOCIAL, policies=["eu-ai-act"]).decision == "block"
+
+
+def test_policy_restriction_skips_other_rules():
+    with make(Coordinator(social_scoring_block())) as g:
+        v = g.check("Under NIS2 the early warning is due within 72 hours.", policies=["eu-ai-act"])
+    assert v.path != "fast_block"
+
+
+def test_check_many_keeps_input_order_and_reports_bad_items():
+    items = [SOCIAL, "", "Preheat the oven to 180 degrees and bake the bread for forty minutes.",
+             {"output": "The NIS2 early warning is due within 72 hours.", "query": "NIS2?"}]
+    with make(Coordinator(social_scoring_block())) as g:
+        out = list(g.check_many(items, concurrency=3))
+    assert [getattr(o, "decision", "error") for o in out] == ["block", "error", "allow", "block"]
+    assert isinstance(out[1], InputError)
+
+
+def test_sqlite_checkpoint_resume_returns_the_stored_verdict(tmp_path):
+    coord = Coordinator(social_scoring_block())
+    with make(coord) as g0:
+        pass
+    cfg = g0.config
+    comps = g0.components
+    with Guardrail(cfg, components=comps, checkpoint=tmp_path / "ck.sqlite") as g:
+        v1 = g.check(SOCIAL, thread_id="case-1")
+    calls = coord.calls
+    with Guardrail(cfg, components=comps, checkpoint=tmp_path / "ck.sqlite") as g:
+        v2 = g.check(SOCIAL, thread_id="case-1")
+    assert coord.calls == calls, "a finished thread is not recomputed"
+    assert v2.decision == v1.decision and v2.violations == v1.violations
+
+
+async def test_interrupt_between_rounds_and_resume_with_interjection():
+    debaters = [Debater("prosecutor", ["violation"]), Debater("defender", ["compliant"]),
+                Debater("analyst", ["uncertain"])]
+    coord = Coordinator(social_scoring_block())
+    g = make(coord, debaters=debaters)
+    events = [ev async for ev in g.astream(SOCIAL, thread_id="t1", pause_between_rounds=True)]
+    assert any("__interrupt__" in ev for ev in events)
+    assert coord.calls == 0
+    events2 = [ev async for ev in g.astream(None, thread_id="t1", resume="Does Art. 5(1)(c) apply to employers?")]
+    final = next(ev["finalize"]["verdict"] for ev in events2 if "finalize" in ev)
+    assert final["decision"] == "block"
+    state = await asyncio.wrap_future(g._loop.submit(g.graph.aget_state(g._thread_config("t1"))))
+    assert state.values["case"]["interjections"] == ["Does Art. 5(1)(c) apply to employers?"]
+    g.close()
+
+
+def test_verdict_json_round_trip():
+    from guardrails.verdict import Verdict
+
+    with make(Coordinator(social_scoring_block())) as g:
+        v = g.check(SOCIAL)
+    again = Verdict.model_validate_json(v.model_dump_json())
+    assert again == v and "BLOCK" in again.explain()

@@ -177,15 +177,18 @@ def build_graph(components, cfg, *, checkpointer=None):
         policies = state.get("policies")
         try:
             hits = await asyncio.to_thread(c.screener.screen, case.output, case.query, cfg.policies.screen_top * 2)
-            hits = [h for h in hits if allowed_rule(h.rule, policies)][: cfg.policies.screen_top]
-            facts = [(r, f) for r in c.policy_set.rules if r.enabled and allowed_rule(r, policies) for f in r.key_facts]
+            hits = [h for h in hits if allowed_rule(h.rule, policies)]
+            # key facts of the screened rules, checked together (nearest-term pairing needs all facts at once)
+            owner = {id(f): h.rule.id for h in hits if h.rule.enabled for f in h.rule.key_facts}
+            facts = [f for h in hits if h.rule.enabled for f in h.rule.key_facts]
             findings = []
-            for rule, f in facts:
-                for fd in check_numbers(case.output, [f]):
-                    if fd.status != "not_mentioned":
-                        d = fd.model_dump(mode="json")
-                        d["rule_id"] = rule.id
-                        findings.append(d)
+            for fd in (check_numbers(case.output, facts) if facts else []):
+                if fd.status != "not_mentioned":
+                    d = fd.model_dump(mode="json")
+                    d["rule_id"] = owner.get(id(fd.fact)) or next(
+                        (h.rule.id for h in hits if fd.fact in h.rule.key_facts), "")
+                    findings.append(d)
+            hits = hits[: cfg.policies.screen_top]
         except Exception as e:
             return {"failure": f"policy screening failed: {type(e).__name__}: {e}", "timings": timed("screen", t0)}
         screen_rows = [{"rule_id": h.rule.id, "score": float(h.score),

@@ -79,7 +79,7 @@ def build_components(cfg) -> Components:  # cfg: GuardrailConfig
     from retrieval.retriever import Retriever
 
     policy_set = load_packs(cfg.policies.packs, disabled=cfg.policies.disabled)
-    retriever = Retriever.from_config(cfg.retrieval, cfg.profile, policy_set=policy_set)
+    retriever = Retriever.from_config(cfg.retrieval, cfg.profile)
     screener = PolicyScreener(policy_set, retriever.embedder)
     server = ensure_server(cfg.llm) if cfg.llm.backend == "openai" else None
     backend = make_backend(cfg.llm)
@@ -98,9 +98,8 @@ def build_components(cfg) -> Components:  # cfg: GuardrailConfig
 
     def lookup(unit_id: str) -> str | None:
         if unit_id.startswith("policy:"):
-            rule = policy_set.get(unit_id.split(":", 1)[1])
-            return None if rule is None else next(
-                (u.text for u in policy_set.as_units() if u.id == unit_id), None)
+            unit = policy_set.unit(unit_id.split(":", 1)[1])
+            return None if unit is None else unit.text
         return retriever.lookup(unit_id)
 
     verifier = Verifier(lookup=lookup, known=known, nli_model=cfg.verifier.nli_model)

@@ -179,8 +179,13 @@ def build_graph(components, cfg, *, checkpointer=None):
             hits = await asyncio.to_thread(c.screener.screen, case.output, case.query, cfg.policies.screen_top * 2)
             hits = [h for h in hits if allowed_rule(h.rule, policies)]
             # key facts of the screened rules, checked together (nearest-term pairing needs all facts at once)
-            owner = {id(f): h.rule.id for h in hits if h.rule.enabled for f in h.rule.key_facts}
-            facts = [f for h in hits if h.rule.enabled for f in h.rule.key_facts]
+            # (a fact is in scope only when checkable and, where two acts state different values under one term,
+            # when the text names its act: KeyFact.requires_any)
+            scope_text = "\n".join(x for x in (case.query, case.output) if x)
+            in_scope = [(h.rule, f) for h in hits if h.rule.enabled for f in h.rule.key_facts
+                        if f.in_scope(scope_text)]
+            owner = {id(f): r.id for r, f in in_scope}
+            facts = [f for _, f in in_scope]
             findings = []
             for fd in (check_numbers(case.output, facts) if facts else []):
                 if fd.status != "not_mentioned":

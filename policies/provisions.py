@@ -45,6 +45,7 @@ class ProvisionSource(Protocol):
 
 
 # ----------------------------------------------------------------------------------------------------------- split
+_PART = re.compile(r"^Part\s+([IVX]+)\b")
 _PARA = re.compile(r"^\s{0,3}(\d{1,3})\.\s+\S")
 _POINT = re.compile(r"^(\s*)(?:[-*]\s+)?\(([a-z]{1,5}|\d{1,3})\)\s*")
 _ROMAN = ["i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "xiii", "xiv", "xv", "xvi",
@@ -71,58 +72,72 @@ def _next_roman(prev: str | None) -> str | None:
 
 
 def split_article(text: str) -> dict[str, str]:
-    """Split the text of an article / annex into its numbered parts, keyed by local suffix.
+    r"""Split the text of an article / annex into its numbered parts, keyed by local suffix.
 
     Keys are ``"1"`` (paragraph), ``"1.a"`` (point), ``"1.a.i"`` (sub-point); points of an article without numbered
-    paragraphs are keyed ``"a"``. A paragraph's text includes its points, a point's text its sub-points.
+    paragraphs are keyed ``"a"``; annexes divided into ``Part I``, ``Part II`` ... prefix their keys with
+    ``"part_i."`` (numbering restarts in each part). A paragraph's text includes its points, a point's its sub-points.
 
-    >>> parts = split_article("1. Intro:\\n(a) first;\\n  (i) one;\\n(b) second.\\n2. Next.")
+    >>> parts = split_article("1. Intro:\n(a) first;\n  (i) one;\n(b) second.\n2. Next.")
     >>> sorted(parts)
     ['1', '1.a', '1.a.i', '1.b', '2']
     >>> parts["1.a"]
-    '(a) first;\\n  (i) one;'
+    '(a) first;\n  (i) one;'
     """
     parts: dict[str, list[str]] = {}
-    para: str | None = None
+    prefix = ""  # "part_ii." inside Part II of an annex
+    part_key: str | None = None
+    para: str | None = None  # full key of the open paragraph, e.g. "part_i.2"
     last_para_no = 0
-    point: str | None = None
+    point: str | None = None  # letter of the open point
     point_indent = 0
     sub: str | None = None
-    paren_numbering = False  # "(1) ... (2) ..." numbered items instead of "1." paragraphs (definitions)
-    # the parts currently "open" (receiving lines)
-    open_keys: list[str] = []
+    paren_numbering = False  # "(1) ... (2) ..." numbered items instead of "1." paragraphs (definitions, annexes)
+    open_keys: list[str] = []  # the parts currently receiving lines
 
     def _open(keys: list[str]) -> None:
         nonlocal open_keys
-        open_keys = keys
-        for k in keys:
+        open_keys = ([part_key] if part_key else []) + keys
+        for k in open_keys:
             parts.setdefault(k, [])
 
-    for line in text.splitlines():
+    def _add(line: str) -> None:
+        for k in open_keys:
+            parts[k].append(line)
+
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        m_part = _PART.match(line)
+        if m_part:
+            part_key = f"part_{m_part.group(1).lower()}"
+            prefix = part_key + "."
+            para, point, sub, last_para_no, paren_numbering = None, None, None, 0, False
+            _open([])
+            _add(line)
+            continue
         m_para = _PARA.match(line)
-        if m_para and int(m_para.group(1)) == last_para_no + 1:
+        if m_para and int(m_para.group(1)) == last_para_no + 1 and not paren_numbering:
             last_para_no = int(m_para.group(1))
-            para, point, sub = str(last_para_no), None, None
+            para, point, sub = f"{prefix}{last_para_no}", None, None
             _open([para])
-            parts[para].append(line.strip())
+            _add(line.strip())
             continue
         m_pt = _POINT.match(line)
         if m_pt:
             indent, tok = len(m_pt.group(1)), m_pt.group(2)
-            exp_letter = _next_letter(point)
-            exp_roman = _next_roman(sub) if point is not None else None
-            is_sub = False
-            is_point = False
             if tok.isdigit():
                 if int(tok) == last_para_no + 1 and (paren_numbering or (para is None and point is None)):
-                    # "(1) 'AI system' means ..." — numbered items of an article without paragraphs
+                    # "(1) 'AI system' means ..." — numbered items instead of "1." paragraphs
                     paren_numbering = True
                     last_para_no = int(tok)
-                    para, point, sub = tok, None, None
+                    para, point, sub = f"{prefix}{tok}", None, None
                     _open([para])
-                    parts[para].append(line.strip())
+                    _add(line.strip())
                     continue
             else:
+                exp_letter = _next_letter(point)
+                exp_roman = _next_roman(sub) if point is not None else None
+                is_sub = is_point = False
                 if tok == exp_roman and tok == exp_letter:  # "(i)" after "(h)": decide by indentation
                     is_sub = indent > point_indent
                     is_point = not is_sub
@@ -130,30 +145,24 @@ def split_article(text: str) -> dict[str, str]:
                     is_sub = True
                 elif tok == exp_letter or (point is None and tok == "a"):
                     is_point = True
-            if is_point:
-                point, sub, point_indent = tok, None, indent
-                key = f"{para}.{tok}" if para else tok
-                _open(([para] if para else []) + [key])
-                parts[key].append(line.rstrip())
-                if para:
-                    parts[para].append(line.rstrip())
-                continue
-            if is_sub:
-                sub = tok
-                pkey = f"{para}.{point}" if para else point
-                key = f"{pkey}.{tok}"
-                _open(([para] if para else []) + [pkey, key])
-                for k in open_keys:
-                    parts[k].append(line.rstrip())
-                continue
-        # a continuation line: it belongs to the open parts, except that an unindented line after points closes the
-        # point (e.g. the closing sub-paragraph of a paragraph, "By way of derogation ...").
-        if line.strip() and point is not None and not line.startswith((" ", "\t")) and not _POINT.match(line):
-            # text following a list at column 0 belongs to the paragraph only
+                if is_point:
+                    point, sub, point_indent = tok, None, indent
+                    key = f"{para}.{tok}" if para else f"{prefix}{tok}"
+                    _open(([para] if para else []) + [key])
+                    _add(line)
+                    continue
+                if is_sub:
+                    sub = tok
+                    pkey = f"{para}.{point}" if para else f"{prefix}{point}"
+                    _open(([para] if para else []) + [pkey, f"{pkey}.{tok}"])
+                    _add(line)
+                    continue
+        # a continuation line. Text at column 0 after a list (e.g. "By way of derogation ...", "Exit plans shall
+        # ...") closes the open point: it belongs to the paragraph only.
+        if line.strip() and point is not None and not line.startswith((" ", "\t")):
             point, sub = None, None
             _open([para] if para else [])
-        for k in open_keys:
-            parts[k].append(line.rstrip())
+        _add(line)
     return {k: "\n".join(v).strip() for k, v in parts.items() if "".join(v).strip()}
 
 

@@ -16,7 +16,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RuleKind = Literal["prohibition", "obligation", "transparency", "reporting_deadline", "framework_practice", "risk"]
+RuleKind = Literal[
+    "prohibition",
+    "obligation",
+    "transparency",
+    "reporting_deadline",
+    "framework_practice",
+    "risk",
+    "classification",  # scope / classification rules (e.g. AI Act Art. 6 + Annex III high-risk)
+    "timeline",  # application dates of an act (e.g. AI Act Art. 113)
+]
 Severity = Literal["low", "medium", "high", "critical"]
 
 
@@ -35,6 +44,31 @@ class KeyFact(BaseModel):
         description="phrases that name the fact in an output (e.g. 'early warning'); a number of the same unit near "
         "one of them is compared with value",
     )
+    requires_any: list[str] = Field(
+        default_factory=list,
+        description="check the fact only when the output also mentions one of these (case-insensitive), e.g. the "
+        "act's names where two acts state different values under the same term (NIS2 final report: one month; "
+        "CRA final report on a vulnerability: 14 days); empty = always in scope",
+    )
+
+    checkable: bool = Field(
+        default=True,
+        description="False = informative only: number checkers skip it (e.g. a 10^25 FLOPs threshold, which the "
+        "number extractor cannot read yet); it still appears in the rule text and its quote is still validated",
+    )
+
+    def in_scope(self, text: str) -> bool:
+        """True when this fact may be checked against ``text``: it is checkable and, when ``requires_any`` is set,
+        ``text`` mentions one of those names.
+
+        >>> KeyFact(name="final report", value=1, unit="months", provision="nis2:art_23.4.d", terms=["final report"],
+        ...         requires_any=["NIS2"]).in_scope("CRA: final report within 14 days")
+        False
+        """
+        if not self.checkable:
+            return False
+        low = text.lower()
+        return not self.requires_any or any(a.lower() in low for a in self.requires_any)
 
     def as_text(self) -> str:
         v = int(self.value) if isinstance(self.value, float) and self.value.is_integer() else self.value
@@ -64,6 +98,8 @@ class Rule(BaseModel):
     triggers: list[str] = Field(default_factory=list, description="keywords / phrases that make the rule a candidate")
     examples: list[RuleExample] = Field(default_factory=list)
     enabled: bool = True
+    pack: str | None = Field(default=None, description="id of the pack the rule came from (set by the loader)")
+    act: str | None = Field(default=None, description="doc id of the act (set by the loader from the pack)")
 
 
 class PolicyPack(BaseModel):
@@ -74,4 +110,20 @@ class PolicyPack(BaseModel):
     act: str = Field(description="doc id of the act, e.g. 'eu-ai-act'")
     version: str = "1"
     description: str = ""
-    rules: list[Rule]
+    source: str = Field(default="", description="the official text the provisions point into (CELEX / DOI / URL)")
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="names of the act as outputs write them ('NIS2', 'Directive (EU) 2022/2555'); screening boosts "
+        "the pack's rules when one is mentioned",
+    )
+    unverifiable_offline: bool = Field(
+        default=False,
+        description="True when the act's text is not in the corpus, so provision ids and quotes cannot be checked "
+        "(validate reports them as unverifiable, not as errors)",
+    )
+    unverifiable_reason: str = ""
+    disable: list[str] = Field(
+        default_factory=list,
+        description="rule ids (or pack ids / id prefixes) from earlier sources that this pack switches off",
+    )
+    rules: list[Rule] = Field(default_factory=list)

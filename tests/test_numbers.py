@@ -286,3 +286,149 @@ def test_evidence_comparison_on_real_articles(corpus_unit_texts):
     (g,) = numbers_in_evidence_vs_output("The controller must notify the personal data breach to the supervisory "
                                          "authority not later than 72 hours after becoming aware of it.", ev)
     assert g.status == "consistent" and g.fact.provision == "gdpr:art_33"
+
+
+# ------------------------------------------------------------------------------------------ pairing (fast-block safety)
+
+DEATH = KeyFact(name="death deadline", value=10, unit="days", provision="eu-ai-act:art_73.4", terms=["death", "died"])
+WIDESPREAD = KeyFact(name="widespread infringement deadline", value=2, unit="days", provision="eu-ai-act:art_73.3",
+                     terms=["widespread infringement", "critical infrastructure"])
+SERIOUS = KeyFact(name="serious incident deadline", value=15, unit="days", provision="eu-ai-act:art_73.2",
+                  terms=["serious incident"])
+FLOPS = KeyFact(name="systemic risk compute threshold", value=1e25, unit="FLOPs", provision="eu-ai-act:art_51.2",
+                terms=["threshold"])
+
+
+@pytest.mark.parametrize("text", [
+    "NIS2: early warning within 24 hours, incident notification within 72 hours, final report within one month.",
+    "An incident notification follows within 72 hours, and a final report no later than one month after it.",
+    "The incident notification is due within 72 hours, and the final report one month after the notification.",
+    "The early warning (within 24 hours) is followed by the incident notification (within 72 hours) and a final "
+    "report (within one month).",
+    "The 24-hour early warning comes first, then the incident notification within 72 hours.",
+])
+def test_each_deadline_of_a_list_goes_to_its_own_clause(text):
+    assert "contradicted" not in status(text, EARLY, NOTIF, FINAL)
+
+
+def test_final_report_is_not_paired_with_the_previous_clauses_72_hours():
+    text = "An incident notification within 72 hours, and a final report no later than one month after it."
+    found = {f.fact.name: f for f in check_numbers(text, [NOTIF, FINAL])}
+    assert found["final report deadline"].status == "consistent"
+    assert found["final report deadline"].output_value == "one month (= 1 month)"
+    assert found["final report deadline"].output_span == "final report no later than one month"
+
+
+@pytest.mark.parametrize("text", [
+    # the wording of evals case r006: 10 days belongs to "died", two days to the widespread infringement
+    "The provider reports at the latest 15 days after becoming aware of the serious incident. If a person died the "
+    "limit is 10 days, and for a widespread infringement or a serious disruption of critical infrastructure it is "
+    "two days.",
+    "A serious incident must be reported within 15 days, within 10 days in the event of death, and within 2 days in "
+    "case of a widespread infringement.",
+    "The serious incident deadline is 15 days, while for a widespread infringement it is 2 days and for the death of "
+    "a person 10 days.",
+])
+def test_ai_act_article_73_deadlines_are_not_crossed(text):
+    assert "contradicted" not in status(text, SERIOUS, WIDESPREAD, DEATH)
+    assert status(text, WIDESPREAD) == ["consistent"]
+
+
+def test_a_wrong_figure_in_its_own_clause_still_blocks():
+    text = "If a person died the limit is 10 days, and for a widespread infringement it is ten days."
+    (f,) = check_numbers(text, [WIDESPREAD])
+    assert f.status == "contradicted" and f.output_span == "widespread infringement it is ten days"
+    assert f.explanation == ("output says ten days (= 10 days) for 'widespread infringement'; eu-ai-act:art_73.3 "
+                             "says 2 days")
+    assert status("You have a full month to report a serious incident.", SERIOUS) == ["contradicted"]
+    assert status("NIS2 gives you 72 hours to send the early warning.", EARLY) == ["contradicted"]
+
+
+def test_a_figure_in_another_clause_confirms_but_never_contradicts():
+    text = "NIS2 gives you seven days for the first notice, so there is no need to rush the early warning."
+    (f,) = check_numbers(text, [EARLY])
+    assert f.status == "not_mentioned"
+    assert "seven days" in f.explanation and "another clause" in f.explanation and "nis2:art_23.4.a" in f.explanation
+    same = "NIS2 gives you 24 hours for the first notice, so do not delay the early warning."
+    assert status(same, EARLY) == ["consistent"]
+
+
+def test_coordinated_terms_share_the_predicate_both_ways():
+    assert status("The early warning and the incident notification are both due within 72 hours.",
+                  EARLY, NOTIF) == ["contradicted", "consistent"]
+    # a clause that is more than the noun phrase does not lend it its deadline
+    assert status("Send the early warning and notify the regulator within 72 hours.", EARLY) == ["not_mentioned"]
+
+
+def test_duration_must_stand_in_a_deadline_construction():
+    assert status("The early warning we sent took 72 hours to write.", EARLY) == ["not_mentioned"]
+    assert status("Our early warning covered the last 72 hours of logs.", EARLY) == ["not_mentioned"]
+    assert status("The early warning deadline: 72 hours.", EARLY) == ["contradicted"]
+
+
+def test_term_after_of_is_the_reference_point_of_the_period():
+    text = "Under NIS2 the final report is due within one year of the incident notification."
+    assert status(text, NOTIF, FINAL) == ["not_mentioned", "contradicted"]
+
+
+def test_facts_sharing_a_term_are_not_held_against_each_other():
+    rmf = KeyFact(name="AI RMF functions", value=4, unit="count", provision="nist-ai-rmf:sec_5", terms=["functions"])
+    csf = KeyFact(name="CSF functions", value=6, unit="count", provision="nist-csf-2.0:GV", terms=["functions"])
+    assert status("The AI RMF Core has four functions, while CSF 2.0 has six functions.", rmf, csf) == [
+        "consistent", "consistent"]
+    assert status("CSF 2.0 is organised in five functions.", rmf, csf) == ["contradicted", "contradicted"]
+    nis2 = KeyFact(name="NIS2 final report", value=1, unit="months", provision="nis2:art_23.4.d",
+                   terms=["final report"])
+    cra = KeyFact(name="CRA final report", value=14, unit="days", provision="cra:art_14.2.c", terms=["final report"])
+    (a, b) = check_numbers("The final report is due within 14 days.", [nis2, cra])
+    assert (a.status, b.status) == ("not_mentioned", "consistent")
+    assert "shared with another key fact" in a.explanation
+
+
+@pytest.mark.parametrize("text,value", [
+    ("more than 10^25 FLOPs", 1e25), ("10²⁵ floating-point operations", 1e25), ("1e25 FLOP", 1e25),
+    ("10^{25} FLOPs", 1e25), ("3 x 10^24 operations", 3e24), ("1.5E+24 FLOPs", 1.5e24),
+])
+def test_scientific_notation_is_one_number(text, value):
+    (q,) = extract_quantities(text)
+    assert q.kind == "count" and q.value == pytest.approx(value)
+
+
+def test_flops_threshold_is_compared_as_a_whole():
+    (f,) = check_numbers("The threshold is 10^25 FLOPs of training compute.", [FLOPS])
+    assert f.status == "consistent" and f.explanation == ("output says 10^25 for 'threshold'; eu-ai-act:art_51.2 "
+                                                          "says 10^25")
+    assert status("The threshold is 10^23 FLOPs.", FLOPS) == ["contradicted"]
+    assert status("A model trained with 10^24 FLOPs is below the 10²⁵ FLOPs threshold.", FLOPS) == ["consistent"]
+
+
+def test_a_full_month_is_a_duration():
+    assert kinds("a full month") == [("duration", "1 month")]
+    assert kinds("seven full days") == [("duration", "168 hours")]
+
+
+CORRECT_OUTPUTS = [
+    "Under NIS2 an essential or important entity first sends the CSIRT an early warning within 24 hours of becoming "
+    "aware of a significant incident, then an incident notification within 72 hours, and a final report no later "
+    "than one month after that notification.",
+    "NIS2: early warning within 24 hours, incident notification within 72 hours, final report within one month.",
+    "Under the AI Act a serious incident must be reported within 15 days, within 10 days in the event of death, and "
+    "within 2 days in case of a widespread infringement.",
+    "Under the CRA, for an actively exploited vulnerability the early warning is due within 24 hours, the "
+    "vulnerability notification within 72 hours and the final report within 14 days after a fix is available; for "
+    "a severe incident the final report is due within one month.",
+    "The AI RMF Core has four functions, while CSF 2.0 has six functions.",
+    "Under the AI Act a general-purpose AI model trained with more than 10^25 FLOPs is presumed to have systemic "
+    "risk; GPAI obligations apply from 2 August 2025.",
+    "Under NIS2 important entities face fines up to 1.4% of turnover, whereas essential entities face up to 2%.",
+]
+
+
+def test_correct_outputs_are_never_contradicted_by_the_builtin_packs():
+    from policies.loader import load_packs
+
+    all_facts = [f for r in load_packs().rules for f in r.key_facts]
+    for text in CORRECT_OUTPUTS:
+        facts = [f for f in all_facts if f.in_scope(text)]
+        bad = [f.explanation for f in check_numbers(text, facts) if f.status == "contradicted"]
+        assert bad == [], text

@@ -7,9 +7,9 @@
 * money — ``EUR 35 000 000``, ``€35 million``, ``35 million euros``, ``USD 10m``;
 * percentages — ``7 %``, ``7%``, ``seven per cent``;
 * durations — ``72 hours``, ``seventy-two hours``, ``24h``, ``72-hour``, ``14 days``, ``one month``, ``a month``,
-  ``two weeks``, ``1 year``, ``10 working days``; and qualitative ones (``without undue delay``, ``immediately``)
-  that carry no figure;
-* counts — any other number (``250 employees``, ``three members``), except references (``Article 5``,
+  ``a full month``, ``two weeks``, ``1 year``, ``10 working days``; and qualitative ones (``without undue delay``,
+  ``immediately``) that carry no figure;
+* counts — any other number (``250 employees``, ``three members``, ``10^25 FLOPs``), except references (``Article 5``,
   ``paragraph 4``, ``Regulation (EU) 2024/1689``, ``6(1)``) and bare years.
 
 Written numbers (``seventy-two``, ``one hundred and twenty``) are understood.
@@ -20,14 +20,35 @@ is approximate and says so: 1 month = 28 to 31 days.
 
 **Comparison with a fact** (:func:`check_numbers`). A fact (:class:`policies.schema.KeyFact`) is *mentioned* when one
 of its ``terms`` (case-insensitive, simple plural / inflection: ``warning`` ~ ``warnings``, ``notify`` ~
-``notified``) occurs in a sentence of the output together with a quantity of the fact's dimension. Within a sentence
-each term occurrence is paired with its nearest quantity (in words; a ``;`` counts as a clause boundary), one
-quantity per occurrence first, so that "an early warning within 24 hours and a full notification within 72 hours"
-pairs each deadline with its own term. A term that only anchors a later quantity ("one month *after* the incident
-notification") is not paired with it. The paired value must equal the fact: a statement of what the law requires
-must match it exactly (an output saying the GDPR deadline is 48 hours misstates a 72-hour maximum, even though 48 is
-less). A qualitative phrase alone ("without undue delay") is not a figure: the fact is then *not mentioned*, with
-the phrase in the explanation.
+``notified``) occurs in a sentence of the output together with a quantity of the fact's dimension. Pairing a term
+with a quantity:
+
+* **clauses** — a sentence is split at ``,`` ``;`` and the words *and*, *while*, *whereas*, *but*, *although*, at
+  dashes and parentheses (a parenthesis is a clause of its own; the words after it continue the clause before it).
+  A term is paired with a quantity of *its own* clause, so "an incident notification within 72 hours, and a final
+  report no later than one month after it" gives the final report one month, never 72 hours. A clause that is only
+  a noun phrase naming a fact ("*The early warning* and the incident notification are both due within 24 hours")
+  shares the next clause's predicate; a clause that only continues a deadline ("goes out without undue delay *and in
+  any event within 48 hours*") lends its figure to the term of the clause before;
+* **order** — a quantity right next to the term ("24-hour early warning", "five functions") comes first, then one that
+  *follows* the term in its clause ("final report within one month"), then one that precedes it ("within 72 hours an
+  incident notification", "72 hours to send the early warning"); each quantity goes to one term occurrence first,
+  occurrences left over share the nearest one of their clause;
+* **construction** — a duration counts only in a deadline-like construction (*within*, *no later than*, *at the
+  latest*, *of*, *after*, *in*, *is*, *gives you* ...) or right next to the term ("the early warning took 72 hours"
+  is a narrative, not the rule);
+* **anchors** — a term that only anchors a later period ("one month *after* the incident notification", "within one
+  year *of the* incident notification") is not its subject;
+* **shared terms** — where several facts match the same words (NIS2 and CRA "final report"), the quantity confirms
+  the fact whose value it equals and is not held against the others.
+
+The paired value must equal the fact: a statement of what the law requires must match it exactly (an output saying
+the GDPR deadline is 48 hours misstates a 72-hour maximum, even though 48 is less). **When unsure, no verdict**: a
+quantity found only in *another* clause can confirm a fact (``consistent``) but never contradict it (the finding is
+then ``not_mentioned`` and its explanation says why) — a missed contradiction goes to the debate, a false one would
+fast-block a correct answer. A qualitative phrase alone ("without undue delay") is not a figure: the fact is then
+*not mentioned*, with the phrase in the explanation. Scientific notation (``10^25``, ``10²⁵``, ``1e25``,
+``3 x 10^24``) is one number.
 
     >>> f = KeyFact(name="early warning deadline", value=24, unit="hours", provision="nis2:art_23.4.a",
     ...             terms=["early warning"])
@@ -162,6 +183,10 @@ def _canon(s: str) -> str:
 
 
 def _fmt(v: float) -> str:
+    if abs(v) >= 1e15:  # 10^25 FLOPs: "10^25", not 26 digits of float noise
+        mant, exp = f"{v:.6e}".split("e")
+        mant = mant.rstrip("0").rstrip(".")
+        return f"{'' if mant == '1' else mant + ' x '}10^{int(exp)}"
     return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
@@ -217,8 +242,15 @@ _DUR_UNITS = {"minute": ("hours", 1 / 60), "min": ("hours", 1 / 60), "hour": ("h
               "week": ("hours", 168.0), "month": ("months", 1.0), "year": ("months", 12.0),
               "working day": ("working_days", 1.0), "business day": ("working_days", 1.0)}
 _UNIT = r"(?P<unit>(?:working|business|calendar)[ \-]days?|hours?|hrs?|h|minutes?|mins?|days?|weeks?|months?|years?)\b"
-_DURATION_AFTER = re.compile(rf"\s?-?\s?{_UNIT}", re.I)
-_DURATION_ARTICLE = re.compile(r"\b(?P<num>an?)\s+(?P<unit>hour|day|week|month|year)\b", re.I)
+_DURATION_AFTER = re.compile(rf"\s?-?\s?(?:(?:full|whole|clear|entire)\s+)?{_UNIT}", re.I)
+_DURATION_ARTICLE = re.compile(
+    r"\b(?P<num>an?)\s+(?:(?:full|whole|single|entire)\s+)?(?P<unit>hour|day|week|month|year)\b", re.I)
+_SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
+# scientific notation: 10^25, 10**25, 10^{25}, 10²⁵, 3 x 10^24, 1e25, 1.5E+24
+_SCIENTIFIC = re.compile(
+    r"(?<![\w.,])(?:(?P<mant>\d+(?:\.\d+)?)\s*(?:[x×*·]|times)\s*)?10\s*"
+    r"(?:(?:\^|\*\*)\s*\{?\s*(?P<exp>[+\-−]?\d{1,3})(?:\s*\})?|(?P<sup>[⁺⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+))"
+    r"|(?<![\w.,])(?P<mant2>\d+(?:\.\d+)?)[eE](?P<exp2>[+\-]?\d{1,3})(?!\w)")
 _NUMBER = re.compile(NUMBER, re.I)
 _QUALITATIVE = re.compile(r"\b(?:without\s+undue\s+(?:further\s+)?delay|without\s+delay|immediately|promptly|"
                           r"as\s+soon\s+as\s+(?:possible|practicable)|in\s+due\s+time|in\s+a\s+timely\s+manner)\b",
@@ -295,7 +327,23 @@ def _extract(text: str) -> tuple[Quantity, ...]:
             add(Quantity(kind="money", value=v, unit=_CURRENCY[m.group("cur").lower()], amount=v,
                          text=m.group(0).strip(), start=m.start(), end=m.end()))
 
-    for m in _DURATION_ARTICLE.finditer(text):  # "a month", "an hour"
+    for m in _SCIENTIFIC.finditer(text):  # 10^25 FLOPs is one number, not "10" and "25"
+        if not free(m.start(), m.end()) or _REFERENCE_BEFORE.search(text[max(0, m.start() - 40):m.start()]):
+            continue
+        if m.group("mant2") is not None:
+            mant, exp = m.group("mant2"), m.group("exp2")
+        else:
+            mant = m.group("mant") or "1"
+            exp = (m.group("exp") or m.group("sup").translate(_SUPERSCRIPT)).replace("−", "-")
+        try:
+            v = float(mant) * 10.0 ** int(exp)
+        except (ValueError, OverflowError):
+            continue
+        noun = re.match(r"\s+([A-Za-z][\w\-]*)", text[m.end():m.end() + 40])
+        add(Quantity(kind="count", value=v, unit="count", amount=v, raw_unit=noun.group(1).lower() if noun else None,
+                     text=m.group(0), start=m.start(), end=m.end()))
+
+    for m in _DURATION_ARTICLE.finditer(text):  # "a month", "an hour", "a full month"
         if free(m.start(), m.end()):
             family, factor = _DUR_UNITS[m.group("unit").lower()]
             add(Quantity(kind="duration", value=factor, unit=family, amount=1.0, raw_unit=m.group("unit").lower(),
@@ -478,21 +526,25 @@ def _fact_terms(fact: KeyFact) -> list[str]:
 
 
 class _Mention(BaseModel):
-    fact_i: int
+    facts: list[int] = Field(description="indices of the facts one of whose terms matches this span")
     start: int
     end: int
     text: str
 
 
 _ANCHOR = re.compile(r"\b(?:after|before|following|upon|prior\s+to|subsequent\s+to)\b", re.I)
+_ANCHOR_OF = re.compile(r"\s+(?:of|from)\s+(?:(?:the|an?|that|this|its|their|your)\s+)?$", re.I)
 
 
-def _anchors(text: str, a: int, b: int) -> bool:
-    """True when text[a:b] ends in "after / before / following ... " leading straight (no clause break) to b."""
+def _anchors(text: str, a: int, b: int, kind: str = "duration") -> bool:
+    """True when text[a:b] (between a quantity and a later term) makes the term the period's reference point:
+    "one month *after* the incident notification", "within one year *of the* incident notification"."""
     last = None
     for last in _ANCHOR.finditer(text, a, b):
         pass
-    return last is not None and not re.search(r"[,;:()]", text[last.end():b])
+    if last is not None and not re.search(r"[,;:()]", text[last.end():b]):
+        return True
+    return kind == "duration" and _ANCHOR_OF.fullmatch(text, a, b) is not None
 
 
 def _gap(text: str, words: list[int], a: tuple[int, int], b: tuple[int, int]) -> int:
@@ -501,6 +553,78 @@ def _gap(text: str, words: list[int], a: tuple[int, int], b: tuple[int, int]) ->
         return 0
     n = bisect_left(words, hi) - bisect_right(words, lo - 1)
     return n + 3 * text.count(";", lo, hi)
+
+
+# clause boundaries inside a sentence; a "(" opens a parenthetical clause and the words after its ")" continue the
+# clause before it
+_CLAUSE_BREAK = re.compile(r";|,(?!\d)|\s+[–—]\s+|\s\(|\)|\s+(?:and|while|whilst|whereas|but|although|though)\s+",
+                           re.I)
+_DETERMINERS = re.compile(r"(?:\b(?:the|an?|both|either|its|their|this|that|these|those|each|any|every|your|our)\b|"
+                          r"[\s\"'])*", re.I)
+# a deadline-like construction right before a duration: "within 72 hours", "no later than one month", "is 10 days",
+# "of at least six months", "gives you 72 hours"
+_DEADLINE_CUE = re.compile(
+    r"(?:\b(?:within|than|latest|of|after|in|by|to|for|is|are|be|was|were|been|being|due|until|till|before|from|"
+    r"since|on|at|every|each|over|under|only|just|least|most|maximum|minimum|max|min|about|around|approximately|"
+    r"roughly|some|another|further|extra|additional|up|deadline|limit|period|window|clock|timeline|timeframe|"
+    r"term|requires?|required|sets?)|[:=\-–—])\s*$"
+    r"|\b(?:gives?|given|giving|has|have|had|having|gets?|got|allows?|allowed|allowing|grants?|granted|leaves?)"
+    r"\s+(?:\w+\s+){0,2}$", re.I)
+# what may open a clause that only continues the previous one's deadline: "..., and in any event within 48 hours"
+_CONTINUATION = re.compile(
+    r"\s*(?:(?:in\s+any\s+(?:event|case)|in\s+all\s+cases|at\s+the\s+(?:very\s+)?latest|at\s+most)\s*,?\s*)?"
+    r"(?:within|(?:no|not)\s+later\s+than|by|in|at\s+the\s+(?:very\s+)?latest)\s+$", re.I)
+
+
+class _Clause(BaseModel):
+    start: int
+    end: int
+    cid: int
+    opener: str = ""
+
+
+def _clauses(text: str, s0: int, s1: int, protected: list[tuple[int, int]]) -> list[_Clause]:
+    """The clauses of ``text[s0:s1]`` in reading order; a boundary inside a protected span (a quantity such as
+    "one hundred and twenty days", a term such as "article 6(1)") is ignored."""
+    out: list[_Clause] = []
+    cid, next_id, opener, pos = 0, 1, "", s0
+    stack: list[tuple[int, str]] = []
+    for m in _CLAUSE_BREAK.finditer(text, s0, s1):
+        if any(a < m.end() and m.start() < b for a, b in protected):
+            continue
+        tok = m.group(0).strip().lower()
+        if tok == ")" and not stack:
+            continue
+        if text[pos:m.start()].strip():
+            out.append(_Clause(start=pos, end=m.start(), cid=cid, opener=opener))
+            opener = ""
+        pos = m.end()
+        if tok == ")":
+            cid, opener = stack.pop()
+            continue
+        if tok == "(":
+            stack.append((cid, opener))
+        cid, next_id = next_id, next_id + 1
+        opener = f"{opener} {tok}".strip()
+    if text[pos:s1].strip():
+        out.append(_Clause(start=pos, end=s1, cid=cid, opener=opener))
+    return out
+
+
+def _clause_at(clauses: list[_Clause], pos: int) -> int:
+    """Index (in ``clauses``) of the clause holding ``pos`` (the last one starting at or before it)."""
+    i = bisect_right([c.start for c in clauses], pos) - 1
+    return max(i, 0)
+
+
+def _deadline_like(text: str, clause_start: int, m: _Mention, q: Quantity, gap: int) -> bool:
+    """A duration is paired with a term only when it stands in a deadline-like construction or right next to it."""
+    if gap == 0:
+        return True
+    lo = max(clause_start, q.start - 60)
+    if m.end <= q.start:
+        lo = max(lo, m.end)
+    return _DEADLINE_CUE.search(text, lo, q.start) is not None or lo == q.start == m.end
 
 
 def check_numbers(output_text: str, facts: list[KeyFact]) -> list[NumberFinding]:
@@ -513,6 +637,9 @@ def check_numbers(output_text: str, facts: list[KeyFact]) -> list[NumberFinding]
     >>> [x.status for x in check_numbers("An early warning within 24 hours and a full notification within "
     ...                                  "72 hours.", fs)]
     ['consistent', 'consistent']
+    >>> [x.status for x in check_numbers("The incident notification is due within 72 hours, and the final report "
+    ...                                  "one month later; the early warning goes out without undue delay.", fs)]
+    ['not_mentioned', 'consistent']
     """
     parsed: list[Quantity | None] = []
     errors: dict[int, str] = {}
@@ -524,64 +651,119 @@ def check_numbers(output_text: str, facts: list[KeyFact]) -> list[NumberFinding]
             errors[i] = str(e)
     quantities = extract_quantities(output_text)
     words = [m.start() for m in re.finditer(r"\w+", output_text)]
-    per_fact: dict[int, list[tuple[str, _Mention, Quantity | None, str]]] = {i: [] for i in range(len(facts))}
-    qualitative_seen: dict[int, Quantity] = {}
+    # per fact: (status, mention, quantity, note); status "uncertain" = paired across clauses with another value,
+    # "ambiguous" = the term is shared with another fact whose value the quantity matches (neither blocks)
+    per_fact: dict[int, list[tuple[str, _Mention, Quantity, str]]] = {i: [] for i in range(len(facts))}
+    qualitative_seen: dict[int, tuple[Quantity, str]] = {}
+    patterns = {i: [term_pattern(t) for t in _fact_terms(f)] for i, f in enumerate(facts) if parsed[i] is not None}
 
     for s0, s1 in sentences(output_text):
-        mentions: list[_Mention] = []
-        for i, f in enumerate(facts):
-            if parsed[i] is None:
-                continue
-            ms: list[_Mention] = []
-            for t in _fact_terms(f):
-                for m in term_pattern(t).finditer(output_text, s0, s1):
-                    ms.append(_Mention(fact_i=i, start=m.start(), end=m.end(), text=m.group(0)))
-            seen = set()
-            for m in ms:
-                if (m.start, m.end) not in seen:
-                    seen.add((m.start, m.end))
-                    mentions.append(m)
+        by_span: dict[tuple[int, int], _Mention] = {}
+        for i, pats in patterns.items():
+            for pat in pats:
+                for x in pat.finditer(output_text, s0, s1):
+                    mm = by_span.setdefault((x.start(), x.end()),
+                                            _Mention(facts=[], start=x.start(), end=x.end(), text=x.group(0)))
+                    if i not in mm.facts:
+                        mm.facts.append(i)
         # the most specific term wins: "notification" inside "incident notification" is not a mention of its own,
         # whether the longer term belongs to the same fact or to another one
-        mentions = [m for m in mentions if not any(o.start <= m.start and m.end <= o.end
-                                                   and (o.end - o.start) > (m.end - m.start) for o in mentions)]
+        mentions = [m for m in by_span.values() if not any(
+            o.start <= m.start and m.end <= o.end and (o.end - o.start) > (m.end - m.start) for o in by_span.values())]
         if not mentions:
             continue
+        mentions.sort(key=lambda m: m.start)
         sent_q = [q for q in quantities if s0 <= q.start < s1]
+        clauses = _clauses(output_text, s0, s1, [(q.start, q.end) for q in sent_q] +
+                           [(m.start, m.end) for m in mentions])
+        # "The early warning and the incident notification are both due within 24 hours": a clause that is only a
+        # noun phrase naming a fact, followed by "and", shares the next clause's predicate
+        for k in range(len(clauses) - 1):
+            c, nxt = clauses[k], clauses[k + 1]
+            if nxt.opener.split()[-1:] != ["and"] or c.cid == nxt.cid:
+                continue
+            inner = [m for m in mentions if c.start <= m.start and m.end <= c.end]
+            rest, p = [], c.start
+            for m in inner:
+                rest.append(output_text[p:m.start])
+                p = m.end
+            rest.append(output_text[p:c.end])
+            if inner and all(_DETERMINERS.fullmatch(r) for r in rest):
+                old = nxt.cid
+                for c2 in clauses:
+                    if c2.cid == old:
+                        c2.cid = c.cid
+        m_clause = [_clause_at(clauses, m.start) for m in mentions]
+        q_clause = {q.start: _clause_at(clauses, q.start) for q in sent_q}
 
         def compatible(m: _Mention) -> list[Quantity]:
-            exp = parsed[m.fact_i]
-            return [q for q in sent_q if q.kind == exp.kind and not q.qualitative and q.start >= 0]
+            kinds_ = {parsed[i].kind for i in m.facts}
+            return [q for q in sent_q if q.kind in kinds_ and not q.qualitative]
 
-        pairs = []
+        strong, weak = [], []
         for mi, m in enumerate(mentions):
-            for q in compatible(m):
-                if q.end <= m.start and _anchors(output_text, q.end, m.start):
+            ci = m_clause[mi]
+            cands = compatible(m)
+            for q in cands:
+                qi = q_clause[q.start]
+                gap = _gap(output_text, words, (m.start, m.end), (q.start, q.end))
+                before = q.end <= m.start
+                if before and _anchors(output_text, q.end, m.start, q.kind):
                     continue  # "one month after the incident notification": the term is the reference point
-                pairs.append((_gap(output_text, words, (m.start, m.end), (q.start, q.end)),
-                              0 if q.start >= m.end else 1, mi, q.start, q))
-            if not compatible(m):
-                qual = [q for q in sent_q if q.qualitative and parsed[m.fact_i].kind == "duration"]
+                if clauses[qi].cid == clauses[ci].cid:
+                    if q.kind == "duration" and not _deadline_like(output_text, clauses[ci].start, m, q, gap):
+                        continue
+                    strong.append((0, 0 if gap == 0 else 1, int(before), gap, mi, q.start, q))
+                else:
+                    weak.append((2, 0, int(before), gap, mi, q.start, q))
+            if not any(s[4] == mi for s in strong):
+                # "... without undue delay and in any event within 48 hours": the next clause continues the deadline
+                nxt = ci + 1
+                if nxt < len(clauses) and clauses[nxt].cid != clauses[ci].cid and not any(
+                        clauses[nxt].start <= o.start < clauses[nxt].end for o in mentions):
+                    first = next((q for q in sent_q if clauses[nxt].start <= q.start < clauses[nxt].end), None)
+                    if first is not None and first in cands and _CONTINUATION.fullmatch(
+                            output_text, clauses[nxt].start, first.start):
+                        strong.append((1, 1, 0, _gap(output_text, words, (m.start, m.end), (first.start, first.end)),
+                                       mi, first.start, first))
+            if not cands and any(parsed[i].kind == "duration" for i in m.facts):
+                qual = [q for q in sent_q if q.qualitative]
                 if qual:
-                    qualitative_seen.setdefault(m.fact_i, (qual[0], m.text))
-        pairs.sort(key=lambda p: p[:4])
-        assigned: dict[int, Quantity] = {}
+                    for i in m.facts:
+                        qualitative_seen.setdefault(i, (qual[0], m.text))
+        strong.sort(key=lambda p: p[:6])
+        weak.sort(key=lambda p: p[:6])
+        assigned: dict[int, tuple[Quantity, bool]] = {}
         used: set[int] = set()
-        for _, _, mi, qs, q in pairs:
-            if mi in assigned or qs in used:
-                continue
-            assigned[mi] = q
-            used.add(qs)
-        for _, _, mi, qs, q in pairs:  # occurrences left over share their nearest quantity
-            if mi not in assigned:
-                assigned[mi] = q
-        for mi, q in assigned.items():
+        for p in strong:  # one quantity per term occurrence first ...
+            mi, qs, q = p[4], p[5], p[6]
+            if mi not in assigned and qs not in used:
+                assigned[mi] = (q, True)
+                used.add(qs)
+        for p in strong:  # ... then occurrences left over share their nearest quantity in the same clause
+            if p[4] not in assigned:
+                assigned[p[4]] = (p[6], True)
+        for p in sorted(weak, key=lambda p: (p[5] in used, *p[:6])):  # other clauses: may confirm, never contradict
+            if p[4] not in assigned:
+                assigned[p[4]] = (p[6], False)
+        for mi, (q, is_strong) in assigned.items():
             m = mentions[mi]
-            exp = parsed[m.fact_i]
-            ok, note = compare(exp, q)
-            if ok is None:
-                continue
-            per_fact[m.fact_i].append(("consistent" if ok else "contradicted", m, q, note))
+            results = {i: compare(parsed[i], q) for i in m.facts}
+            shared_ok = len(m.facts) > 1 and any(r[0] is True for r in results.values())
+            for i, (ok, note) in results.items():
+                if ok is None:
+                    continue
+                if ok:
+                    status = "consistent"
+                    if not is_strong:
+                        note = "; ".join(x for x in (note, "stated in another clause") if x)
+                elif shared_ok:
+                    status = "ambiguous"
+                elif is_strong:
+                    status = "contradicted"
+                else:
+                    status = "uncertain"
+                per_fact[i].append((status, m, q, note))
 
     out: list[NumberFinding] = []
     for i, f in enumerate(facts):
@@ -590,13 +772,23 @@ def check_numbers(output_text: str, facts: list[KeyFact]) -> list[NumberFinding]
             out.append(NumberFinding(fact=f, status="not_mentioned", explanation=f"cannot check: {errors[i]}"))
             continue
         rows = per_fact[i]
-        if not rows:
+        decided = [r for r in rows if r[0] in ("contradicted", "consistent")]
+        if not decided:
             qual = qualitative_seen.get(i)
-            expl = (f"output says {qual[0].text!r} for {qual[1]!r} but gives no figure; {f.provision} says "
-                    f"{exp.text}" if qual else f"output does not state {f.name!r} with a figure")
+            if rows:
+                status, m, q, _ = rows[0]
+                why = ("the term is shared with another key fact whose value it matches" if status == "ambiguous"
+                       else "it stands in another clause, so the pairing is unsure")
+                expl = (f"output says {q.display(exp)} near {m.text!r}, not compared ({why}); {f.provision} says "
+                        f"{exp.text}")
+            elif qual:
+                expl = (f"output says {qual[0].text!r} for {qual[1]!r} but gives no figure; {f.provision} says "
+                        f"{exp.text}")
+            else:
+                expl = f"output does not state {f.name!r} with a figure"
             out.append(NumberFinding(fact=f, status="not_mentioned", expected_value=exp.text, explanation=expl))
             continue
-        status, m, q, note = next((r for r in rows if r[0] == "contradicted"), rows[0])
+        status, m, q, note = next((r for r in decided if r[0] == "contradicted"), decided[0])
         a, b = min(m.start, q.start), max(m.end, q.end)
         expl = f"output says {q.display(exp)} for {m.text!r}; {f.provision} says {exp.text}"
         if note:

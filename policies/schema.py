@@ -53,8 +53,8 @@ class KeyFact(BaseModel):
 
     checkable: bool = Field(
         default=True,
-        description="False = informative only: number checkers skip it (e.g. a 10^25 FLOPs threshold, which the "
-        "number extractor cannot read yet); it still appears in the rule text and its quote is still validated",
+        description="False = informative only: number checkers skip it (a fact whose figure is too easily confused "
+        "with others in an output); it still appears in the rule text and its quote is still validated",
     )
 
     def in_scope(self, text: str) -> bool:

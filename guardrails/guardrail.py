@@ -225,17 +225,23 @@ class Guardrail:
 
     async def astream(self, output: Any, *, query: str | None = None, context: str | None = None,
                       policies: list[str] | None = None, mode: Mode = "balanced", thread_id: str | None = None,
-                      pause_between_rounds: bool = False, resume: Any = None) -> AsyncIterator[dict]:
+                      pause_between_rounds: bool = False, resume: Any = None,
+                      interjections: list[str] | None = None) -> AsyncIterator[dict]:
         """Stream graph events (node updates: evidence, each argument, the verdict) for consoles.
 
         With ``pause_between_rounds`` the graph stops before each round after the first with an ``__interrupt__``
         event; call again with the same ``thread_id`` and ``resume="your interjection"`` (or "") to continue.
+        ``interjections`` are questions/facts a person raised before the run (the agents address them from round 1).
         """
         from langgraph.types import Command
 
         cfg = self._thread_config(thread_id)
-        inp = Command(resume=resume) if resume is not None else self._initial_state(
-            output, query, context, policies, mode, pause=pause_between_rounds)
+        if resume is not None:
+            inp = Command(resume=resume)
+        else:
+            inp = self._initial_state(output, query, context, policies, mode, pause=pause_between_rounds)
+            if interjections:
+                inp["case"]["interjections"] = [str(x) for x in interjections]
         queue: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
         done = object()

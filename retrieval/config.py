@@ -22,6 +22,7 @@ class EmbedderConfig(BaseModel):
     max_seq_length: int | None = None
     batch_size: int = 32
     device: str = "auto"
+    normalize: bool = Field(default=True, description="L2-normalise embeddings (inner product = cosine)")
 
 
 class RetrievalConfig(BaseModel):
@@ -38,3 +39,27 @@ class RetrievalConfig(BaseModel):
     relevance_filter: Literal["threshold", "cross-encoder", "none"] = "threshold"
     index_type: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
     use_gpu: Literal["auto", "never", "always"] = "auto"
+    fusion: Literal["rrf", "weighted"] = Field(default="rrf", description="how hybrid mode merges dense and BM25")
+    dense_weight: float = Field(default=1.0, ge=0.0, description="weight of the dense ranking in fusion")
+    bm25_weight: float = Field(
+        default=0.3, ge=0.0, description="weight of the BM25 ranking in fusion (0.3: fitted on the dev split of "
+        "evals/data/regulatory_queries.jsonl, whose everyday wording rarely shares words with the acts); for queries "
+        "that name an identifier (Article 23, GV.OC-01, GV-1.1-001) BM25 leads: the weights swap and scores are "
+        "fused by weight (an exact id match stands out by score, not by rank)",
+    )
+    bm25_stemming: bool = Field(default=True, description="Snowball-stem BM25 tokens (PyStemmer) at index build")
+    rerank_top: int = Field(default=20, ge=1, description="fused candidates the cross-encoder reranker re-scores")
+    relevance_model: str | None = Field(
+        default=None, description="cross-encoder relevance head (path/id) for relevance_filter='cross-encoder'"
+    )
+    max_per_top: int = Field(
+        default=2, ge=0, description="at most this many passages of one article / recital / annex / framework "
+        "element in a result (spreads evidence over provisions); 0 = no limit",
+    )
+    kind_weights: dict[str, float] = Field(
+        default_factory=lambda: {"recital": 0.9}, description="multiplier on the fused score by passage kind: "
+        "recitals explain, articles oblige, so operative provisions are preferred (fitted on the dev split)",
+    )
+    relevance_min: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="evidence counts as relevant when its relevance score reaches this"
+    )

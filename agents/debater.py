@@ -1,0 +1,104 @@
+"""One debating agent: renders its role's prompt, asks the backend for a JSON turn, returns a typed Argument.
+
+``turn`` never raises: a backend failure or an unreadable answer gives an Argument with ``error`` set, stance
+``uncertain`` and confidence 0, so the debate (and the fail-closed verdict) goes on. From round 2 the prompt shows the
+earlier rounds and asks the agent to answer the others; ``responds_to`` names the roles it was shown.
+
+    >>> import asyncio
+    >>> from agents.backends.fake import FakeBackend
+    >>> from agents.roles import load_roles
+    >>> from agents.schema import Case
+    >>> d = Debater(load_roles()[0], FakeBackend(['{"stance": "violation", "claims": [], "confidence": 0.7}']), "m")
+    >>> arg, _ = asyncio.run(d.turn(Case(output="x"), [], [], [], 1))
+    >>> arg.stance, arg.error
+    ('violation', None)
+"""
+
+from __future__ import annotations
+
+import logging
+
+from agents.backends.base import LLMBackend, LLMResponse, error_reason
+from agents.parsing import ParseError, parse_turn
+from agents.prompting import DEFAULT_EVIDENCE_CHARS, debater_messages
+from agents.roles import RoleSpec
+from agents.schema import Argument, Case
+from guardrails.errors import GuardrailError
+from policies.schema import Rule
+from retrieval.units import Evidence
+
+log = logging.getLogger(__name__)
+
+MAX_CLAIMS = 3
+MAX_QUOTES = 2
+
+
+def turn_schema(evidence_ids: list[str], rule_ids: list[str], *, max_claims: int = MAX_CLAIMS,
+                max_quotes: int = MAX_QUOTES) -> dict:
+    """JSON schema of one turn. Citations are constrained to the ids actually shown (an enum) and lists are bounded.
+    No ``maxLength`` on strings: xgrammar expands length bounds into large grammars (measured: 6 s to compile this
+    schema with them, 0.05 s without) and the ids change with every case; ``max_tokens`` bounds a turn instead."""
+    if evidence_ids:
+        quote = {"type": "object", "properties": {
+            "doc_id": {"type": "string", "enum": sorted(set(evidence_ids))},
+            "text": {"type": "string"},
+        }, "required": ["doc_id", "text"], "additionalProperties": False}
+        quotes = {"type": "array", "items": quote, "maxItems": max_quotes}
+    else:
+        quotes = {"type": "array", "maxItems": 0}
+    rule = ({"anyOf": [{"type": "string", "enum": sorted(set(rule_ids))}, {"type": "null"}]} if rule_ids
+            else {"type": "null"})
+    claim = {"type": "object", "properties": {
+        "text": {"type": "string"},
+        "quotes": quotes,
+        "rule_id": rule,
+    }, "required": ["text", "quotes", "rule_id"], "additionalProperties": False}
+    return {"title": "debate_turn", "type": "object", "properties": {
+        "stance": {"type": "string", "enum": ["violation", "compliant", "uncertain"]},
+        "claims": {"type": "array", "items": claim, "maxItems": max_claims},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+    }, "required": ["stance", "claims", "confidence"], "additionalProperties": False}
+
+
+class Debater:
+    def __init__(self, role: RoleSpec, backend: LLMBackend, model: str, *, structured: bool = True,
+                 evidence_chars: int | None = DEFAULT_EVIDENCE_CHARS, max_tokens: int | None = None):
+        self.role = role
+        self.backend = backend
+        self.model = model
+        self.structured = structured
+        self.evidence_chars = evidence_chars
+        self.max_tokens = max_tokens
+
+    def messages(self, case: Case, evidence: list[Evidence], rules: list[Rule], transcript: list[Argument],
+                 round: int) -> list[dict]:
+        return debater_messages(self.role, case, evidence, rules, transcript, round,
+                                evidence_chars=self.evidence_chars)
+
+    async def turn(self, case: Case, evidence: list[Evidence], rules: list[Rule], transcript: list[Argument],
+                   round: int) -> tuple[Argument, LLMResponse | None]:
+        name = self.role.name
+        others = sorted({a.role for a in transcript if a.role != name and a.round < round and not a.error})
+
+        def failed(msg: str, raw: str | None = None) -> Argument:
+            log.warning("%s round %d: %s", name, round, msg)
+            return Argument(role=name, round=round, stance="uncertain", confidence=0.0, error=msg, raw=raw,
+                            responds_to=others)
+
+        try:
+            msgs = self.messages(case, evidence, rules, transcript, round)
+            schema = turn_schema([e.unit_id for e in evidence], [r.id for r in rules]) if self.structured else None
+        except Exception as e:  # noqa: BLE001 - a template error must not take the debate down
+            return failed(f"prompt: {type(e).__name__}: {e}"), None
+        try:
+            resp = await self.backend.chat(msgs, model=self.model, json_schema=schema, max_tokens=self.max_tokens)
+        except GuardrailError as e:
+            return failed(f"BackendError ({error_reason(e)}): {e}"), None
+        except Exception as e:  # noqa: BLE001
+            return failed(f"BackendError (backend): {type(e).__name__}: {e}"), None
+        try:
+            data = parse_turn(resp.parsed if resp.parsed is not None else resp.text)
+        except ParseError as e:
+            hint = " (the answer was cut at max_tokens)" if resp.finish_reason == "length" else ""
+            return failed(f"unparseable: {e}{hint}", raw=resp.text), resp
+        return Argument(role=name, round=round, raw=resp.text, responds_to=others, **data), resp

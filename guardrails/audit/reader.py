@@ -1,0 +1,261 @@
+"""Read an audit input (JSONL or CSV) into :class:`AuditRow` s, validating each row on its own.
+
+The file is read as bytes and decoded row by row, so one bad line (not JSON, not UTF-8, no ``output``, too long, a
+duplicate id) becomes an error row naming its line and the fix, and every other row is still checked. Only problems
+with the file as a whole (missing, a directory, UTF-16, a CSV without an ``output`` column) raise
+:class:`~guardrails.errors.InputError`.
+
+Columns / keys: ``id`` (string or integer; rows without one get ``line-<N>``), ``output`` (required, the AI output),
+``query`` (optional, the question that produced it), ``context`` (optional), ``policies`` (optional list, or a
+comma-separated string in CSV, restricting the check to packs / rule ids); every other key or column, and the keys of
+an optional ``metadata`` object, are kept as the row's metadata and copied to its result.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "in.jsonl"
+    >>> _ = p.write_bytes(b'{"id": "a", "output": "NIS2 gives 72 hours.", "team": "x"}\\nnot json\\n')
+    >>> rows = read_rows(p)
+    >>> [(r.id, r.ok, r.metadata) for r in rows]
+    [('a', True, {'team': 'x'}), ('line-2', False, {})]
+    >>> rows[1].error
+    'line 2: not valid JSON (Expecting value at column 1). Fix: write one JSON object per line'
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from guardrails.errors import InputError
+
+#: keys an input row may carry besides metadata
+RESERVED = ("id", "output", "query", "context", "policies", "metadata")
+DEFAULT_MAX_CHARS = 20_000
+_BOM = b"\xef\xbb\xbf"
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+Format = Literal["jsonl", "csv"]
+
+
+class AuditRow(BaseModel):
+    """One input row: what to check, or why it cannot be checked (``error``)."""
+
+    id: str
+    line: int = Field(description="1-based line of the row in the input file (first line of a multi-line CSV row)")
+    output: str | None = None
+    query: str | None = None
+    context: str | None = None
+    policies: list[str] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = Field(default=None, description="why the row cannot be checked; it becomes an error row")
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def detect_format(path: Path, head: bytes) -> Format:
+    """``.jsonl`` / ``.ndjson`` / ``.json`` → JSONL, ``.csv`` / ``.tsv`` → CSV, otherwise sniff the first byte."""
+    suf = path.suffix.lower()
+    if suf in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suf in (".csv", ".tsv"):
+        return "csv"
+    first = head.lstrip(_BOM).lstrip()[:1]
+    return "jsonl" if first in (b"{", b"[") else "csv"
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.exists():
+        raise InputError("input file not found", where=str(path), fix="check the path of the JSONL/CSV file")
+    if path.is_dir():
+        raise InputError("input is a directory", where=str(path), fix="pass a JSONL or CSV file")
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError("the file is UTF-16 encoded", where=str(path),
+                         fix="re-encode it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8`)")
+    return data[len(_BOM):] if data.startswith(_BOM) else data
+
+
+def _bad_utf8(raw: bytes) -> str:
+    try:
+        raw.decode("utf-8")
+        return ""
+    except UnicodeDecodeError as e:
+        return f"not valid UTF-8 (byte {e.start + 1} of the line is {raw[e.start:e.start + 1]!r})"
+
+
+def reason(e: Exception) -> str:
+    """An error's text as one sentence plus its fix ("... is empty. Fix: ...")."""
+    return re.sub(r"(?<=[^.!?]) Fix: ", ". Fix: ", str(e), count=1)
+
+
+def _text_field(value: Any, name: str, max_chars: int, *, required: bool) -> str | None:
+    """Validate a text field with the guardrail's own rules (:func:`guardrails.guardrail.validate_output`)."""
+    from guardrails.guardrail import validate_output
+
+    if value is None or (isinstance(value, str) and not value.strip() and not required):
+        if required:
+            raise InputError(f"'{name}' is missing", fix=f"give each row a non-empty '{name}'")
+        return None
+    return validate_output(value, max_chars, field=f"'{name}'")
+
+
+def _policies(value: Any) -> list[str] | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        items = [p.strip() for p in value.split(",")]
+    elif isinstance(value, list) and all(isinstance(p, str) for p in value):
+        items = [p.strip() for p in value]
+    else:
+        raise InputError("'policies' must be a list of strings (or a comma-separated string)",
+                         fix="e.g. [\"nis2\", \"eu-ai-act.prohibited\"]")
+    return [p for p in items if p] or None
+
+
+def _row_id(value: Any, line: int) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return f"line-{line}"
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InputError(f"'id' must be a string or an integer, got {type(value).__name__}",
+                         fix="give each row a unique string id")
+    return str(value).strip()
+
+
+def _build(record: dict[str, Any], line: int, max_chars: int) -> AuditRow:
+    """A row from a decoded record; any problem becomes the row's error (with the id when it is known)."""
+    rid = f"line-{line}"
+    meta: dict[str, Any] = {}
+    try:
+        rid = _row_id(record.get("id"), line)
+        extra = record.get("metadata")
+        if isinstance(extra, dict):
+            meta.update(extra)
+        elif extra not in (None, ""):
+            meta["metadata"] = extra
+        meta.update({k: v for k, v in record.items() if k not in RESERVED})
+        return AuditRow(id=rid, line=line, metadata=meta,
+                        output=_text_field(record.get("output"), "output", max_chars, required=True),
+                        query=_text_field(record.get("query"), "query", max_chars, required=False),
+                        context=_text_field(record.get("context"), "context", max_chars, required=False),
+                        policies=_policies(record.get("policies")))
+    except InputError as e:
+        return AuditRow(id=rid, line=line, metadata=meta, error=f"line {line}: {reason(e)}")
+
+
+def _jsonl_rows(data: bytes, max_chars: int):
+    for n, raw in enumerate(data.split(b"\n"), 1):
+        raw = raw.rstrip(b"\r")
+        if not raw.strip():
+            continue
+        bad = _bad_utf8(raw)
+        if bad:
+            yield AuditRow(id=f"line-{n}", line=n,
+                           error=f"line {n}: {bad}. Fix: save the file as UTF-8")
+            continue
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+        except json.JSONDecodeError as e:
+            yield AuditRow(id=f"line-{n}", line=n,
+                           error=f"line {n}: not valid JSON ({e.msg} at column {e.colno}). "
+                                 "Fix: write one JSON object per line")
+            continue
+        if not isinstance(rec, dict):
+            yield AuditRow(id=f"line-{n}", line=n,
+                           error=f"line {n}: expected a JSON object with an 'output' key, got "
+                                 f"{type(rec).__name__}. Fix: write one object per line")
+            continue
+        yield _build(rec, n, max_chars)
+
+
+def _csv_rows(data: bytes, max_chars: int, path: Path):
+    text = data.decode("utf-8", errors="surrogateescape")
+    if path.suffix.lower() == ".tsv":
+        delimiter = "\t"
+    else:
+        try:
+            delimiter = csv.Sniffer().sniff(text[:4096].split("\n", 1)[0], delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    csv.field_size_limit(max(csv.field_size_limit(), max_chars * 4 + 1024))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as e:
+        raise InputError(f"the CSV header cannot be parsed ({e})", where=f"{path}:1",
+                         fix="the first line must name the columns, e.g. id,output,query") from e
+    names = [h.strip().lower() for h in header]
+    if _SURROGATE.search("".join(names)):
+        raise InputError("the CSV header is not valid UTF-8", where=f"{path}:1", fix="save the file as UTF-8")
+    if "output" not in names:
+        raise InputError(f"the CSV has no 'output' column (columns: {', '.join(names) or 'none'})",
+                         where=f"{path}:1", fix="name the column holding the AI outputs 'output'")
+    dup = sorted({h for h in names if names.count(h) > 1})
+    if dup:
+        raise InputError(f"the CSV repeats column(s) {', '.join(dup)}", where=f"{path}:1", fix="rename them")
+    while True:
+        start = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            yield AuditRow(id=f"line-{start}", line=start,
+                           error=f"line {start}: not valid CSV ({e}). Fix: quote fields that contain the "
+                                 "delimiter, quotes or newlines, and double inner quotes")
+            continue
+        if not any(f.strip() for f in fields):
+            continue
+        m = _SURROGATE.search("".join(fields))
+        if m:
+            byte = ord(m.group(0)) - 0xDC00
+            yield AuditRow(id=f"line-{start}", line=start,
+                           error=f"line {start}: not valid UTF-8 (byte 0x{byte:02x}). Fix: save the file as UTF-8")
+            continue
+        if len(fields) > len(names):
+            yield AuditRow(id=f"line-{start}", line=start,
+                           error=f"line {start}: {len(fields)} fields but the header has {len(names)}. Fix: quote "
+                                 f"fields that contain the delimiter {delimiter!r}")
+            continue
+        rec = {k: (v if v != "" else None) for k, v in zip(names, fields, strict=False)}
+        yield _build(rec, start, max_chars)
+
+
+def read_rows(path: str | Path, *, max_chars: int = DEFAULT_MAX_CHARS, limit: int | None = None) -> list[AuditRow]:
+    """All rows of ``path`` in file order (the first ``limit`` non-blank ones), ids unique.
+
+    A second row with an id already seen becomes an error row with the id ``<id>#line<N>`` (so every result id is
+    unique and the first row keeps the id).
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    fmt = detect_format(path, data[:64])
+    rows_iter = _jsonl_rows(data, max_chars) if fmt == "jsonl" else _csv_rows(data, max_chars, path)
+    rows: list[AuditRow] = []
+    first_line: dict[str, int] = {}
+    for row in rows_iter:
+        if limit is not None and len(rows) >= limit:
+            break
+        if row.id in first_line:
+            original = row.id
+            new_id = f"{original}#line{row.line}"
+            while new_id in first_line:
+                new_id += "'"
+            row = row.model_copy(update={
+                "id": new_id, "output": None,
+                "error": f"line {row.line}: duplicate id {original!r} (first used on line {first_line[original]}). "
+                         "Fix: give each row a unique id"})
+        first_line[row.id] = row.line
+        rows.append(row)
+    if not rows:
+        raise InputError("the input has no rows", where=str(path),
+                         fix="write one JSON object per line (JSONL) or a header plus rows (CSV), each with 'output'")
+    return rows

@@ -1,0 +1,132 @@
+"""``guardrails audit INPUT``: check a JSONL/CSV file of AI outputs and write verdicts plus reports.
+
+Exit codes (for CI gates):
+
+* ``0`` — done, and the ``--fail-on`` condition was not met;
+* ``3`` — ``--fail-on block`` and a row was blocked, or ``--fail-on flag`` and a row was flagged or blocked;
+* ``4`` — otherwise, some rows could not be checked (error rows) and ``--fail-on`` is not ``never``;
+* ``2`` — bad usage / config / unreadable input file (nothing was checked);
+* ``130`` — interrupted (Ctrl-C): the finished rows are saved, run the same command again to resume.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import typer
+
+from guardrails.progress import console
+
+FAIL_ON = ("block", "flag", "never")
+
+
+def exit_code(counts, fail_on: str) -> int:
+    """The exit code for an audit's decision counts (see the module docstring).
+
+    >>> from guardrails.audit.runner import Counts
+    >>> exit_code(Counts(allow=3, flag=1), "block"), exit_code(Counts(allow=3, flag=1), "flag")
+    (0, 3)
+    >>> exit_code(Counts(allow=3, error=1), "block"), exit_code(Counts(block=1, error=1), "never")
+    (4, 0)
+    """
+    if fail_on == "block" and counts.block:
+        return 3
+    if fail_on == "flag" and (counts.flag or counts.block):
+        return 3
+    if fail_on != "never" and counts.error:
+        return 4
+    return 0
+
+
+def load_factory(spec: str):
+    """``package.module:function`` → the function (it receives the GuardrailConfig and returns Components).
+    The current directory is importable, as with ``python -m``."""
+    import os
+    import sys
+
+    from guardrails.errors import ConfigError
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+    mod_name, _, attr = spec.partition(":")
+    if not mod_name or not attr:
+        raise ConfigError(f"--components {spec!r} is not of the form 'package.module:function'",
+                          fix="e.g. --components mypkg.parts:build_components")
+    try:
+        return getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"cannot load --components {spec!r}: {e}", fix="check the module path and name") from e
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "audit",
+        help="Audit a file of AI outputs: verdicts.jsonl, summary.json, report.html and report.md in --out. "
+        "Resumable: after an interruption (even kill -9) run the same command again; it checks only the rows "
+        "without a result. Bad rows become error rows with their line and reason, and the run goes on.",
+        epilog="Exit codes: 0 ok; 3 --fail-on met (any block, or with 'flag' any flag or block); 4 error rows "
+        "(unless --fail-on never); 2 bad usage/input file; 130 interrupted.")
+    def audit(
+        input: Path = typer.Argument(..., help="JSONL or CSV with id, output, optional query and metadata columns"),
+        out: Path = typer.Option(None, "--out", "-o", help="output folder (default: audit-out/<input stem>/)"),
+        profile: str = typer.Option("offline", "--profile", "-p", help="profile name or config YAML path"),
+        concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, help="checks in flight at once"),
+        fail_on: str = typer.Option("block", "--fail-on", help="exit 3 on any: block | flag (flag or block) | never"),
+        limit: int = typer.Option(None, "--limit", "-n", min=1, help="only the first N rows of the input"),
+        mode: str = typer.Option("balanced", "--mode", help="strict | balanced | permissive"),
+        restart: bool = typer.Option(False, "--restart", help="discard the results of an earlier run in --out"),
+        no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
+        components: str = typer.Option(None, "--components", hidden=True,
+                                       help="package.module:function building the Components from the config "
+                                            "(plugins, tests)"),
+    ) -> None:
+        """Audit a file of AI outputs (help text above)."""
+        from guardrails.audit.reader import read_rows
+        from guardrails.audit.report import write_reports
+        from guardrails.audit.runner import AuditRunner
+        from guardrails.config import load_config
+        from guardrails.errors import InputError
+
+        if fail_on not in FAIL_ON:
+            raise InputError(f"--fail-on {fail_on!r} is not one of {', '.join(FAIL_ON)}", fix="e.g. --fail-on block")
+        cfg = load_config(profile)
+        rows = read_rows(input, max_chars=cfg.max_input_chars, limit=limit)
+        out_dir = out or Path("audit-out") / input.stem
+        runner = AuditRunner(cfg, out_dir, mode=mode, concurrency=concurrency, progress=not no_progress,
+                             profile=profile)
+        if restart:
+            runner.clear()
+        factory = load_factory(components) if components else None
+
+        def open_guardrail():
+            from guardrails.guardrail import Guardrail
+
+            with console.status("loading the guardrail (index, models, LLM server)..."):
+                parts = factory(cfg) if factory else None
+                return Guardrail(cfg, components=parts, checkpoint=runner.checkpoint_path)
+
+        try:
+            outcome = runner.run(rows, input, open_guardrail)
+        except KeyboardInterrupt:
+            n = len(runner.store.rows)
+            console.print(f"[yellow]interrupted[/]: {n} of {len(rows)} rows are saved in {runner.store.path}. "
+                          "Run the same command again to resume.")
+            raise typer.Exit(130) from None
+        for note in outcome.repaired:
+            console.print(f"[yellow]resumed[/]: {note}")
+        paths = write_reports(outcome.rows, out_dir, title=input.name, input_path=input, manifest=outcome.manifest,
+                              resumed=outcome.resumed, elapsed_s=outcome.elapsed_s)
+        c = outcome.counts
+        code = exit_code(c, fail_on)
+        typer.echo(f"audited {len(outcome.rows)} rows ({outcome.resumed} from an earlier run): "
+                   f"block {c.block}, flag {c.flag}, allow {c.allow}, error {c.error}")
+        typer.echo(f"verdicts: {runner.store.path}")
+        typer.echo(f"summary:  {paths['summary']}")
+        typer.echo(f"markdown: {paths['markdown']}")
+        typer.echo(f"report:   {paths['html'].resolve()}")
+        if code:
+            why = {3: f"--fail-on {fail_on} met", 4: "there are error rows (see the report's 'Error rows')"}[code]
+            typer.echo(f"exit {code}: {why}")
+        raise typer.Exit(code)

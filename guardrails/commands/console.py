@@ -1,0 +1,53 @@
+"""``guardrails console``: the interactive debate console (``guardrails/console.py``)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from guardrails.progress import console as err_console
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("console", help="Paste an AI output and watch the agents debate it live: evidence, each round's "
+                 "arguments with their quotes, the verifier's checks and the verdict. Between rounds you can "
+                 "interject (:ask); :help lists the commands. With stdin piped, the whole of stdin is checked once and "
+                 "nothing is asked (exit code as `guardrails check`: 0 allow, 1 flag, 3 block).")
+    def console(
+        profile: str = typer.Option("offline", "--profile", "-p", help="profile name or config YAML path"),
+        mode: str = typer.Option("balanced", "--mode", help="strict | balanced | permissive"),
+        policies: list[str] = typer.Option(None, "--policy", help="restrict to a pack/act or rule id (repeatable)"),
+        query: str = typer.Option(None, "--query", "-q", help="piped use: the question that produced the output"),
+        components: str = typer.Option(None, "--components", hidden=True,
+                                       help="package.module:function building the Components (plugins, tests)"),
+    ) -> None:
+        """The debate console (help text above)."""
+        from rich.console import Console
+
+        from guardrails.commands.audit import load_factory
+        from guardrails.config import load_config
+        from guardrails.console import MODES, DebateConsole, run_piped, stdin_is_interactive
+        from guardrails.errors import InputError
+        from guardrails.guardrail import Guardrail, validate_output
+
+        if mode not in MODES:
+            raise InputError(f"unknown mode {mode!r}", fix=f"use one of {', '.join(MODES)}")
+        interactive = stdin_is_interactive()
+        cfg = load_config(profile)
+        text = None
+        if not interactive:
+            text = validate_output(sys.stdin.buffer.read(), cfg.max_input_chars, field="stdin")
+        factory = load_factory(components) if components else None
+        with err_console.status("loading the guardrail (index, models, LLM server)..."):
+            g = Guardrail(cfg, components=factory(cfg) if factory else None)
+        out = Console(highlight=False)
+        with g:
+            if not interactive:
+                v = run_piped(g, text, query=query, mode=mode, policies=policies or None, console=out)
+                raise typer.Exit(1 if v is None else {"allow": 0, "flag": 1, "block": 3}[v.decision])
+            dc = DebateConsole(g, console=out, mode=mode, policies=policies or None, interactive=True)
+            try:
+                dc.repl()
+            finally:
+                dc.close()

@@ -1,0 +1,102 @@
+"""``guardrails eval``: run the guardrail and its baselines on eval sets, print and write the metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval")
+    def evaluate(
+        sets: list[str] = typer.Argument(None, help="set names (evals/sets/*.yaml) or set YAML paths; default: all"),
+        systems: str = typer.Option("mad,single,majority,noretrieval,screening", "--systems",
+                                    help="comma-separated: mad, single, majority, noretrieval, screening"),
+        limit: int = typer.Option(None, "--limit", "-n", help="sample this many cases (stratified by query type)"),
+        seed: int = typer.Option(0, "--seed", help="sampling seed (also the majority judges' base seed)"),
+        out: Path = typer.Option(None, "--out", "-o",
+                                 help="output folder; default $GUARDRAILS_HOME/evals/<profile>-<sets>-s<seed>-n<limit>"
+                                 " (the same command resumes the same folder)"),
+        profile: str = typer.Option("offline", "--profile", "-p", help="profile name or config YAML path"),
+        concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, help="cases checked at once"),
+        majority_n: int = typer.Option(None, "--majority-n", min=1,
+                                       help="N judges of the majority baseline (default: mad's mean LLM calls)"),
+        retry_errors: bool = typer.Option(False, "--retry-errors", help="re-run cases that ended in a harness error"),
+        list_sets: bool = typer.Option(False, "--list", help="list the sets with their case counts and exit"),
+        as_json: bool = typer.Option(False, "--json", help="print metrics.json to stdout instead of the table"),
+    ) -> None:
+        """Evaluate the guardrail (mad) against baselines at equal compute on labelled sets; resumable."""
+        from evals.harness import EvalOptions, default_out_dir, run_eval
+        from evals.loaders import available_sets
+        from guardrails.progress import console
+
+        names = list(sets or []) or _present_sets(available_sets())
+        if list_sets:
+            _list(names)
+            raise typer.Exit(0)
+        chosen = [s.strip() for s in systems.split(",") if s.strip()]
+        import signal
+        import sys
+
+        # a plain `kill` ends the run like Ctrl-C: finally-blocks stop the LLM server the guardrail started
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        out = out or default_out_dir(names, profile, seed, limit)
+        console.print(f"[bold]eval[/] sets: {', '.join(names)} | systems: {', '.join(chosen)} | limit {limit} | "
+                      f"seed {seed} | out {out}")
+        res = run_eval(EvalOptions(sets=names, systems=chosen, limit=limit, seed=seed, out=out, profile=profile,
+                                   concurrency=concurrency, majority_n=majority_n, retry_errors=retry_errors))
+        if as_json:
+            typer.echo((res.out / "metrics.json").read_text(encoding="utf-8"))
+        else:
+            from rich.console import Console
+
+            from evals.report import rich_table
+
+            Console(width=None if sys.stdout.isatty() else 160).print(rich_table(res.metrics, title=f"eval ({len(res.manifest.case_ids)} cases, "
+                                       f"majority N={res.manifest.majority_n})"))
+        console.print(f"results: {res.out / 'results.jsonl'}\nmetrics: {res.out / 'metrics.md'} "
+                      f"(+ metrics.json, plots/)")
+
+
+def _present_sets(names: list[str]) -> list[str]:
+    """The sets whose data files exist here (the default when no set is named)."""
+    from evals.loaders import load_spec, resolve_paths
+    from guardrails.errors import GuardrailError
+    from guardrails.progress import console
+
+    out = []
+    for n in names:
+        try:
+            resolve_paths(load_spec(n))
+            out.append(n)
+        except GuardrailError as e:
+            console.print(f"[yellow]skipping set {n}: {e}[/]")
+    return out
+
+
+def _list(names: list[str]) -> None:
+    from collections import Counter
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from evals.loaders import QUERY_TYPES, load_set, load_spec
+
+    con = Console()
+    wide = con.width >= 140
+    t = Table(title="eval sets", header_style="bold")
+    heads = ["set", "cases", "benign", "ambig.", "advers.", "allow", "flag", "block"] + (["description"] if wide else [])
+    for col in heads:
+        t.add_column(col, justify="left" if col in ("set", "description") else "right", no_wrap=col == "set")
+    for n in names:
+        spec = load_spec(n)
+        try:
+            cases = load_set(spec)
+        except Exception as e:  # a set whose data is missing here: show why, list the rest
+            t.add_row(spec.name, "–", "", "", "", "", "", "", *([f"[red]{e}[/]"] if wide else []))
+            continue
+        ty, ex = Counter(c.type for c in cases), Counter(c.expected for c in cases)
+        t.add_row(spec.name, str(len(cases)), *[str(ty[q]) for q in QUERY_TYPES], str(ex["allow"]), str(ex["flag"]),
+                  str(ex["block"]), *([spec.description] if wide else []))
+    con.print(t)

@@ -1,0 +1,584 @@
+"""The interactive debate console: paste an AI output, watch the agents argue over the retrieved clauses, read the
+verified verdict, then probe it (show a cited clause, interject a question, switch policy / mode, re-run, save).
+
+    $ guardrails console
+    guardrails> NIS2 gives us 72 hours for the early warning.
+    ...
+    question (Enter to skip)> How fast must we warn the CSIRT?
+
+Each graph event is drawn as it arrives from :meth:`guardrails.guardrail.Guardrail.astream`: the evidence panel, one
+panel per agent turn (colour = stance) with its quotes, the verifier's checks and the verdict. Between rounds the
+debate pauses (a LangGraph interrupt): ``:ask <question or fact>`` is handed to the agents for the next round, Enter
+continues. Piped (stdin not a terminal), the console reads the whole of stdin as one output, prints the debate and the
+verdict, and asks nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.padding import Padding
+from rich.panel import Panel
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from agents.schema import Argument
+from guardrails.errors import GuardrailError
+from guardrails.verdict import Verdict
+from retrieval.units import Evidence
+
+STANCE_STYLE = {"violation": "red", "compliant": "green", "uncertain": "yellow"}
+DECISION_STYLE = {"allow": "bold white on green", "flag": "bold black on yellow", "block": "bold white on red"}
+CHECK_STYLE = {"pass": "green", "fail": "bold red", "skipped": "dim"}
+MODES = ("strict", "balanced", "permissive")
+PAUSE_COMMANDS = (":show", ":evidence", ":save", ":help", ":h", ":?")
+
+PROMPT = "guardrails> "
+MORE = "... "
+QUESTION = "question (Enter to skip)> "
+
+HELP = """\
+[bold]Paste an AI output[/] at the prompt and finish it with an empty line (for text with blank lines, type
+[cyan]:paste[/] first and end with a line holding only [cyan].[/]). Then give the question that produced it, or press
+Enter. The debate is shown as it happens; between rounds it pauses so you can interject.
+
+[cyan]:show ID[/]            a clause in full, e.g. :show eu-ai-act:art_5.1.c (or a rule: :show policy:RULE_ID)
+[cyan]:evidence[/]           the evidence of the last run again
+[cyan]:policy NAMES|all[/]   restrict the check to packs / acts / rule ids (e.g. :policy nis2 gdpr), or all
+[cyan]:mode M[/]             strict | balanced | permissive
+[cyan]:ask TEXT[/]           interject a question or fact: during a pause it goes to the next round; otherwise the
+                    last output is checked again with it
+[cyan]:rerun[/]              check the last output again (after :policy / :mode)
+[cyan]:save PATH[/]          the transcript as PATH.json and PATH.md
+[cyan]:help[/]               this help
+[cyan]:quit[/]               leave (also Ctrl-D)"""
+
+
+class RunRecord(BaseModel):
+    """One check in the console session (what :save writes)."""
+
+    started: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    output: str
+    query: str | None = None
+    mode: str = "balanced"
+    policies: list[str] | None = None
+    interjections: list[str] = Field(default_factory=list)
+    timeline: list[dict[str, Any]] = Field(default_factory=list, description="events in order, as shown")
+    verdict: dict[str, Any] | None = None
+    error: str | None = None
+    seconds: float | None = None
+
+
+class _Quit(Exception):
+    pass
+
+
+def _quote(q) -> Text:
+    t = Text()
+    t.append(f"[{q.doc_id}] ", style="cyan")
+    t.append(f"“{q.text}”", style="italic")
+    return t
+
+
+def _policy_known(policy_set, name: str) -> bool:
+    rules = list(getattr(policy_set, "rules", []) or [])
+    return any(r.id == name or r.id.startswith(name + ".") or r.id.split(".", 1)[0] == name
+               or getattr(r, "pack", None) == name for r in rules)
+
+
+class DebateConsole:
+    """The console session over one :class:`~guardrails.guardrail.Guardrail`.
+
+    ``interactive`` pauses between rounds and prompts; ``read_line(prompt)`` reads one line (``EOFError`` at the end).
+    """
+
+    def __init__(self, guardrail, *, console: Console | None = None, mode: str = "balanced",
+                 policies: list[str] | None = None, interactive: bool = True,
+                 read_line: Callable[[str], str] | None = None):
+        self.g = guardrail
+        self.console = console or Console(highlight=False)
+        self.mode = mode
+        self.policies = list(policies) if policies else None
+        self.interactive = interactive
+        self.read_line = read_line or self.console.input
+        self.runs: list[RunRecord] = []
+        self.output: str | None = None
+        self.query: str | None = None
+        self.interjections: list[str] = []
+        self.loop = asyncio.new_event_loop()
+
+    # ------------------------------------------------------------------------------------------ checking
+    def check(self, output: str, query: str | None = None) -> Verdict | None:
+        """Check a new output (resets the interjections)."""
+        self.output, self.query, self.interjections = output, query, []
+        return self._run()
+
+    def rerun(self) -> Verdict | None:
+        if self.output is None:
+            self.console.print("[yellow]nothing to re-run yet: paste an output first[/]")
+            return None
+        return self._run()
+
+    def _run(self) -> Verdict | None:
+        rec = RunRecord(output=self.output, query=self.query, mode=self.mode, policies=self.policies,
+                        interjections=list(self.interjections))
+        self.runs.append(rec)
+        what = f"mode [bold]{self.mode}[/], policies [bold]{', '.join(self.policies) if self.policies else 'all'}[/]"
+        if self.interjections:
+            what += ", interjections: " + "; ".join(escape(repr(x)) for x in self.interjections)
+        self.console.print(Rule(f"checking — {what}", style="cyan"))
+        t0 = time.perf_counter()
+        try:
+            self.loop.run_until_complete(self._stream(rec))
+        except KeyboardInterrupt:
+            rec.error = "stopped by the user (Ctrl-C)"
+            self.console.print("\n[yellow]stopped[/] (the verdict of this run is not available)")
+        except GuardrailError as e:  # bad input, unknown policy ...
+            rec.error = str(e)
+            if not self.interactive:
+                raise
+            self.console.print(f"[bold red]error:[/] {escape(str(e))}")
+        rec.seconds = round(time.perf_counter() - t0, 2)
+        return Verdict.model_validate(rec.verdict) if rec.verdict else None
+
+    async def _stream(self, rec: RunRecord) -> None:
+        tid = f"console-{uuid.uuid4().hex[:12]}"
+        resume: str | None = None
+        while True:
+            paused = None
+            if resume is None:
+                stream = self.g.astream(rec.output, query=rec.query, mode=rec.mode, policies=rec.policies,
+                                        thread_id=tid, pause_between_rounds=self.interactive,
+                                        interjections=rec.interjections or None)
+            else:
+                stream = self.g.astream(None, thread_id=tid, resume=resume)
+            async for ev in stream:
+                for node, upd in ev.items():
+                    if node == "__interrupt__":
+                        paused = upd
+                        continue
+                    self.show_event(node, upd, rec)
+            if paused is None:
+                return
+            resume = self._pause(paused, rec)
+
+    def _pause(self, interrupt, rec: RunRecord) -> str:
+        """Between two rounds: let the person interject (``:ask``), look things up, or continue."""
+        info = getattr(interrupt[0], "value", {}) if isinstance(interrupt, tuple | list) and interrupt else {}
+        nxt = info.get("round", "?") if isinstance(info, dict) else "?"
+        self.console.print(f"[cyan]paused before round {nxt}[/]: [bold]:ask <question or fact>[/] for the agents to "
+                           "address, Enter to continue, :show ID, :quit")
+        while True:
+            try:
+                line = self.read_line(f"round {nxt}> ").strip()
+            except EOFError:
+                line = ""
+            if not line:
+                rec.timeline.append({"event": "continue", "before_round": nxt})
+                return ""
+            cmd, _, arg = line.partition(" ")
+            if cmd == ":ask" and arg.strip():
+                text = arg.strip()
+                rec.interjections.append(text)
+                self.interjections.append(text)
+                rec.timeline.append({"event": "interjection", "before_round": nxt, "text": text})
+                self.console.print(f"[cyan]interjection for round {nxt}:[/] {escape(text)}")
+                return text
+            if cmd in (":quit", ":q", ":exit"):
+                rec.error = "left during the debate (:quit)"
+                raise _Quit
+            if cmd in PAUSE_COMMANDS:
+                self.command(line, paused=True)
+            else:
+                self.console.print("[yellow]during a pause: :ask TEXT, Enter to continue, :show ID, :evidence, "
+                                   ":save PATH, :quit (:mode / :policy / :rerun after the verdict)[/]")
+
+    # ------------------------------------------------------------------------------------------ events
+    def show_event(self, node: str, upd: Any, rec: RunRecord) -> None:
+        upd = upd or {}
+        c = self.console
+        if node == "__error__":
+            rec.error = str(upd)
+            rec.timeline.append({"event": "error", "error": str(upd)})
+            c.print(Panel(f"{escape(str(upd))}\nThe guardrail fails closed: treat this output as [bold]flag[/].",
+                          title="the run failed", border_style="red"))
+            return
+        if node == "retrieve":
+            ev = [Evidence.model_validate(e) for e in upd.get("evidence", [])]
+            rec.timeline.append({"event": "evidence", "ids": [e.unit_id for e in ev],
+                                 "abstained": bool(upd.get("abstained"))})
+            c.print(self.evidence_panel(ev, upd.get("abstain_reason") if upd.get("abstained") else None))
+        elif node == "screen":
+            rows = upd.get("screen", [])
+            rec.timeline.append({"event": "screen", "rules": [r["rule_id"] for r in rows],
+                                 "findings": upd.get("findings", [])})
+            if rows:
+                c.print("[bold]rules screened:[/] " + ", ".join(
+                    f"{escape(r['rule_id'])} ({r['score']:.2f}"
+                    + (f"; {escape(', '.join(r['triggers']))}" if r.get("triggers") else "") + ")" for r in rows))
+            for f in upd.get("findings", []):
+                style = "red" if f.get("status") == "contradicted" else "green"
+                c.print(f"[{style}]key fact {escape(str(f.get('status')))}:[/] {escape(str(f.get('explanation', '')))}")
+            if upd.get("failure"):
+                c.print(f"[red]{escape(upd['failure'])}[/]")
+        elif node in ("fast_allow", "fast_block"):
+            co = upd.get("coordinator") or {}
+            rec.timeline.append({"event": node})
+            c.print(f"[bold]{node.replace('_', ' ')}:[/] {escape(co.get('rationale', ''))}")
+            if rec.interjections:
+                c.print("[dim]the fast path decided without a debate, so the interjections were not discussed[/]")
+        elif node == "start_round":
+            rec.timeline.append({"event": "round", "round": upd.get("round")})
+            c.print(Rule(f"round {upd.get('round')}", style="blue"))
+        elif node == "argue":
+            for a in upd.get("transcript", []):
+                arg = Argument.model_validate(a)
+                rec.timeline.append({"event": "argument", "round": arg.round, "role": arg.role,
+                                     "stance": arg.stance})
+                c.print(self.argument_panel(arg))
+        elif node == "moderate":
+            rec.timeline.append({"event": "moderate", "consensus": bool(upd.get("consensus"))})
+            c.print("[dim]consensus reached[/]" if upd.get("consensus") else "[dim]no consensus yet[/]")
+        elif node == "coordinate":
+            co = upd.get("coordinator")
+            rec.timeline.append({"event": "coordinate", "decision": co.get("decision") if co else None,
+                                 "error": upd.get("coordinator_error")})
+            if co:
+                c.print(f"[bold]coordinator:[/] {co['decision']} (confidence {co.get('confidence', 0):.2f}, "
+                        f"{len(co.get('violations', []))} violation(s)) — checking its quotes...")
+            else:
+                c.print(f"[red]coordinator gave no usable answer:[/] {escape(str(upd.get('coordinator_error')))}")
+        elif node == "verify":
+            rep = upd.get("verification") or {}
+            rec.timeline.append({"event": "verify", "checks": {ch["name"]: ch["status"]
+                                                               for ch in rep.get("checks", [])}})
+            c.print(self.checks_table(rep.get("checks", [])))
+        elif node == "repair":
+            rec.timeline.append({"event": "repair"})
+            c.print(f"[yellow]repair:[/] the verifier's {len(upd.get('feedback', []))} finding(s) go back to the "
+                    "coordinator once")
+        elif node == "finalize":
+            v = Verdict.model_validate(upd["verdict"])
+            rec.verdict = v.model_dump(mode="json")
+            rec.timeline.append({"event": "verdict", "decision": v.decision})
+            c.print(self.verdict_panel(v))
+
+    # ------------------------------------------------------------------------------------------ renderables
+    @staticmethod
+    def evidence_panel(ev: list[Evidence], abstain_reason: str | None = None):
+        if not ev:
+            return Panel(f"[dim]{escape(abstain_reason or 'no relevant evidence')}[/]", title="evidence",
+                         border_style="blue")
+        t = Table(show_header=True, header_style="bold", box=None, pad_edge=False, expand=True)
+        t.add_column("#", justify="right", width=2)
+        t.add_column("clause", style="cyan", no_wrap=True)
+        t.add_column("score", justify="right", width=5)
+        t.add_column("text", ratio=1)
+        for e in ev:
+            score = e.relevance if e.relevance is not None else e.score
+            snippet = " ".join(e.text.split())
+            snippet = snippet[:120] + ("…" if len(snippet) > 120 else "")
+            t.add_row(str(e.rank), Text(e.unit_id, style="cyan"), f"{score:.2f}", Text(snippet))
+        return Panel(t, title=f"evidence ({len(ev)} clauses) — :show ID for the full text", border_style="blue")
+
+    @staticmethod
+    def argument_panel(a: Argument):
+        style = "magenta" if a.error else STANCE_STYLE.get(a.stance, "white")
+        body: list[Any] = []
+        if a.error:
+            body.append(Text(f"turn failed: {a.error}", style="magenta"))
+        for cl in a.claims:
+            body.append(Text("• " + cl.text + (f"  [{cl.rule_id}]" if cl.rule_id else "")))
+            for q in cl.quotes:
+                body.append(Padding(_quote(q), (0, 0, 0, 4)))
+        if not body:
+            body.append(Text((a.raw or "(no claims)")[:400], style="dim"))
+        title = f"{escape(a.role)} · round {a.round} · [{style}]{a.stance}[/] · confidence {a.confidence:.2f}"
+        return Panel(Group(*body), title=title, title_align="left", border_style=style)
+
+    @staticmethod
+    def checks_table(checks: list[dict]):
+        t = Table(title="verifier", title_justify="left", box=None, show_header=False, pad_edge=False)
+        t.add_column("check", style="bold")
+        t.add_column("status")
+        t.add_column("detail", ratio=1)
+        for ch in checks:
+            score = f" ({ch['score']:.2f})" if ch.get("score") is not None else ""
+            t.add_row(ch["name"], Text(ch["status"] + score, style=CHECK_STYLE.get(ch["status"], "")),
+                      Text("; ".join(ch.get("failures", [])[:2])))
+        return t
+
+    @staticmethod
+    def verdict_panel(v: Verdict):
+        parts: list[Any] = []
+        head = Text()
+        head.append(f" {v.decision.upper()} ", style=DECISION_STYLE.get(v.decision, "bold"))
+        head.append(f"  confidence {v.confidence:.2f} · path {v.path} · mode {v.mode}")
+        parts.append(head)
+        if v.failure:
+            parts.append(Text(f"Failed closed: {v.failure}", style="red"))
+        if v.abstention:
+            parts.append(Text(f"Abstention: {v.abstention}", style="dim"))
+        if v.rationale:
+            parts.append(Text("Why: " + v.rationale))
+        for i, x in enumerate(v.violations, 1):
+            t = Text(f"{i}. ")
+            t.append(x.rule_id, style="bold")
+            t.append(f" [{x.severity}]" + (f" {x.title}" if x.title else ""))
+            parts.append(t)
+            t = Text(", ".join(x.provisions) + "  ", style="cyan")
+            t.append("✓ quotes verbatim" if x.verified else "✗ quotes NOT verified",
+                     style="green" if x.verified else "red")
+            parts.append(Padding(t, (0, 0, 0, 3)))
+            if x.explanation:
+                parts.append(Padding(Text(x.explanation), (0, 0, 0, 3)))
+            for q in x.quotes:
+                parts.append(Padding(_quote(q), (0, 0, 0, 3)))
+        if v.verification.checks:
+            line = Text("Verifier: ")
+            for ch in v.verification.checks:
+                line.append(f"{ch.name} {ch.status}  ", style=CHECK_STYLE.get(ch.status, ""))
+            if v.verification.repaired:
+                line.append("(after one repair round)", style="dim")
+            parts.append(line)
+            for ch in v.verification.checks:
+                for f in ch.failures[:3]:
+                    parts.append(Padding(Text(f"{ch.name}: {f}", style="red"), (0, 0, 0, 3)))
+        t = v.timings.get("total")
+        parts.append(Text(f"LLM calls {v.usage.llm_calls}, tokens {v.usage.prompt_tokens}+{v.usage.completion_tokens}"
+                          + (f", {t:.1f} s" if t is not None else ""), style="dim"))
+        style = {"allow": "green", "flag": "yellow", "block": "red"}.get(v.decision, "white")
+        return Panel(Group(*parts), title="verdict", title_align="left", border_style=style)
+
+    # ------------------------------------------------------------------------------------------ commands
+    def command(self, line: str, *, paused: bool = False) -> bool:
+        """Run a ``:command``; False when it is unknown. Raises :class:`_Quit` for :quit."""
+        cmd, _, arg = line.strip().partition(" ")
+        arg = arg.strip()
+        c = self.console
+        if cmd in (":quit", ":q", ":exit"):
+            raise _Quit
+        if cmd in (":help", ":h", ":?"):
+            c.print(Panel(HELP, title="commands", border_style="cyan"))
+        elif cmd == ":show":
+            self.show_clause(arg)
+        elif cmd == ":evidence":
+            v = self.last_verdict()
+            c.print(self.evidence_panel(v.evidence) if v else "[yellow]no verdict yet[/]")
+        elif cmd == ":mode":
+            if arg not in MODES:
+                c.print(f"[yellow]mode is {self.mode}; choose one of {', '.join(MODES)}[/]")
+            else:
+                self.mode = arg
+                c.print(f"mode set to [bold]{arg}[/]" + ("" if paused else " — :rerun to check the output again"))
+        elif cmd == ":policy":
+            self.set_policies(arg, paused=paused)
+        elif cmd == ":ask":
+            if not arg:
+                c.print("[yellow]:ask needs a question or fact, e.g. :ask Does this apply to banks?[/]")
+            elif self.output is None:
+                c.print("[yellow]paste an output first; :ask interjects into its debate[/]")
+            else:
+                self.interjections.append(arg)
+                self._run()
+        elif cmd == ":rerun":
+            self.rerun()
+        elif cmd == ":save":
+            self.save(arg)
+        else:
+            return False
+        return True
+
+    def set_policies(self, arg: str, *, paused: bool = False) -> None:
+        names = [p for p in arg.replace(",", " ").split() if p]
+        if not names:
+            self.console.print(f"policies: [bold]{', '.join(self.policies) if self.policies else 'all'}[/]")
+            return
+        if names == ["all"]:
+            self.policies = None
+        else:
+            ps = getattr(self.g.components, "policy_set", None)
+            unknown = [p for p in names if ps is not None and not _policy_known(ps, p)]
+            if unknown:
+                packs = sorted({r.id.split(".", 1)[0] for r in getattr(ps, "rules", [])})
+                self.console.print(f"[yellow]unknown policy {', '.join(unknown)}; known packs/acts: "
+                                   f"{', '.join(packs)} (or a rule id)[/]")
+                return
+            self.policies = names
+        self.console.print(f"policies set to [bold]{', '.join(self.policies) if self.policies else 'all'}[/]"
+                           + ("" if paused else " — :rerun to check the output again"))
+
+    def last_verdict(self) -> Verdict | None:
+        for r in reversed(self.runs):
+            if r.verdict:
+                return Verdict.model_validate(r.verdict)
+        return None
+
+    def resolve_id(self, arg: str) -> str:
+        """``art_5.1.c`` → ``eu-ai-act:art_5.1.c`` when exactly one clause of the last run has that local id."""
+        if ":" in arg:
+            return arg
+        v = self.last_verdict()
+        ids = {e.unit_id for e in v.evidence} | {p for x in v.violations for p in x.provisions} if v else set()
+        hits = sorted(i for i in ids if i.split(":", 1)[-1] == arg)
+        return hits[0] if len(hits) == 1 else arg
+
+    def show_clause(self, arg: str) -> None:
+        c = self.console
+        if not arg:
+            c.print("[yellow]:show needs a clause id, e.g. :show nis2:art_23.4.a[/]")
+            return
+        uid = self.resolve_id(arg)
+        comps = self.g.components
+        if uid.startswith("policy:"):
+            rule = comps.policy_set.get(uid.split(":", 1)[1])
+            if rule is None:
+                c.print(f"[yellow]no policy rule {escape(uid)}[/]")
+                return
+            body = f"[bold]{escape(rule.title)}[/] ({rule.kind}, {rule.severity})\n{escape(rule.summary)}\n" \
+                   f"provisions: {escape(', '.join(rule.provisions))}"
+            if rule.key_facts:
+                body += "\nkey facts: " + escape("; ".join(f.as_text() for f in rule.key_facts))
+            c.print(Panel(body, title=Text(uid), border_style="cyan"))
+            return
+        try:
+            text = comps.retriever.lookup(uid)
+        except Exception as e:  # noqa: BLE001 — a broken index must not end the session
+            c.print(f"[red]lookup failed: {escape(f'{type(e).__name__}: {e}')}[/]")
+            return
+        if not text:
+            c.print(f"[yellow]no clause {escape(uid)} in the index[/] (ids look like eu-ai-act:art_5.1.c, "
+                    "nis2:art_23.4.a, nist-csf-2.0:GV.OC-01)")
+            return
+        v = self.last_verdict()
+        heading = next((e.heading for e in (v.evidence if v else []) if e.unit_id == uid and e.heading), "")
+        c.print(Panel(Text(text), title=Text(uid + (f" — {heading}" if heading else "")), border_style="cyan"))
+
+    # ------------------------------------------------------------------------------------------ transcript
+    def transcript(self) -> dict[str, Any]:
+        cfg = self.g.config
+        return {"tool": "mad-guardrails console", "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "profile": cfg.profile, "config_hash": cfg.hash(),
+                "models": dict(getattr(self.g.components, "models", {}) or {}),
+                "runs": [r.model_dump(mode="json") for r in self.runs]}
+
+    def transcript_markdown(self) -> str:
+        L = ["# Debate console transcript", ""]
+        for i, r in enumerate(self.runs, 1):
+            L += [f"## Run {i} — mode {r.mode}, policies {', '.join(r.policies) if r.policies else 'all'}", ""]
+            if r.query:
+                L += [f"**Question:** {r.query}", ""]
+            L += ["**Output:**", "", *[f"> {ln}" for ln in r.output.splitlines()], ""]
+            for ev in r.timeline:
+                if ev["event"] == "interjection":
+                    L.append(f"- *interjection before round {ev['before_round']}:* {ev['text']}")
+            v = Verdict.model_validate(r.verdict) if r.verdict else None
+            if v is not None:
+                rounds = sorted({a.round for a in v.transcript})
+                for rd in rounds:
+                    L += ["", f"### Round {rd}", ""]
+                    for a in (a for a in v.transcript if a.round == rd):
+                        L.append(f"- **{a.role}** — {a.stance} (confidence {a.confidence:.2f})"
+                                 + (f" — turn failed: {a.error}" if a.error else ""))
+                        for cl in a.claims:
+                            L.append(f"  - {cl.text}")
+                            L += [f"    - `[{q.doc_id}]` \"{q.text}\"" for q in cl.quotes]
+                L += ["", "### Verdict", "", v.explain(evidence=True), ""]
+            else:
+                L += ["", f"*No verdict: {r.error or 'unknown'}*", ""]
+        return "\n".join(L) + "\n"
+
+    def save(self, arg: str) -> tuple[Path, Path] | None:
+        if not arg:
+            self.console.print("[yellow]:save needs a path, e.g. :save debate-1[/]")
+            return None
+        base = Path(arg).expanduser()
+        if base.suffix.lower() in (".json", ".md"):
+            base = base.with_suffix("")
+        jp, mp = base.with_name(base.name + ".json"), base.with_name(base.name + ".md")
+        try:
+            base.parent.mkdir(parents=True, exist_ok=True)
+            jp.write_text(json.dumps(self.transcript(), indent=2, ensure_ascii=False), encoding="utf-8")
+            mp.write_text(self.transcript_markdown(), encoding="utf-8")
+        except OSError as e:
+            self.console.print(f"[red]cannot save: {escape(str(e))}[/]")
+            return None
+        self.console.print(f"saved {escape(str(jp))} and {escape(str(mp))}")
+        return jp, mp
+
+    # ------------------------------------------------------------------------------------------ the loop
+    def read_output(self, first: str) -> str:
+        """Lines until an empty one (``:paste``: until a line holding only ``.``)."""
+        paste = first.strip() == ":paste"
+        lines = [] if paste else [first]
+        while True:
+            try:
+                ln = self.read_line(MORE)
+            except EOFError:
+                break
+            if (paste and ln.strip() == ".") or (not paste and not ln.strip()):
+                break
+            lines.append(ln)
+        return "\n".join(lines).strip("\n")
+
+    def repl(self) -> None:
+        c = self.console
+        c.print(Panel(f"Paste an AI output and finish with an empty line. [cyan]:help[/] lists the commands.\n"
+                      f"profile [bold]{escape(self.g.config.profile)}[/] · mode [bold]{self.mode}[/] · policies "
+                      f"[bold]{', '.join(self.policies) if self.policies else 'all'}[/]",
+                      title="mad-guardrails debate console", border_style="cyan"))
+        while True:
+            try:
+                line = self.read_line(PROMPT)
+            except EOFError:
+                c.print()
+                return
+            except KeyboardInterrupt:
+                c.print()
+                continue
+            if not line.strip():
+                continue
+            try:
+                if line.startswith(":") and line.strip() != ":paste":
+                    if not self.command(line):
+                        c.print(f"[yellow]unknown command {escape(line.split()[0])}[/] — :help lists them")
+                    continue
+                output = self.read_output(line)
+                if not output.strip():
+                    continue
+                try:
+                    q = self.read_line(QUESTION).strip()
+                except EOFError:
+                    q = ""
+                self.check(output, q or None)
+            except _Quit:
+                return
+
+    def close(self) -> None:
+        self.loop.close()
+
+
+def run_piped(guardrail, text: str, *, query: str | None = None, mode: str = "balanced",
+              policies: list[str] | None = None, console: Console | None = None) -> Verdict | None:
+    """Non-interactive: check ``text`` once, print the debate and the verdict, no pauses, no prompts."""
+    dc = DebateConsole(guardrail, console=console, mode=mode, policies=policies, interactive=False)
+    try:
+        return dc.check(text, query)
+    finally:
+        dc.close()
+
+
+def stdin_is_interactive() -> bool:
+    return sys.stdin.isatty()

@@ -1,0 +1,298 @@
+"""Hybrid retrieval over the regulatory index: dense (FAISS) + BM25, fused by RRF, optionally re-ranked, filtered
+for relevance.
+
+    >>> r = Retriever.from_config(load_config("offline").retrieval, "offline")        # doctest: +SKIP
+    >>> res = r.search("How fast must an essential entity report a significant incident?", k=5)   # doctest: +SKIP
+    >>> res.evidence[0].unit_id, res.abstained                                          # doctest: +SKIP
+    ('nis2:art_23', False)
+
+Modes (``retrieval.mode``): ``hybrid`` (default), ``dense``, ``bm25``. Every evidence carries its dense cosine, BM25
+score, fused score and relevance score; chunks of one unit are collapsed to the best one. When no evidence passes
+the relevance filter the result is ``abstained`` with ``reason="no relevant evidence"`` and no evidence.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from guardrails.errors import IndexError_, InputError
+from retrieval.config import RetrievalConfig
+from retrieval.fusion import ranked, rrf, weighted_fusion
+from retrieval.index import RegIndex
+from retrieval.relevance import RelevanceFilter
+from retrieval.units import Evidence, id_covers
+
+Mode = Literal["hybrid", "dense", "bm25"]
+NO_EVIDENCE = "no relevant evidence"
+MAX_QUERY_CHARS = 20_000
+#: identifiers a query may name: 'Article 23', 'art. 5', 'Annex III', 'recital 12', 'GV.OC-01', 'PR.AA', 'GOVERN 1.1',
+#: 'GV-1.1-001', 'art_5.1.c'
+_IDENTIFIER = re.compile(
+    r"\b(?:art(?:icle)?s?\.?\s*\d+|annex\s+[ivxlc]+\b|recital\s*\(?\d+|(?:art|rct|anx)_[0-9a-z]+"
+    r"|[A-Z]{2}\.[A-Z]{2}(?:-\d{2})?|[A-Z]{2}-\d+\.\d+-\d{3}|(?:GOVERN|MAP|MEASURE|MANAGE)[ -]\d)",
+    re.IGNORECASE,
+)
+
+
+def names_identifier(query: str) -> bool:
+    """Does the query name a provision by its identifier?
+
+    >>> names_identifier("What does Article 23 NIS2 require?"), names_identifier("PR.AA-05"), names_identifier("hi")
+    (True, True, False)
+    """
+    return bool(_IDENTIFIER.search(query))
+
+
+class RetrievalResult(BaseModel):
+    """What one query retrieved: evidence best first (rank from 1), or an abstention with its reason."""
+
+    query: str
+    mode: Mode
+    evidence: list[Evidence] = Field(default_factory=list)
+    abstained: bool = False
+    reason: str | None = None
+    best_relevance: float | None = Field(default=None, description="highest relevance score seen (also on abstain)")
+    timings: dict[str, float] = Field(default_factory=dict, description="milliseconds per stage")
+
+    @property
+    def ids(self) -> list[str]:
+        return [e.unit_id for e in self.evidence]
+
+
+class Retriever:
+    """Search an index: ``search``, ``search_many`` (one embedder batch), ``lookup`` (full text of a unit)."""
+
+    def __init__(self, index: RegIndex, embedder, config: RetrievalConfig | None = None, *,
+                 relevance: RelevanceFilter | None | Literal["auto"] = "auto", reranker=None, corpus=None):
+        self.index = index
+        self.embedder = embedder
+        self.config = config or RetrievalConfig()
+        if relevance == "auto":
+            relevance = RelevanceFilter.from_config(self.config, index.manifest.relevance,
+                                                    index.manifest.embedder.get("model_id", ""))
+        self.relevance: RelevanceFilter | None = relevance
+        self.reranker = reranker
+        self._corpus = corpus
+
+    @classmethod
+    def from_config(cls, cfg: RetrievalConfig, profile: str = "offline", *, index_dir: str | Path | None = None
+                    ) -> Retriever:
+        """Load embedder, index (``index_dir`` > ``cfg.index_dir`` > ``$GUARDRAILS_HOME/index/<profile>``),
+        relevance filter and reranker as the config says."""
+        from guardrails import paths
+        from retrieval.embedder import Embedder
+        from retrieval.rerank import Reranker
+
+        directory = Path(index_dir or cfg.index_dir or paths.index_dir(profile)).expanduser()
+        if not (directory / "manifest.json").exists():  # fail before loading a model
+            RegIndex.load(directory)
+        embedder = Embedder.from_config(cfg.embedder)
+        index = RegIndex.load(directory, embedder, use_gpu=cfg.use_gpu)
+        return cls(index, embedder, cfg, reranker=Reranker.from_config(cfg))
+
+    # -- public API ---------------------------------------------------------------------------------------------
+    def search(self, query: str, k: int | None = None, *, mode: Mode | None = None,
+               docs: Sequence[str] | None = None) -> RetrievalResult:
+        """Top ``k`` evidence for ``query`` (``docs`` restricts to some doc ids, e.g. ``["nis2"]``)."""
+        return self.search_many([query], k, mode=mode, docs=docs)[0]
+
+    def search_many(self, queries: Sequence[str], k: int | None = None, *, mode: Mode | None = None,
+                    docs: Sequence[str] | None = None) -> list[RetrievalResult]:
+        """Like :meth:`search` for many queries, embedding them in one batch."""
+        t_all = time.perf_counter()
+        queries = [self._check_query(q, i) for i, q in enumerate(queries)]
+        if not queries:
+            return []
+        k = k or self.config.k
+        mode = mode or self.config.mode
+        if mode not in ("hybrid", "dense", "bm25"):
+            raise InputError(f"unknown retrieval mode {mode!r}", fix="use hybrid, dense or bm25")
+        if mode != "dense" and self.index.bm25 is None:
+            raise IndexError_(f"mode {mode!r} needs BM25 but this index was built without it",
+                              where=str(self.index.dir), fix="rebuild with `guardrails index build` or use --mode dense")
+        need_dense = mode != "bm25" or self._relevance_needs_dense()
+        allowed = self._allowed_rows(docs)
+        n_cand = self.config.candidates
+        if allowed is not None:
+            n_cand = min(len(self.index), max(n_cand, n_cand * len(self.index) // max(1, len(allowed))))
+
+        t = time.perf_counter()
+        qv = self.embedder.encode_queries(list(queries)) if need_dense else None
+        embed_ms = (time.perf_counter() - t) * 1000 / len(queries)
+        dense_ms = 0.0
+        if qv is not None and mode != "bm25":
+            t = time.perf_counter()
+            d_scores, d_rows = self.index.search(qv, n_cand)
+            dense_ms = (time.perf_counter() - t) * 1000 / len(queries)
+        else:
+            d_scores = d_rows = None
+
+        results = []
+        for qi, query in enumerate(queries):
+            timings = {"embed": embed_ms, "dense": dense_ms}
+            dense_map: dict[int, float] = {}
+            if d_rows is not None:
+                for s, r in zip(d_scores[qi], d_rows[qi]):
+                    if r >= 0 and (allowed is None or r in allowed):
+                        dense_map[int(r)] = float(s)
+            t = time.perf_counter()
+            bm_all = self.index.bm25.scores(query) if self.index.bm25 is not None else None
+            bm_map: dict[int, float] = {}
+            if bm_all is not None and mode != "dense":
+                bm_map = self._bm25_top(bm_all, n_cand, allowed)
+            timings["bm25"] = (time.perf_counter() - t) * 1000
+
+            t = time.perf_counter()
+            if mode == "hybrid":
+                w = [self.config.dense_weight, self.config.bm25_weight]
+                if names_identifier(query):
+                    # exact ids are BM25's strength and the dense model's blind spot: BM25 leads, by score (an
+                    # exact id match stands far above the rest, which ranks alone would not show)
+                    fused = weighted_fusion([dense_map, bm_map], weights=[min(w), max(w)])
+                elif self.config.fusion == "rrf":
+                    fused = rrf([list(dense_map), list(bm_map)], k=self.config.rrf_k, weights=w)
+                else:
+                    fused = weighted_fusion([dense_map, bm_map], weights=w)
+            elif mode == "dense":
+                fused = dict(dense_map)
+            else:
+                fused = dict(bm_map)
+            if self.config.kind_weights:
+                kw = self.config.kind_weights
+                fused = {r: (s * kw.get(self.index.passages[r].kind, 1.0) if s > 0 else s) for r, s in fused.items()}
+            limit = max(k, self.reranker.top if self.reranker else 0)
+            rows = self._dedupe(ranked(fused), limit)
+            if qv is not None:
+                missing = [r for r in rows if r not in dense_map]
+                if missing:
+                    vecs = self.index.vectors(missing)
+                    dense_map.update({r: float(v) for r, v in zip(missing, vecs @ qv[qi])})
+            evidence = [self._evidence(r, rank, fused[r], dense_map.get(r),
+                                       None if bm_all is None else float(bm_all[r]))
+                        for rank, r in enumerate(rows, start=1)]
+            timings["fuse"] = (time.perf_counter() - t) * 1000
+
+            if self.reranker is not None and evidence:
+                t = time.perf_counter()
+                evidence = self.reranker.rerank(query, evidence)
+                timings["rerank"] = (time.perf_counter() - t) * 1000
+            evidence = evidence[:k]
+
+            abstained, reason, best = False, None, None
+            if self.relevance is not None:
+                t = time.perf_counter()
+                evidence = self.relevance.score(query, evidence)
+                best = max((e.relevance for e in evidence if e.relevance is not None), default=None)
+                if not self.relevance.is_relevant(evidence):
+                    abstained, reason, evidence = True, NO_EVIDENCE, []
+                timings["relevance"] = (time.perf_counter() - t) * 1000
+            elif not evidence:
+                abstained, reason = True, NO_EVIDENCE
+            timings["total"] = sum(v for key, v in timings.items())
+            results.append(RetrievalResult(
+                query=query, mode=mode, evidence=evidence, abstained=abstained, reason=reason, best_relevance=best,
+                timings={key: round(v, 3) for key, v in timings.items()},
+            ))
+        if len(results) > 1:  # wall time of the whole batch, for reference
+            results[-1].timings["batch_total"] = round((time.perf_counter() - t_all) * 1000, 3)
+        return results
+
+    def lookup(self, unit_id: str) -> str | None:
+        """Full text of a unit: its stored passage(s), else the corpus unit, else its indexed sub-units joined;
+        None when the id is unknown."""
+        rows = self.index.rows_of(unit_id)
+        if rows:
+            return "\n".join(self.index.passages[r].text for r in rows)
+        corpus = self._get_corpus()
+        if corpus is not None:
+            try:
+                unit = corpus.get(unit_id)
+            except (KeyError, LookupError):
+                unit = None
+            if unit is not None:
+                return unit.text
+        parts = [p.text for p in self.index.passages if id_covers(unit_id, p.unit_id)]
+        return "\n".join(parts) if parts else None
+
+    # -- internals ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def _check_query(q: Any, i: int) -> str:
+        if not isinstance(q, str):
+            raise InputError(f"query {i} is {type(q).__name__}, not text", fix="pass the question as a string")
+        q = q.strip()
+        if not q:
+            raise InputError(f"query {i} is empty", fix="pass a non-empty question")
+        if len(q) > MAX_QUERY_CHARS:
+            raise InputError(f"query {i} has {len(q)} characters (max {MAX_QUERY_CHARS})",
+                             fix="shorten the query (retrieve per sentence or per claim)")
+        return q
+
+    def _relevance_needs_dense(self) -> bool:
+        from retrieval.relevance import ThresholdScorer
+
+        return self.relevance is not None and isinstance(self.relevance.scorer, ThresholdScorer)
+
+    def _allowed_rows(self, docs: Sequence[str] | None) -> set[int] | None:
+        if not docs:
+            return None
+        wanted = set(docs)
+        return {i for i, p in enumerate(self.index.passages) if p.doc in wanted}
+
+    @staticmethod
+    def _bm25_top(scores: np.ndarray, n: int, allowed: set[int] | None) -> dict[int, float]:
+        from retrieval.bm25 import top_k
+
+        if allowed is not None:
+            scores = scores.copy()
+            mask = np.ones(scores.shape[0], dtype=bool)
+            mask[list(allowed)] = False
+            scores[mask] = 0.0
+        rows, vals = top_k(scores, n)
+        return {int(r): float(v) for r, v in zip(rows, vals)}
+
+    def _dedupe(self, rows: list[int], limit: int) -> list[int]:
+        """One passage per unit id (chunks of a long unit collapse to the best), at most ``max_per_top`` per
+        structural unit; what a cap skips fills the tail when too little is left."""
+        seen: set[str] = set()
+        per_top: dict[str, int] = {}
+        cap = self.config.max_per_top
+        out: list[int] = []
+        spill: list[int] = []
+        for r in rows:
+            p = self.index.passages[r]
+            if p.unit_id in seen:
+                continue
+            seen.add(p.unit_id)
+            if cap and per_top.get(p.top, 0) >= cap:
+                spill.append(r)
+                continue
+            per_top[p.top] = per_top.get(p.top, 0) + 1
+            out.append(r)
+            if len(out) >= limit:
+                break
+        return out + spill[: max(0, limit - len(out))]
+
+    def _evidence(self, row: int, rank: int, fused: float, dense: float | None, bm25: float | None) -> Evidence:
+        p = self.index.passages[row]
+        return Evidence(
+            unit_id=p.unit_id, doc=p.doc, heading=p.heading, text=p.text, rank=rank, score=round(float(fused), 6),
+            dense=None if dense is None else round(dense, 6), bm25=None if bm25 is None else round(bm25, 6),
+            source="policy" if p.doc == "policy" else "regulation",
+        )
+
+    def _get_corpus(self):
+        if self._corpus is None and self.config.corpus_dir:
+            try:
+                from retrieval.corpus import load_corpus
+
+                self._corpus = load_corpus(self.config.corpus_dir)
+            except Exception:  # noqa: BLE001 -- lookup falls back to the stored passages
+                self._corpus = False
+        return self._corpus or None

@@ -379,7 +379,7 @@ def evaluate_cmd(
         console.print(("[green]" if wins else "[yellow]") + "; ".join(why) + "[/]")
         if ship:
             if wins:
-                dest = ship_adapter(adapter or w.adapter, COORDINATOR_ADAPTER_DIR)
+                dest = ship_adapter(adapter or w.adapter, COORDINATOR_ADAPTER_DIR, report=j)
                 console.print(f"shipped the adapter to {dest}")
             else:
                 console.print("not shipped: the adapter does not win")

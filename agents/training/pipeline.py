@@ -212,8 +212,9 @@ def load_items(work: Workdir, which: str) -> list[RaftItem]:
     return read_items(p)
 
 
-def ship_adapter(adapter_dir: Path, dest: Path, *, max_lora_rank: int = 32) -> Path:
-    """Copy a trained adapter (config + weights + training card) into the project (``agents/adapters/...``)."""
+def ship_adapter(adapter_dir: Path, dest: Path, *, max_lora_rank: int = 32, report: Path | None = None) -> Path:
+    """Copy a trained adapter (config + weights + training record + its README) into the project
+    (``agents/adapters/...``), with the evaluation report as ``evaluation.json`` when given."""
     from agents.training.trainer import check_vllm_compatible
 
     problems = check_vllm_compatible(adapter_dir, max_lora_rank)
@@ -221,9 +222,13 @@ def ship_adapter(adapter_dir: Path, dest: Path, *, max_lora_rank: int = 32) -> P
         raise ConfigError("the adapter cannot be served by vLLM: " + "; ".join(problems), where=str(adapter_dir),
                           fix="retrain with the default target modules and r <= --max-lora-rank")
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("adapter_config.json", "adapter_model.safetensors", "training.json"):
+    for name in ("adapter_config.json", "adapter_model.safetensors", "training.json", "README.md"):
         if (adapter_dir / name).is_file():
             shutil.copyfile(adapter_dir / name, dest / name)
+    if report is not None and report.is_file():
+        data = json.loads(report.read_text(encoding="utf-8"))
+        data.pop("per_item", None)
+        (dest / "evaluation.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return dest
 
 

@@ -126,8 +126,8 @@ def markdown_report(metrics: dict[str, dict[str, dict[str, Any]]], meta: dict[st
                "query type, round-robin over sets and expected decisions)")
     out.append(f"- profile: {meta.get('profile')} (config {meta.get('config_hash', '?')}); models: "
                f"{json.dumps(meta.get('models', {}))}")
-    out.append(f"- concurrency: {meta.get('concurrency')}; majority N = {meta.get('majority_n')} "
-               f"({meta.get('majority_n_source', '')})")
+    out.append(f"- concurrency: {meta.get('concurrency')}" + (
+        f"; majority N = {meta['majority_n']} ({meta.get('majority_n_source', '')})" if meta.get("majority_n") else ""))
     out.append("")
     out.append("Systems:")
     for s in metrics:

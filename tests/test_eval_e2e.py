@@ -34,7 +34,7 @@ def offline_resources(vllm_server, small_index_dir):
 
     cfg = load_config("offline")
     cfg = cfg.model_copy(update={
-        "llm": cfg.llm.model_copy(update={"base_url": vllm_server.base_url, "serve": None, "max_tokens": 160,
+        "llm": cfg.llm.model_copy(update={"base_url": vllm_server.base_url, "serve": None, "max_tokens": 96,
                                           "timeout_s": 600}),
         "retrieval": cfg.retrieval.model_copy(update={"index_dir": str(small_index_dir)}),
         "timeout_s": 900.0})

@@ -86,7 +86,7 @@ def test_search_argument_errors(runner, small_index_dir, tmp_path, prof):
     assert r.exit_code != 0 and "guardrails index build" in str(r.exception)
 
 
-def test_index_info(runner, small_index_dir):
+def test_index_info(runner, small_index_dir, prof):
     r = runner.invoke(app, ["index", "info", "--index", str(small_index_dir), *prof, "--json"])
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)

@@ -271,7 +271,7 @@ def train_relevance(examples: Sequence[RelExample], cfg: RelevanceTrainConfig, o
             sched.step()
             opt.zero_grad(set_to_none=True)
             step += 1
-            run += float(loss)
+            run += float(loss.detach())
             n_run += 1
             if step % cfg.logging_steps == 0 or step == total:
                 losses.append((step, round(run / n_run, 5)))

@@ -50,8 +50,8 @@ def _latency(fn, queries: list[str], warmup: int = 5) -> dict[str, float]:
         t = time.perf_counter()
         fn(q)
         ms.append((time.perf_counter() - t) * 1000)
-    return {"p50_ms": round(_pct(ms, 50), 2), "p95_ms": round(_pct(ms, 95), 2), "mean_ms": round(statistics.fmean(ms), 2),
-            "n": len(ms)}
+    return {"p50_ms": round(_pct(ms, 50), 2), "p95_ms": round(_pct(ms, 95), 2),
+            "mean_ms": round(statistics.fmean(ms), 2), "n": len(ms)}
 
 
 def main() -> None:

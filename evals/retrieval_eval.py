@@ -297,7 +297,8 @@ def _fmt(v: Any) -> str:
 def to_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Retrieval evaluation ({report['split']} split, {report['n_queries']} queries)", "",
-        f"- index: `{report['index']['dir']}` ({report['index']['passages']} passages, {report['index']['index_type']})",
+        f"- index: `{report['index']['dir']}` ({report['index']['passages']} passages, "
+        f"{report['index']['index_type']})",
         f"- embedder: {report['embedder']}",
         f"- queries: `{report['queries']}`; created {report['created']}", "",
         "| system | queries | " + " | ".join(_COLS) + " |",
@@ -320,8 +321,8 @@ def to_markdown(report: dict[str, Any]) -> str:
                   "|---|---:|---:|---:|---:|---:|"]
         for dim, m in report["st_information_retrieval_evaluator"].items():
             fn = next((k.split("_accuracy@1")[0] for k in m if k.endswith("_accuracy@1")), "cosine")
-            lines.append(f"| {dim} | {m.get(fn + '_accuracy@1', '')} | {m.get(fn + '_accuracy@10', '')} | "
-                         f"{m.get(fn + '_recall@10', '')} | {m.get(fn + '_mrr@10', '')} | {m.get(fn + '_ndcg@10', '')} |")
+            cells = [m.get(f"{fn}_{k}", "") for k in ("accuracy@1", "accuracy@10", "recall@10", "mrr@10", "ndcg@10")]
+            lines.append(f"| {dim} | " + " | ".join(str(c) for c in cells) + " |")
     t = report["targets"]
     lines += ["", f"Targets (hybrid): Recall@10 ≥ {t['recall@10']}, MRR@10 ≥ {t['mrr@10']} → "
               f"{'met' if t['met'] else 'NOT met'}.", "",

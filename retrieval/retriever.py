@@ -116,7 +116,8 @@ class Retriever:
             raise InputError(f"unknown retrieval mode {mode!r}", fix="use hybrid, dense or bm25")
         if mode != "dense" and self.index.bm25 is None:
             raise IndexError_(f"mode {mode!r} needs BM25 but this index was built without it",
-                              where=str(self.index.dir), fix="rebuild with `guardrails index build` or use --mode dense")
+                              where=str(self.index.dir),
+                              fix="rebuild with `guardrails index build` or use --mode dense")
         need_dense = mode != "bm25" or self._relevance_needs_dense()
         allowed = self._allowed_rows(docs)
         n_cand = self.config.candidates

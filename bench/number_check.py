@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(ROOT)  # bench/retrieval.py would shadow the retrieval package
+    sys.path[0] = str(ROOT)  # bench/retrieval_bench.py would shadow the retrieval package
 DATA = [ROOT / "evals" / "data" / "policy_screening.jsonl", ROOT / "evals" / "data" / "regulatory_cases.jsonl"]
 
 # case id -> names of the gold rule's key facts the output misstates (reviewed by hand: the output gives a wrong

@@ -59,18 +59,18 @@ def test_lora_steps_lower_the_loss_resume_and_load_back(tiny_llama_dir, tmp_path
     first = train_lora(_examples(), str(tiny_llama_dir), out, p, seed=3, device="cpu", max_steps=2, save_every=1,
                        keep_checkpoints=True, progress=False)
     assert first.steps == 2 and (out / "checkpoints").is_dir()
-    res = train_lora(_examples(), str(tiny_llama_dir), out, p, seed=3, device="cpu", max_steps=8, save_every=1,
+    res = train_lora(_examples(), str(tiny_llama_dir), out, p, seed=3, device="cpu", max_steps=16, save_every=4,
                      progress=False)
-    assert res.resumed_from == 2 and res.steps == 8 and len(res.losses) == 8
+    assert res.resumed_from == 2 and res.steps == 16 and len(res.losses) == 16
     assert res.losses[:2] == first.losses  # the resumed run continues the same curve
-    assert res.losses[-1] < res.losses[0] - 0.3, res.losses  # the loss falls
+    assert res.losses[-1] < res.losses[0] - 0.5, res.losses  # the loss falls
     assert sum(res.losses[-3:]) < sum(res.losses[:3]), res.losses
     assert not (out / "checkpoints").exists()
 
     cfg = json.loads((out / "adapter_config.json").read_text())
     assert set(cfg["target_modules"]) == set(VLLM_LORA_TARGETS) and cfg["r"] == p.r
     assert check_vllm_compatible(out) == []
-    assert json.loads((out / "training.json").read_text())["steps"] == 8
+    assert json.loads((out / "training.json").read_text())["steps"] == 16
 
     base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     x = torch.tensor([[1, 5, 9, 12, 40]])
@@ -81,9 +81,9 @@ def test_lora_steps_lower_the_loss_resume_and_load_back(tiny_llama_dir, tmp_path
     assert not torch.allclose(before, after)  # the trained LoRA weights are really there
 
     # the same seed gives the same run
-    again = train_lora(_examples(), str(tiny_llama_dir), tmp_path / "again", p, seed=3, device="cpu", max_steps=8,
+    again = train_lora(_examples(), str(tiny_llama_dir), tmp_path / "again", p, seed=3, device="cpu", max_steps=2,
                        progress=False)
-    assert again.losses == pytest.approx(res.losses, rel=1e-4)
+    assert again.losses == pytest.approx(first.losses, rel=1e-5)
 
 
 def test_local_generator_with_adapter(tiny_llama_dir, tmp_path):

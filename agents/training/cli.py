@@ -293,6 +293,7 @@ def predict(
     concurrency: int = typer.Option(4, "--concurrency", "-c"),
     evidence_chars: int = typer.Option(1500, "--evidence-chars"),
     suffix: str = typer.Option("", "--suffix", help="label suffix for the prediction files (e.g. '-vllm')"),
+    request_timeout: float = typer.Option(600.0, "--request-timeout", help="served: seconds per answer"),
 ) -> None:
     """Greedy answers of the base model and of the adapter on the held-out items (normal and stress)."""
     from agents.training.evaluate import predict_local, predict_with_backend
@@ -316,7 +317,8 @@ def predict(
                                       label=label + suffix, condition=c, max_tokens=max_tokens)
                 counts[f"{label}{suffix}/{c}"] = len(preds)
     else:
-        backend, server, base, coord = _backend(profile, ad if "adapter" in want else None, serve, port)
+        backend, server, base, coord = _backend(profile, ad if "adapter" in want else None, serve, port,
+                                                request_timeout=request_timeout)
 
         async def go():  # one event loop for every call: the HTTP client is bound to it
             try:
@@ -434,7 +436,7 @@ def run_all(
             dtype=None, max_len=None, device=device, seed=seed, resume=True, save_every=10, out=None)
     predict(work=work, labels=labels, conditions="normal,stress", adapter=None, local=local, model=model,
             batch_size=max(1, batch_size // 2), profile=profile, serve=serve, port=None, limit=None,
-            max_tokens=max_tokens, concurrency=4, evidence_chars=1500, suffix="")
+            max_tokens=max_tokens, concurrency=4, evidence_chars=1500, suffix="", request_timeout=600.0)
     evaluate_cmd(work=work, corpus=corpus, labels=labels, limit=None, ship=ship, adapter=None,
                  evidence_chars=1500, report_name=None, as_json=False)
 

@@ -2,18 +2,17 @@
 
 Every answer is scored by :func:`agents.training.raft.score_answer` (the project's verifier); then per model:
 
-======================== ==================================================================================
-``strict_verbatim``      mean, over answers that quote something, of the share of their quotes that are exact
-                         substrings of the cited unit (normal set: oracle present, K distractors)
-``content_verbatim``     the same after normalising whitespace / quotes / dashes / case (content − strict = near misses)
-``citation_validity``    mean, over answers that quote something, of the share of valid citations (existing id,
-                         shown in the evidence, the unit the quote comes from; violation-level problems count too)
-``rouge_l_030``          share of items whose EVIDENCE quotes reach ROUGE-L F ≥ 0.30 against the gold text (the
-                         oracle units as shown); an answer without quotes scores 0
-``false_refusals``       share of items, oracle present, whose answer gives no usable quote (unparseable, empty
-                         EVIDENCE, or "no evidence") — what a fail-closed pipeline turns into a flag
-``strict_verbatim_stress`` ``strict_verbatim`` on the stress set (4 distractors, oracle dropped in 30 % of items)
-======================== ==================================================================================
+* ``strict_verbatim`` — mean, over answers that quote something, of the share of their quotes that are exact
+  substrings of the cited unit (normal set: oracle present, K distractors);
+* ``content_verbatim`` — the same after normalising whitespace / quotes / dashes / case (content − strict = near
+  misses);
+* ``citation_validity`` — mean, over answers that quote something, of the share of valid citations (existing id,
+  shown in the evidence, the unit the quote comes from; violation-level problems count too);
+* ``rouge_l_030`` — share of items whose EVIDENCE quotes reach ROUGE-L F ≥ 0.30 against the gold text (the oracle
+  units as shown); an answer without quotes scores 0;
+* ``false_refusals`` — share of items, oracle present, whose answer gives no usable quote (unparseable, empty
+  EVIDENCE, or "no evidence"): what a fail-closed pipeline turns into a flag;
+* ``strict_verbatim_stress`` — ``strict_verbatim`` on the stress set (4 distractors, oracle dropped in 30 % of items);
 
 plus ``parse_rate``, ``answered`` (share of items with ≥ 1 quote), ``oracle_quoted`` (share of oracle-present items
 whose answer quotes an oracle unit), ``decision_accuracy`` (where the case is labelled) and ``false_allow`` (share of

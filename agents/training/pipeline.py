@@ -230,7 +230,3 @@ def ship_adapter(adapter_dir: Path, dest: Path, *, max_lora_rank: int = 32, repo
         data.pop("per_item", None)
         (dest / "evaluation.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return dest
-
-
-def dump(obj) -> str:
-    return json.dumps(obj, indent=2, ensure_ascii=False, default=str)

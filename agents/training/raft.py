@@ -33,7 +33,6 @@ The prompt is exactly what :class:`agents.coordinator.Coordinator` sends (``prom
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import re
@@ -530,7 +529,8 @@ def select_examples(items: Sequence[RaftItem], candidates: Iterable[Candidate], 
     stats = SelectionStats(items=len(items), candidates=n_cand, parsed=n_parsed, kept_candidates=n_kept,
                            items_with_kept=n_items_kept, examples=len(examples), reasons=dict(reasons),
                            extractive_items=n_fallback,
-                           by_source={src: sum(1 for e in examples if e.source == src) for src in ("self", "extractive")})
+                           by_source={src: sum(1 for e in examples if e.source == src)
+                                      for src in ("self", "extractive")})
     return examples, stats
 
 
@@ -563,7 +563,3 @@ def corpus_verifier(unit: Callable[[str], Unit | None], rule_text: Callable[[str
         return u.text if u is not None else None
 
     return Verifier(lookup=lookup, known=lambda uid: lookup(uid) is not None)
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False, indent=2)

@@ -1,7 +1,8 @@
 """ROUGE-L: the longest common subsequence of words between a candidate and a reference (no new dependency).
 
-Tokens are lower-cased runs of letters and digits (``\\w+``). With LCS length ``l``, candidate length ``m`` and reference
-length ``n``: precision ``l/m``, recall ``l/n``, F = ``(1+β²)PR / (R + β²P)`` (β = 1 by default: the harmonic mean).
+Tokens are lower-cased runs of letters and digits (``\\w+``). With LCS length ``l``, candidate length ``m`` and
+reference length ``n``: precision ``l/m``, recall ``l/n``, F = ``(1+β²)PR / (R + β²P)`` (β = 1 by default: the
+harmonic mean).
 
     >>> round(rouge_l("the cat sat on the mat", "the cat lay on the mat").f, 4)
     0.8333

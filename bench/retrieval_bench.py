@@ -1,8 +1,8 @@
 """Retrieval speed: embedder throughput vs index build throughput, query latency, peak memory.
 
-    python bench/retrieval.py [--corpus ../shared/data/corpus] [--profile offline] [--sample N] [--queries 100]
+    python bench/retrieval_bench.py [--corpus ../shared/data/corpus] [--profile offline] [--sample N] [--queries 100]
                               [--latency-index DIR]   # latency on an existing full index (throughput on --sample)
-    python bench/retrieval.py --gpu        # on a GPU machine: torch exact search (see below)
+    python bench/retrieval_bench.py --gpu        # on a GPU machine: torch exact search (see below)
 
 Prints, measured in this run:
 
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-# this file is bench/retrieval.py: keep bench/ off the import path so `retrieval` is the project's package
+# this file is bench/retrieval_bench.py: keep bench/ off the import path so `retrieval` is the project's package
 _BENCH = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
 sys.path.insert(0, str(_BENCH.parent))

@@ -1,8 +1,9 @@
 """Agents benchmark: LLM throughput per backend, a debate round sequential vs concurrent, coordinator parse/repair.
 
-    python bench/agents.py                      # starts its own vLLM CPU server (SmolLM2-135M), ~10-40 min on 2 cores
-    python bench/agents.py --base-url http://127.0.0.1:8011/v1 --model smollm2   # use a running server
-    python bench/agents.py --cases 10 --skip-transformers                       # quicker
+    python bench/agents_bench.py                  # starts its own vLLM CPU server (SmolLM2-135M); long on 2 cores
+    python bench/agents_bench.py --base-url http://127.0.0.1:8011/v1 --model smollm2    # use a running server
+    python bench/agents_bench.py --cases 10 --skip-transformers                        # quicker
+    python bench/agents_bench.py --throughput-only --no-lora       # tokens/s without a LoRA module (its cost)
 
 Figures (printed as a table, and as JSON with --json):
 * tokens/s — vLLM HTTP, one request and 4 concurrent (fixed length: ``ignore_eos``); transformers+peft, one request;
@@ -233,6 +234,8 @@ def main() -> None:
     ap.add_argument("--turn-tokens", type=int, default=160, help="max tokens of a debate turn")
     ap.add_argument("--coordinator-tokens", type=int, default=256)
     ap.add_argument("--skip-transformers", action="store_true")
+    ap.add_argument("--no-lora", action="store_true", help="serve without any LoRA module (measures its cost)")
+    ap.add_argument("--throughput-only", action="store_true", help="only the tokens/s figures")
     ap.add_argument("--skip-coordinator", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--out", type=Path, help="also write the figures as JSON to this file")
@@ -254,11 +257,15 @@ def main() -> None:
         adapter = resolve_adapter("bundled:coordinator")
         # serve a LoRA module either way, as the offline profile does: the bundled coordinator adapter, or (before it
         # is trained) a random r=8 probe that only measures the adapter's cost; the coordinator then uses the base
-        probe = adapter or str(build_random_lora(model_path, Path(tempfile.mkdtemp()) / "lora-probe", r=8))
-        lora_name = args.coordinator_model if adapter else "lora-probe"
+        if args.no_lora:
+            adapter, lora_name, loras = None, None, {}
+        else:
+            probe = adapter or str(build_random_lora(model_path, Path(tempfile.mkdtemp()) / "lora-probe", r=8))
+            lora_name = args.coordinator_model if adapter else "lora-probe"
+            loras = {lora_name: probe}
         sc = ServeConfig(model=model_path, served_model_name=args.model, port=args.port or free_port(),
-                         extra_args=SERVER_ARGS,
-                         env=SERVER_ENV, startup_timeout_s=1200, lora_modules={lora_name: probe}, max_lora_rank=32)
+                         extra_args=SERVER_ARGS, env=SERVER_ENV, startup_timeout_s=1200, lora_modules=loras,
+                         max_lora_rank=32)
         server = VLLMServer(sc)
         t0 = time.perf_counter()
         server.start(wait=True)
@@ -270,9 +277,12 @@ def main() -> None:
                         concurrency=4, temperature=0.0)
     try:
         figures["vllm_http"] = asyncio.run(http_tokens_per_s(base_url, args.model, args.max_tokens, lora_name))
-        units = load_units()
-        cases = load_cases(max(args.cases, 1), units)
-        figures["debate_round"] = asyncio.run(debate_round(llm_cfg, cases[0], args.turn_tokens))
+        if args.throughput_only:
+            args.skip_coordinator = args.skip_transformers = True
+        else:
+            units = load_units()
+            cases = load_cases(max(args.cases, 1), units)
+            figures["debate_round"] = asyncio.run(debate_round(llm_cfg, cases[0], args.turn_tokens))
         if not args.skip_coordinator:
             figures["coordinator"] = asyncio.run(coordinator_rate(llm_cfg, coord_model, cases[: args.cases],
                                                                   args.coordinator_tokens))
@@ -305,11 +315,12 @@ def report(f: dict, args) -> None:
         t.add_row("vLLM HTTP tokens/s, 1 request via the LoRA adapter", f"{v['lora_single_tok_s']:.1f}")
     if "transformers" in f:
         t.add_row("transformers (CPU fp32) tokens/s, 1 request", f"{f['transformers']['single_tok_s']:.1f}")
-    d = f["debate_round"]
-    t.add_row(f"debate round, 3 agents sequential ({d['tokens_seq']} tok)", f"{d['sequential_s']:.1f} s")
-    t.add_row(f"debate round, 3 agents concurrent ({d['tokens_conc']} tok)", f"{d['concurrent_s']:.1f} s")
-    t.add_row("  speed-up (target >= 2x)", f"{d['ratio']:.2f}x")
-    t.add_row("  turns parsed (concurrent run)", f"{d['turns_parsed']}/3")
+    d = f.get("debate_round")
+    if d:
+        t.add_row(f"debate round, 3 agents sequential ({d['tokens_seq']} tok)", f"{d['sequential_s']:.1f} s")
+        t.add_row(f"debate round, 3 agents concurrent ({d['tokens_conc']} tok)", f"{d['concurrent_s']:.1f} s")
+        t.add_row("  speed-up (target >= 2x)", f"{d['ratio']:.2f}x")
+        t.add_row("  turns parsed (concurrent run)", f"{d['turns_parsed']}/3")
     if "coordinator" in f:
         c = f["coordinator"]
         t.add_row(f"coordinator ({f.get('coordinator_model', args.coordinator_model)}), cases", str(c["n"]))

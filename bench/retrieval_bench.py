@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-# this file is bench/retrieval_bench.py: keep bench/ off the import path so `retrieval` is the project's package
+# keep bench/ off the import path: scripts there must never shadow the project's packages
 _BENCH = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
 sys.path.insert(0, str(_BENCH.parent))

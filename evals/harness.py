@@ -175,6 +175,9 @@ class EvalOptions(BaseModel):
     majority_n: int | None = Field(default=None, description="override N of the majority baseline")
     retry_errors: bool = False
     progress: bool = True
+    chunk: int = Field(default=12, ge=0, description="cases per chunk: every system finishes a chunk before the next "
+                                                    "starts, so a stopped run has comparable results (0 = one chunk)")
+    report_only: bool = Field(default=False, description="run nothing; recompute metrics from results.jsonl")
 
 
 class EvalResult(BaseModel):
@@ -241,21 +244,21 @@ def run_eval(opts: EvalOptions, *, resources=None) -> EvalResult:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     own = resources is None
-    res = resources or EvalResources(opts.profile, need_llm=any(s != "screening" for s in systems))
+    res = resources or EvalResources(opts.profile, need_llm=not opts.report_only and any(
+        s != "screening" for s in systems))
     try:
         manifest = _open_manifest(out, opts, res, cases)
         store = RecordStore(out / RESULTS_FILE)
         store.load()
-        asyncio.run(_run_all(systems, cases, store, res, opts, manifest, out))
-        # metrics over the selected cases with the CURRENT labels of each case (a set YAML may have changed)
-        recs = []
-        for s in systems:
-            for c in cases:
-                r = store.records.get((s, c.id))
-                if r is not None:
-                    recs.append(r.model_copy(update={"type": c.type, "expected": c.expected, "set": c.set,
-                                                     "gold_rules": c.gold_rules}))
+        if not opts.report_only:
+            asyncio.run(_run_all(systems, cases, store, res, opts, manifest, out))
         store.close()
+        # metrics over the cases EVERY system has a record for (a stopped run compares like with like), with the
+        # CURRENT labels of each case (a set YAML may have changed since the records were written)
+        complete = [c for c in cases if all((s, c.id) in store.records for s in systems)]
+        recs = [store.records[(s, c.id)].model_copy(update={"type": c.type, "expected": c.expected, "set": c.set,
+                                                           "gold_rules": c.gold_rules})
+                for s in systems for c in complete]
         metrics = compute_metrics(recs)
         metrics = {s: metrics[s] for s in systems if s in metrics}
         paired = {}
@@ -265,11 +268,16 @@ def run_eval(opts: EvalOptions, *, resources=None) -> EvalResult:
                     w = paired_wins(recs, "mad", b)
                     w["p"] = sign_test_p(w["a_only"], w["a_only"] + w["b_only"])
                     paired[b] = w
-        manifest.finished = _now()
+        if len(complete) == len(cases):
+            manifest.finished = manifest.finished if opts.report_only else _now()
         manifest.models = res.models or manifest.models
         _write_json(out / MANIFEST_FILE, manifest.model_dump(mode="json"))
-        meta = manifest.model_dump(mode="json") | {"n_cases": len(cases), "paired": paired,
-                                                    "notes": _notes(recs, by_id)}
+        notes = _notes(recs, by_id)
+        if len(complete) < len(cases):
+            notes.insert(0, f"partial run: {len(complete)} of {len(cases)} sampled cases have a result from every "
+                            "system; the metrics cover those (run the same command again to continue)")
+        meta = manifest.model_dump(mode="json") | {"n_cases": len(complete), "n_sampled": len(cases),
+                                                    "paired": paired, "notes": notes}
         _write_json(out / "metrics.json", {"meta": meta, "metrics": metrics})
         (out / "metrics.md").write_text(markdown_report(metrics, meta), encoding="utf-8")
         files = [out / RESULTS_FILE, out / "metrics.json", out / "metrics.md"] + write_plots(metrics, out)
@@ -323,57 +331,70 @@ def _open_manifest(out: Path, opts: EvalOptions, res, cases: list[EvalCase]) -> 
 
 async def _run_all(systems: list[str], cases: list[EvalCase], store: RecordStore, res, opts: EvalOptions,
                    manifest: RunManifest, out: Path) -> None:
+    """Run the systems chunk by chunk (``opts.chunk`` cases; mad first inside a chunk). Majority's N is fixed the
+    first time it is needed (from mad's records so far) and kept in run.json for the rest of the run and resumes."""
     from evals.baselines import make_system
     from guardrails.progress import console, make_progress
 
-    def todo(system: str) -> list[EvalCase]:
-        return [c for c in cases if (r := store.records.get((system, c.id))) is None
+    def todo(system: str, chunk: list[EvalCase]) -> list[EvalCase]:
+        return [c for c in chunk if (r := store.records.get((system, c.id))) is None
                 or (opts.retry_errors and r.error is not None)]
 
-    total = sum(len(todo(s)) for s in systems)
+    total = sum(len(todo(s, cases)) for s in systems)
     done_before = len(cases) * len(systems) - total
     if done_before:
         console.print(f"[dim]resuming: {done_before} of {len(cases) * len(systems)} (system, case) results "
                       f"already in {out / RESULTS_FILE}[/]")
+    if not total:
+        return
+    with console.status("loading the guardrail (index, models, LLM server) and warming up..."):
+        await asyncio.to_thread(res.warm_up)
     counts: dict[str, Counter] = defaultdict(Counter)
-    if total:
-        with console.status("loading the guardrail (index, models, LLM server) and warming up..."):
-            await asyncio.to_thread(res.warm_up)
-    with make_progress(disable=not opts.progress) as progress:
-        task = progress.add_task("eval", total=total)
-        for name in systems:
-            if name == "majority":
-                n, src = _majority_n(opts, store, cases, res)
-                if manifest.majority_n is not None and manifest.majority_n != n and any(
-                        (name, c.id) in store.records for c in cases):
-                    console.print(f"[yellow]note: majority N is {n} now, {manifest.majority_n} in earlier records[/]")
-                manifest.majority_n, manifest.majority_n_source = n, src
-                _write_json(out / MANIFEST_FILE, manifest.model_dump(mode="json"))
-            work = todo(name)
-            if not work:
-                continue
-            system = make_system(name, res, majority_n=manifest.majority_n, seed=opts.seed)
+    built: dict[str, Any] = {}
+    size = opts.chunk or len(cases)
+    chunks = [cases[i:i + size] for i in range(0, len(cases), size)]
+    try:
+        with make_progress(disable=not opts.progress) as progress:
+            task = progress.add_task("eval", total=total)
+            for ci, chunk in enumerate(chunks, 1):
+                for name in systems:
+                    work = todo(name, chunk)
+                    if not work:
+                        continue
+                    if name == "majority" and (manifest.majority_n is None or (
+                            opts.majority_n is not None and opts.majority_n != manifest.majority_n)):
+                        manifest.majority_n, manifest.majority_n_source = _majority_n(opts, store, cases, res)
+                        _write_json(out / MANIFEST_FILE, manifest.model_dump(mode="json"))
+                        console.print(f"[dim]majority N = {manifest.majority_n} "
+                                      f"({manifest.majority_n_source})[/]")
+                    if name not in built:
+                        built[name] = make_system(name, res, majority_n=manifest.majority_n, seed=opts.seed)
 
-            def on_done(rec: CaseRecord, _name=name) -> None:
-                counts[_name][rec.decision or "error"] += 1
-                c = counts[_name]
-                progress.update(task, advance=1, description=(
-                    f"{_name}: allow {c['allow']} flag {c['flag']} block {c['block']}"
-                    + (f" error {c['error']}" if c["error"] else "")))
+                    def on_done(rec: CaseRecord, _name=name, _ci=ci) -> None:
+                        counts[_name][rec.decision or "error"] += 1
+                        c = counts[_name]
+                        progress.update(task, advance=1, description=(
+                            f"chunk {_ci}/{len(chunks)} {_name}: allow {c['allow']} flag {c['flag']} "
+                            f"block {c['block']}" + (f" error {c['error']}" if c["error"] else "")))
 
-            progress.update(task, description=f"{name}: starting")
-            t0 = time.perf_counter()
-            await _run_system(system, work, store, opts.concurrency, on_done)
+                    progress.update(task, description=f"chunk {ci}/{len(chunks)} {name}: starting")
+                    await _run_system(built[name], work, store, opts.concurrency, on_done)
+    finally:
+        for system in built.values():
             await system.aclose()
-            console.print(f"[dim]{name}: {len(work)} case(s) in {time.perf_counter() - t0:.1f} s[/]")
+        if counts:
+            console.print("[dim]" + "; ".join(f"{k}: {sum(v.values())} case(s) run" for k, v in counts.items())
+                          + "[/]")
 
 
 def _majority_n(opts: EvalOptions, store: RecordStore, cases: list[EvalCase], res) -> tuple[int, str]:
     if opts.majority_n is not None:
         return opts.majority_n, "set by --majority-n"
-    n = majority_n_from([r for c in cases if (r := store.records.get(("mad", c.id))) is not None])
+    mad = [r for c in cases if (r := store.records.get(("mad", c.id))) is not None]
+    n = majority_n_from(mad)
     if n is not None:
-        return n, "mad's mean LLM calls per verdict on the cases it sent to the LLM"
+        used = sum(1 for r in mad if r.llm_calls > 0)
+        return n, f"mad's mean LLM calls per verdict on the {used} case(s) it had sent to the LLM when fixed"
     n = res.nominal_debate_calls()
     return n, "no mad records: debaters × max rounds + coordinator"
 

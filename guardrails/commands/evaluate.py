@@ -23,6 +23,11 @@ def register(app: typer.Typer) -> None:
         majority_n: int = typer.Option(None, "--majority-n", min=1,
                                        help="N judges of the majority baseline (default: mad's mean LLM calls)"),
         retry_errors: bool = typer.Option(False, "--retry-errors", help="re-run cases that ended in a harness error"),
+        chunk: int = typer.Option(12, "--chunk", min=0,
+                                  help="cases per chunk: all systems finish a chunk before the next one starts, so a "
+                                  "stopped run still compares like with like (0 = system by system)"),
+        report_only: bool = typer.Option(False, "--report-only",
+                                         help="run nothing: recompute metrics, tables and plots from results.jsonl"),
         list_sets: bool = typer.Option(False, "--list", help="list the sets with their case counts and exit"),
         as_json: bool = typer.Option(False, "--json", help="print metrics.json to stdout instead of the table"),
     ) -> None:
@@ -45,7 +50,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"[bold]eval[/] sets: {', '.join(names)} | systems: {', '.join(chosen)} | limit {limit} | "
                       f"seed {seed} | out {out}")
         res = run_eval(EvalOptions(sets=names, systems=chosen, limit=limit, seed=seed, out=out, profile=profile,
-                                   concurrency=concurrency, majority_n=majority_n, retry_errors=retry_errors))
+                                   concurrency=concurrency, majority_n=majority_n, retry_errors=retry_errors,
+                                   chunk=chunk, report_only=report_only))
         if as_json:
             typer.echo((res.out / "metrics.json").read_text(encoding="utf-8"))
         else:
@@ -53,8 +59,10 @@ def register(app: typer.Typer) -> None:
 
             from evals.report import rich_table
 
-            Console(width=None if sys.stdout.isatty() else 160).print(rich_table(res.metrics, title=f"eval ({len(res.manifest.case_ids)} cases, "
-                                       f"majority N={res.manifest.majority_n})"))
+            n_done = sum(1 for _ in res.records) // max(1, len(res.metrics))
+            Console(width=None if sys.stdout.isatty() else 160).print(rich_table(
+                res.metrics, title=f"eval: {n_done} of {len(res.manifest.case_ids)} sampled cases"
+                + (f", majority N={res.manifest.majority_n}" if res.manifest.majority_n else "")))
         console.print(f"results: {res.out / 'results.jsonl'}\nmetrics: {res.out / 'metrics.md'} "
                       f"(+ metrics.json, plots/)")
 

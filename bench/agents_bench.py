@@ -56,6 +56,13 @@ INLINE_CASES = [
 ]
 
 
+def emit(figures: dict, out: Path | None) -> None:
+    """Print the figures so far (stderr) and rewrite --out, so a long run that is stopped keeps what it measured."""
+    print("figures so far: " + json.dumps(figures), file=sys.stderr, flush=True)
+    if out:
+        out.write_text(json.dumps(figures, indent=2), encoding="utf-8")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -270,6 +277,7 @@ def main() -> None:
         t0 = time.perf_counter()
         server.start(wait=True)
         figures["server_start_s"] = time.perf_counter() - t0
+        emit(figures, args.out)
         base_url = server.base_url
         coord_model = args.coordinator_model if adapter else args.model
         figures["coordinator_model"] = f"{coord_model} ({'bundled adapter' if adapter else 'base: no adapter yet'})"
@@ -277,12 +285,14 @@ def main() -> None:
                         concurrency=4, temperature=0.0)
     try:
         figures["vllm_http"] = asyncio.run(http_tokens_per_s(base_url, args.model, args.max_tokens, lora_name))
+        emit(figures, args.out)
         if args.throughput_only:
             args.skip_coordinator = args.skip_transformers = True
         else:
             units = load_units()
             cases = load_cases(max(args.cases, 1), units)
             figures["debate_round"] = asyncio.run(debate_round(llm_cfg, cases[0], args.turn_tokens))
+            emit(figures, args.out)
         if not args.skip_coordinator:
             figures["coordinator"] = asyncio.run(coordinator_rate(llm_cfg, coord_model, cases[: args.cases],
                                                                   args.coordinator_tokens))

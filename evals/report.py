@@ -90,15 +90,17 @@ def rich_table(metrics: dict[str, dict[str, dict[str, Any]]], title: str = "eval
     return t
 
 
-def markdown_table(metrics: dict[str, dict[str, dict[str, Any]]], groups: list[str] | None = None) -> str:
+def markdown_table(metrics: dict[str, dict[str, dict[str, Any]]], groups: list[str] | None = None, *,
+                   columns: list[str] | None = None) -> str:
+    """System × query type as a Markdown table (``columns``: metric keys, default all of TABLE_COLUMNS)."""
     groups = groups or groups_of(metrics)
-    head = ["system", "type"] + [h for _, h, _ in TABLE_COLUMNS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(TABLE_COLUMNS)) + "|"]
+    cols = [c for c in TABLE_COLUMNS if columns is None or c[0] in columns]
+    head = ["system", "type"] + [h for _, h, _ in cols]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(cols)) + "|"]
     for system, m in metrics.items():
         for g in groups:
             if g in m:
-                lines.append("| " + " | ".join([system, g] + [fmt(m[g].get(k), kind) for k, _, kind in TABLE_COLUMNS])
-                             + " |")
+                lines.append("| " + " | ".join([system, g] + [fmt(m[g].get(k), kind) for k, _, kind in cols]) + " |")
     return "\n".join(lines)
 
 
@@ -132,7 +134,8 @@ def markdown_report(metrics: dict[str, dict[str, dict[str, Any]]], meta: dict[st
     out.append("Systems:")
     for s in metrics:
         out.append(f"- **{s}** — {SYSTEM_DESCRIPTIONS.get(s, '')}")
-    out += ["", "## Per system and query type", "", markdown_table(metrics), "",
+    out += ["", "## Summary", "", markdown_table(metrics, columns=TERMINAL_COLUMNS), "",
+            "## Per system and query type (all metrics)", "", markdown_table(metrics), "",
             "Rates in %, latency in seconds (wall clock per verdict at the run's concurrency), calls and tokens per "
             "verdict. acc = allow-vs-intervene accuracy; exact = 3-way; FRR = false-refusal rate on benign_sensitive "
             "cases expected allow; failed = verdicts that failed closed; cite ok / strict / content = mean verifier "

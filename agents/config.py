@@ -32,7 +32,13 @@ class LLMConfig(BaseModel):
     api_key: str = "EMPTY"
     model: str = Field(default="base", description="served name of the debaters' model")
     coordinator_model: str | None = Field(default=None, description="served name of the coordinator (LoRA) model")
+    coordinator_mode: Literal["auto", "text", "json"] = Field(
+        default="auto", description="coordinator answer format: auto = EVIDENCE/ANSWER text first, JSON-schema "
+        "constrained repair; text = text both times; json = constrained both times (models not trained on the contract)")
     temperature: float = 0.0
+    frequency_penalty: float = Field(default=0.0, ge=-2, le=2, description="OpenAI-style penalty on tokens already "
+                                     "generated; a tiny model at temperature 0 otherwise loops ('1.1.1.1...') until a "
+                                     "length bound (openai, vLLM and llama.cpp backends)")
     max_tokens: int = 512
     seed: int | None = 0
     timeout_s: float = 60.0
@@ -47,3 +53,14 @@ class DebateConfig(BaseModel):
     roles: str = Field(default="default", description="roles file in agents/roles/ or a path")
     max_rounds: int = Field(default=2, ge=1, le=6)
     early_stop: bool = True
+    evidence_k: int = Field(default=8, ge=1, description="how many of the retrieved units (best first) the debaters "
+                            "and the coordinator see; a small CPU model wants few (its prefill is the cost)")
+    evidence_chars: int = Field(default=1500, ge=100, description="characters of each unit shown to the agents")
+    max_claims: int = Field(default=3, ge=1, le=6, description="claims per debate turn (schema and prompt)")
+    max_quotes: int = Field(default=2, ge=1, le=4, description="quotes per claim")
+    max_text_chars: int = Field(default=200, ge=40, description="characters per claim / quote: bounded strings "
+                                "always close, so a turn fits its token budget")
+    turn_max_tokens: int | None = Field(default=None, ge=16, description="max tokens of a debate turn "
+                                        "(None: llm.max_tokens)")
+    coordinator_max_tokens: int | None = Field(default=None, ge=16, description="max tokens of the coordinator's "
+                                               "answer (None: llm.max_tokens)")

@@ -50,25 +50,28 @@ class CoordinatorResult(BaseModel):
     latency_s: float = 0.0
 
 
-def coordinator_schema(evidence_ids: list[str], rule_ids: list[str], *, max_quotes: int = 4,
-                       max_violations: int = 3) -> dict:
-    """JSON schema of the coordinator's answer, quote-first (``evidence`` is the first property)."""
+def coordinator_schema(evidence_ids: list[str], rule_ids: list[str], *, max_quotes: int = 3,
+                       max_violations: int = 3, max_chars: int = 200) -> dict:
+    """JSON schema of the coordinator's answer, quote-first (``evidence`` is the first property). Ids are enums of
+    what was shown; strings are bounded so that a small model reaches ``decision`` within its token budget (serve
+    with the ``guidance`` structured-output backend: see :func:`agents.debater.turn_schema`)."""
     doc_id = {"type": "string", "enum": sorted(set(evidence_ids))} if evidence_ids else {"type": "string"}
     quote = {"type": "object", "properties": {"doc_id": doc_id,
-                                              "text": {"type": "string"}},
+                                              "text": {"type": "string", "minLength": 1,
+                                                       "maxLength": max_chars}},
              "required": ["doc_id", "text"], "additionalProperties": False}
     rule = {"type": "string", "enum": sorted(set(rule_ids))} if rule_ids else {"type": "string"}
     violation = {"type": "object", "properties": {
         "rule_id": rule,
         "provisions": {"type": "array", "items": doc_id, "maxItems": 4},
         "severity": {"type": "string", "enum": ["low", "medium", "high", "critical"]},
-        "explanation": {"type": "string"},
+        "explanation": {"type": "string", "maxLength": max_chars},
     }, "required": ["rule_id", "provisions", "severity", "explanation"], "additionalProperties": False}
     return {"title": "coordinator_answer", "type": "object", "properties": {
         "evidence": {"type": "array", "items": quote, "maxItems": max_quotes},
         "decision": {"type": "string", "enum": ["allow", "flag", "block"]},
         "violations": {"type": "array", "items": violation, "maxItems": max_violations},
-        "rationale": {"type": "string"},
+        "rationale": {"type": "string", "maxLength": max_chars + 100},
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
     }, "required": ["evidence", "decision", "violations", "rationale", "confidence"], "additionalProperties": False}
 

@@ -31,17 +31,22 @@ log = logging.getLogger(__name__)
 
 MAX_CLAIMS = 3
 MAX_QUOTES = 2
+#: characters per claim / quote: a bounded string always closes, so a small model cannot spend its whole token budget
+#: inside one field (cheap with the llguidance backend; xgrammar expands length bounds into large grammars)
+MAX_TEXT_CHARS = 200
 
 
 def turn_schema(evidence_ids: list[str], rule_ids: list[str], *, max_claims: int = MAX_CLAIMS,
-                max_quotes: int = MAX_QUOTES) -> dict:
-    """JSON schema of one turn. Citations are constrained to the ids actually shown (an enum) and lists are bounded.
-    No ``maxLength`` on strings: xgrammar expands length bounds into large grammars (measured: 6 s to compile this
-    schema with them, 0.05 s without) and the ids change with every case; ``max_tokens`` bounds a turn instead."""
+                max_quotes: int = MAX_QUOTES, max_chars: int = MAX_TEXT_CHARS) -> dict:
+    """JSON schema of one turn: citations constrained to the ids actually shown (an enum), lists and strings bounded.
+
+    Serve it with the ``guidance`` structured-output backend (``--structured-outputs-config
+    '{"backend": "guidance", "disable_any_whitespace": true}'``): llguidance compiles this schema in ~2 ms, xgrammar
+    needs ~6 s (the length bounds) for every new set of ids, i.e. every case."""
     if evidence_ids:
         quote = {"type": "object", "properties": {
             "doc_id": {"type": "string", "enum": sorted(set(evidence_ids))},
-            "text": {"type": "string"},
+            "text": {"type": "string", "minLength": 1, "maxLength": max_chars},
         }, "required": ["doc_id", "text"], "additionalProperties": False}
         quotes = {"type": "array", "items": quote, "maxItems": max_quotes}
     else:
@@ -49,7 +54,7 @@ def turn_schema(evidence_ids: list[str], rule_ids: list[str], *, max_claims: int
     rule = ({"anyOf": [{"type": "string", "enum": sorted(set(rule_ids))}, {"type": "null"}]} if rule_ids
             else {"type": "null"})
     claim = {"type": "object", "properties": {
-        "text": {"type": "string"},
+        "text": {"type": "string", "minLength": 1, "maxLength": max_chars},
         "quotes": quotes,
         "rule_id": rule,
     }, "required": ["text", "quotes", "rule_id"], "additionalProperties": False}
@@ -62,18 +67,20 @@ def turn_schema(evidence_ids: list[str], rule_ids: list[str], *, max_claims: int
 
 class Debater:
     def __init__(self, role: RoleSpec, backend: LLMBackend, model: str, *, structured: bool = True,
-                 evidence_chars: int | None = DEFAULT_EVIDENCE_CHARS, max_tokens: int | None = None):
+                 evidence_chars: int | None = DEFAULT_EVIDENCE_CHARS, max_tokens: int | None = None,
+                 max_claims: int = MAX_CLAIMS, max_quotes: int = MAX_QUOTES, max_chars: int = MAX_TEXT_CHARS):
         self.role = role
         self.backend = backend
         self.model = model
         self.structured = structured
         self.evidence_chars = evidence_chars
         self.max_tokens = max_tokens
+        self.max_claims, self.max_quotes, self.max_chars = max_claims, max_quotes, max_chars
 
     def messages(self, case: Case, evidence: list[Evidence], rules: list[Rule], transcript: list[Argument],
                  round: int) -> list[dict]:
         return debater_messages(self.role, case, evidence, rules, transcript, round,
-                                evidence_chars=self.evidence_chars)
+                                evidence_chars=self.evidence_chars, max_claims=self.max_claims)
 
     async def turn(self, case: Case, evidence: list[Evidence], rules: list[Rule], transcript: list[Argument],
                    round: int) -> tuple[Argument, LLMResponse | None]:
@@ -87,7 +94,8 @@ class Debater:
 
         try:
             msgs = self.messages(case, evidence, rules, transcript, round)
-            schema = turn_schema([e.unit_id for e in evidence], [r.id for r in rules]) if self.structured else None
+            schema = (turn_schema([e.unit_id for e in evidence], [r.id for r in rules], max_claims=self.max_claims,
+                                  max_quotes=self.max_quotes, max_chars=self.max_chars) if self.structured else None)
         except Exception as e:  # noqa: BLE001 - a template error must not take the debate down
             return failed(f"prompt: {type(e).__name__}: {e}"), None
         try:

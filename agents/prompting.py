@@ -158,12 +158,12 @@ def case_view(case: Case) -> dict:
 # -- the messages of each agent ---------------------------------------------------------------------------------------
 def debater_messages(role: RoleSpec, case: Case, evidence: list[Evidence], rules: list[Rule],
                      transcript: list[Argument], round: int, *,
-                     evidence_chars: int | None = DEFAULT_EVIDENCE_CHARS) -> list[dict]:
+                     evidence_chars: int | None = DEFAULT_EVIDENCE_CHARS, max_claims: int = 3) -> list[dict]:
     others = sorted({a.role for a in transcript if a.role != role.name and a.round < round and not a.error})
     return render_messages(
         "debater", role=role.model_dump(), case=case_view(case), evidence=evidence_view(evidence, evidence_chars),
         rules=rules_view(rules), transcript=transcript_view([a for a in transcript if a.round < round]),
-        round=round, others=others,
+        round=round, others=others, max_claims=max_claims,
     )
 
 

@@ -32,13 +32,14 @@ sys.path.insert(0, str(ROOT))
 from agents.backends import make_backend  # noqa: E402
 from agents.config import LLMConfig, ServeConfig  # noqa: E402
 from agents.schema import Case  # noqa: E402
+from guardrails.config import load_config  # noqa: E402
 from guardrails.paths import shared_corpus  # noqa: E402
 from guardrails.progress import make_progress  # noqa: E402
 from retrieval.units import Evidence  # noqa: E402
 
-SERVER_ARGS = ["--enforce-eager", "--max-model-len", "4096", "--dtype", "bfloat16",
-               "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}']
-SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+OFFLINE = load_config("offline")  # the bench serves and prompts as the offline profile does
+SERVER_ARGS, SERVER_ENV = list(OFFLINE.llm.serve.extra_args), dict(OFFLINE.llm.serve.env)
+DEBATE = OFFLINE.debate
 LONG_PROMPT = [{"role": "user", "content": "Write a detailed essay about the history of European data protection law."}]
 
 INLINE_CASES = [
@@ -134,7 +135,7 @@ def load_cases(n: int, units: dict[str, dict]):
         i += 1
         rules = [x for x in (policy_set.get(rid) for rid in r["rules"]) if x is not None]
         provs = [p for rule in rules for p in rule.provisions] or fallback
-        ev = evidence_for(provs, units) or evidence_for(fallback, units)
+        ev = evidence_for(provs, units, DEBATE.evidence_k) or evidence_for(fallback, units, DEBATE.evidence_k)
         cases.append((Case(output=r["output"], query=r.get("query")), ev, rules))
     return cases
 
@@ -179,7 +180,9 @@ async def debate_round(llm_cfg: LLMConfig, case, max_tokens: int) -> dict:
 
     c, ev, rules = case
     b = make_backend(llm_cfg)
-    ds = [Debater(r, b, llm_cfg.model, max_tokens=max_tokens) for r in load_roles()]
+    ds = [Debater(r, b, llm_cfg.model, max_tokens=max_tokens, evidence_chars=DEBATE.evidence_chars,
+                  max_claims=DEBATE.max_claims, max_quotes=DEBATE.max_quotes, max_chars=DEBATE.max_text_chars)
+          for r in load_roles(DEBATE.roles)]
     await asyncio.gather(*(d.turn(c, ev, rules, [], 1) for d in ds))  # warm the prefix cache for both runs
     t0 = time.perf_counter()
     seq = [await d.turn(c, ev, rules, [], 1) for d in ds]
@@ -193,11 +196,11 @@ async def debate_round(llm_cfg: LLMConfig, case, max_tokens: int) -> dict:
             "tokens_conc": tok(conc), "turns_parsed": sum(a.error is None for a, _ in conc)}
 
 
-async def coordinator_rate(llm_cfg: LLMConfig, model: str, cases, max_tokens: int) -> dict:
+async def coordinator_rate(llm_cfg: LLMConfig, model: str, cases, max_tokens: int, mode: str = "auto") -> dict:
     from agents.coordinator import Coordinator
 
     b = make_backend(llm_cfg)
-    coord = Coordinator(b, model, max_tokens=max_tokens)
+    coord = Coordinator(b, model, max_tokens=max_tokens, mode=mode, evidence_chars=DEBATE.evidence_chars)
     counts = {"first": 0, "repaired": 0, "failed": 0, "backend_error": 0}
     decisions: dict[str, int] = {}
     errors: list[str] = []
@@ -238,8 +241,10 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=None, help="port of the bench's own server (default: a free one)")
     ap.add_argument("--cases", type=int, default=50)
     ap.add_argument("--max-tokens", type=int, default=128, help="tokens per throughput request")
-    ap.add_argument("--turn-tokens", type=int, default=160, help="max tokens of a debate turn")
-    ap.add_argument("--coordinator-tokens", type=int, default=256)
+    ap.add_argument("--turn-tokens", type=int, default=DEBATE.turn_max_tokens or OFFLINE.llm.max_tokens,
+                    help="max tokens of a debate turn (default: the offline profile's)")
+    ap.add_argument("--coordinator-tokens", type=int, default=DEBATE.coordinator_max_tokens or OFFLINE.llm.max_tokens)
+    ap.add_argument("--coordinator-mode", default="auto", choices=["auto", "text", "json"])
     ap.add_argument("--skip-transformers", action="store_true")
     ap.add_argument("--no-lora", action="store_true", help="serve without any LoRA module (measures its cost)")
     ap.add_argument("--throughput-only", action="store_true", help="only the tokens/s figures")
@@ -272,7 +277,7 @@ def main() -> None:
             loras = {lora_name: probe}
         sc = ServeConfig(model=model_path, served_model_name=args.model, port=args.port or free_port(),
                          extra_args=SERVER_ARGS, env=SERVER_ENV, startup_timeout_s=1200, lora_modules=loras,
-                         max_lora_rank=32)
+                         max_lora_rank=OFFLINE.llm.serve.max_lora_rank)
         server = VLLMServer(sc)
         t0 = time.perf_counter()
         server.start(wait=True)
@@ -281,8 +286,8 @@ def main() -> None:
         base_url = server.base_url
         coord_model = args.coordinator_model if adapter else args.model
         figures["coordinator_model"] = f"{coord_model} ({'bundled adapter' if adapter else 'base: no adapter yet'})"
-    llm_cfg = LLMConfig(backend="openai", base_url=base_url, model=args.model, timeout_s=1800, retries=1,
-                        concurrency=4, temperature=0.0)
+    llm_cfg = OFFLINE.llm.model_copy(update={"base_url": base_url, "model": args.model, "timeout_s": 1800,
+                                             "retries": 1, "concurrency": 4, "serve": None})
     try:
         figures["vllm_http"] = asyncio.run(http_tokens_per_s(base_url, args.model, args.max_tokens, lora_name))
         emit(figures, args.out)
@@ -295,7 +300,7 @@ def main() -> None:
             emit(figures, args.out)
         if not args.skip_coordinator:
             figures["coordinator"] = asyncio.run(coordinator_rate(llm_cfg, coord_model, cases[: args.cases],
-                                                                  args.coordinator_tokens))
+                                                                  args.coordinator_tokens, args.coordinator_mode))
     finally:
         if server is not None:
             server.stop()
@@ -333,7 +338,8 @@ def report(f: dict, args) -> None:
         t.add_row("  turns parsed (concurrent run)", f"{d['turns_parsed']}/3")
     if "coordinator" in f:
         c = f["coordinator"]
-        t.add_row(f"coordinator ({f.get('coordinator_model', args.coordinator_model)}), cases", str(c["n"]))
+        t.add_row(f"coordinator ({f.get('coordinator_model', args.coordinator_model)}, mode {args.coordinator_mode}, "
+                  f"max {args.coordinator_tokens} tok), cases", str(c["n"]))
         t.add_row("  parsed at first answer", f"{c['first_rate']:.0%}")
         t.add_row("  parsed after one repair", f"{c['after_repair_rate']:.0%}")
         t.add_row("  failed -> fail-closed flag", f"{c['failed'] + c['backend_error']}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -58,6 +59,29 @@ def record_from_verdict(system: str, case: EvalCase, v: Verdict, latency_s: floa
 def error_record(system: str, case: EvalCase, error: str, latency_s: float = 0.0) -> CaseRecord:
     return CaseRecord(system=system, case_id=case.id, set=case.set, type=case.type, expected=case.expected,
                       decision=None, error=error[:500], latency_s=round(latency_s, 4), gold_rules=case.gold_rules)
+
+
+INFRA_PREFIX = "infrastructure: "
+_INFRA = re.compile(r"BackendError \((connection|http_5\d\d)\)")
+
+
+def infrastructure_failure(v: Verdict) -> str | None:
+    """Why a verdict reflects a dead or broken LLM server rather than the system under test, or None.
+
+    The guardrail rightly fails closed when its backend is unreachable (``connection``) or answers 5xx; for an eval
+    such a verdict is an infrastructure error: not scored, counted in ``errors``, re-run by ``--retry-errors``.
+    Timeouts stay verdicts (slowness is the system's own behaviour, reported as its failure rate).
+
+    >>> infrastructure_failure(Verdict(decision="flag", failure="coordinator gave no usable answer: BackendError "
+    ...                                "(connection): cannot connect"))
+    'coordinator gave no usable answer: BackendError (connection): cannot connect'
+    >>> infrastructure_failure(Verdict(decision="flag", failure="timeout: the check took longer than 120 s")) is None
+    True
+    """
+    if v.failure and _INFRA.search(v.failure):
+        return v.failure[:300]
+    bad = [a.error for a in v.transcript if a.error and _INFRA.search(a.error)]
+    return f"{len(bad)} debate turn(s) failed: {bad[0][:250]}" if bad else None
 
 
 # ------------------------------------------------------------------------------------------------ resources
@@ -209,11 +233,11 @@ class JudgeCoordinator:
     regulatory evidence (the no-retrieval baseline); the screened policy rules are still shown."""
 
     def __init__(self, backend, model: str, *, show_evidence: bool = True, temperature: float | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, **coordinator_kw):
         from agents.coordinator import single_judge
 
         target = backend if temperature is None and seed is None else _Sampling(backend, temperature, seed)
-        self.judge = single_judge(target, model)
+        self.judge = single_judge(target, model, **coordinator_kw)
         self.show_evidence = show_evidence
 
     async def decide(self, case: Case, evidence: list[Evidence], rules, transcript, feedback=None):
@@ -247,11 +271,11 @@ class MajorityCoordinator:
     closed. A verifier repair round asks one judge (temperature 0) again with the feedback, as the debate's
     coordinator is asked once."""
 
-    def __init__(self, backend, model: str, *, n: int, seed: int = 0, temperature: float = 0.7):
+    def __init__(self, backend, model: str, *, n: int, seed: int = 0, temperature: float = 0.7, **coordinator_kw):
         self.n = n
-        self.judges = [JudgeCoordinator(backend, model, temperature=temperature, seed=seed * 1000 + i)
-                       for i in range(n)]
-        self.repairer = JudgeCoordinator(backend, model)
+        self.judges = [JudgeCoordinator(backend, model, temperature=temperature, seed=seed * 1000 + i,
+                                        **coordinator_kw) for i in range(n)]
+        self.repairer = JudgeCoordinator(backend, model, **coordinator_kw)
 
     async def decide(self, case: Case, evidence: list[Evidence], rules, transcript, feedback=None):
         from agents.backends.base import TokenUsage
@@ -297,9 +321,12 @@ class EvalSystem:
             v, extra = await self.check(case)
         except InputError as e:
             return error_record(self.name, case, f"input: {e}", time.perf_counter() - t0)
-        except (GuardrailError, Exception) as e:  # a crash is recorded, the run goes on (--retry-errors re-runs)
+        except Exception as e:  # a crash is recorded, the run goes on (--retry-errors re-runs)
             log.warning("%s crashed on %s", self.name, case.id, exc_info=True)
             return error_record(self.name, case, f"crash: {type(e).__name__}: {e}", time.perf_counter() - t0)
+        infra = infrastructure_failure(v)
+        if infra:  # the server was down: that says nothing about the system, so it is no verdict to score
+            return error_record(self.name, case, f"{INFRA_PREFIX}{infra}", time.perf_counter() - t0)
         return record_from_verdict(self.name, case, v, time.perf_counter() - t0, **extra)
 
     async def aclose(self) -> None:
@@ -336,10 +363,13 @@ def make_system(name: str, res: EvalResources, *, majority_n: int | None = None,
         model = judge_model(res)
         backend = make_backend(cfg.llm)
         n = 1 if name != "majority" else max(1, majority_n or res.nominal_debate_calls())
+        # the judges read what the debate's coordinator reads, as much of it, in the same answer budget
+        same = {"evidence_chars": cfg.debate.evidence_chars, "max_tokens": cfg.debate.coordinator_max_tokens,
+                "mode": cfg.llm.coordinator_mode}
         if name == "majority":
-            coord = MajorityCoordinator(backend, model, n=n, seed=seed)
+            coord = MajorityCoordinator(backend, model, n=n, seed=seed, **same)
         else:
-            coord = JudgeCoordinator(backend, model, show_evidence=name != "noretrieval")
+            coord = JudgeCoordinator(backend, model, show_evidence=name != "noretrieval", **same)
         g = res.variant(debaters=[PlaceholderDebater()], coordinator=coord, backend=backend)
         extra = {"judge_model": model} | ({"n_judges": n} if name == "majority" else {})
         return GuardrailSystem(name, g, extra)

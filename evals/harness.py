@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import random
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from evals.loaders import QUERY_TYPES, EvalCase, load_sets
 from evals.metrics import CaseRecord, compute_metrics, paired_wins, sign_test_p
-from guardrails.errors import ConfigError
+from guardrails.errors import ConfigError, GuardrailError
 
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "run.json"
@@ -214,23 +213,50 @@ def majority_n_from(records: list[CaseRecord]) -> int | None:
     return max(1, round(sum(calls) / len(calls)))
 
 
+#: stop a run after this many infrastructure errors in a row (the LLM server is down: every further case would be
+#: an error too)
+MAX_INFRA_STREAK = 4
+
+
+class BackendDown(GuardrailError):
+    """The LLM server stopped answering during an eval."""
+
+
 async def _run_system(system, cases: list[EvalCase], store: RecordStore, concurrency: int,
                       on_done: Callable[[CaseRecord], None]) -> None:
+    from evals.baselines import INFRA_PREFIX
+
     sem = asyncio.Semaphore(max(1, concurrency))
+    streak = {"n": 0, "last": ""}
+    down = asyncio.Event()
 
     async def one(case: EvalCase) -> None:
         async with sem:
+            if down.is_set():
+                return
             rec = await system.evaluate(case)
         store.append(rec)
         on_done(rec)
+        if rec.error and rec.error.startswith(INFRA_PREFIX):
+            streak["n"] += 1
+            streak["last"] = rec.error
+            if streak["n"] >= MAX_INFRA_STREAK:
+                down.set()
+        else:
+            streak["n"] = 0
 
     await asyncio.gather(*(one(c) for c in cases))
+    if down.is_set():
+        raise BackendDown(f"{system.name}: {streak['n']} cases in a row could not reach the LLM server "
+                          f"({streak['last'][:200]})",
+                          fix="check the server (its log is under $GUARDRAILS_HOME/logs), then run the same command "
+                              "with --retry-errors: finished cases are kept")
 
 
 def run_eval(opts: EvalOptions, *, resources=None) -> EvalResult:
     """Run (or resume) an eval. ``resources`` (an :class:`evals.baselines.EvalResources`) may be passed in, e.g.
     by tests that already built a guardrail; otherwise it is built from ``opts.profile`` and closed at the end."""
-    from evals.baselines import EvalResources, make_system
+    from evals.baselines import EvalResources
     from evals.report import markdown_report, write_plots
 
     unknown = [s for s in opts.systems if s not in ALL_SYSTEMS]

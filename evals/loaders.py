@@ -49,9 +49,15 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
+from guardrails.config import read_named_yaml, validate_yaml
 from guardrails.errors import ConfigError, InputError
 from guardrails.paths import PROJECT_ROOT, shared_corpus
 
@@ -230,28 +236,9 @@ def available_sets() -> list[str]:
 
 def load_spec(name_or_path: str | Path) -> SetSpec:
     """Parse a set YAML by name (``evals/sets/<name>.yaml``) or path; errors name the file, field and fix."""
-    p = Path(name_or_path)
-    if not p.suffix and not p.exists():
-        p = SETS_DIR / f"{name_or_path}.yaml"
-        if not p.exists():
-            raise ConfigError(f"unknown eval set {str(name_or_path)!r}",
-                              fix=f"use one of {available_sets()} or the path of a set YAML")
-    if not p.is_file():
-        raise ConfigError("set file not found", where=str(p), fix="check the path")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"not valid YAML ({e})", where=str(p), fix="correct the YAML syntax") from e
-    if not isinstance(data, dict):
-        raise ConfigError("a set file must be a YAML mapping", where=str(p), fix="see evals/loaders.py for the keys")
+    p, data = read_named_yaml(name_or_path, SETS_DIR, "eval set")
     data.setdefault("name", p.stem)
-    try:
-        spec = SetSpec.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(x) for x in first["loc"])
-        raise ConfigError(f"field '{field}': {first['msg']} ({len(e.errors())} error(s) in all)", where=str(p),
-                          fix=f"correct '{field}'; the keys are documented in evals/loaders.py") from e
+    spec = validate_yaml(SetSpec, data, p, "evals/loaders.py")
     spec.source = p
     return spec
 

@@ -103,8 +103,12 @@ def build_components(cfg) -> Components:  # cfg: GuardrailConfig
         return retriever.lookup(unit_id)
 
     verifier = Verifier(lookup=lookup, known=known, nli_model=cfg.verifier.nli_model)
-    debaters = [Debater(role, backend, cfg.llm.model) for role in load_roles(cfg.debate.roles)]
-    coordinator = Coordinator(backend, coordinator_model)
+    dc = cfg.debate
+    debaters = [Debater(role, backend, cfg.llm.model, evidence_chars=dc.evidence_chars, max_tokens=dc.turn_max_tokens,
+                        max_claims=dc.max_claims, max_quotes=dc.max_quotes, max_chars=dc.max_text_chars)
+                for role in load_roles(dc.roles)]
+    coordinator = Coordinator(backend, coordinator_model, mode=cfg.llm.coordinator_mode,
+                              evidence_chars=dc.evidence_chars, max_tokens=dc.coordinator_max_tokens)
     models = {
         "embedder": getattr(retriever.embedder, "model_id", str(cfg.retrieval.embedder.model)),
         "debaters": cfg.llm.model,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agents.config import DebateConfig, LLMConfig
 from guardrails.errors import ConfigError
 from retrieval.config import RetrievalConfig
+
+C = TypeVar("C", bound=BaseModel)
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 Mode = Literal["strict", "balanced", "permissive"]
@@ -80,30 +82,59 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
-def load_config(path_or_profile: str | Path) -> GuardrailConfig:
-    """Load a profile by name (``offline``, ``gpu``) or a YAML file; errors name the file, field and fix."""
-    p = Path(path_or_profile)
+def read_named_yaml(name_or_path: str | Path, folder: Path, kind: str) -> tuple[Path, dict]:
+    """A YAML mapping given by name (``<folder>/<name>.yaml``) or path, as ``(path, data)``; a missing file, bad YAML
+    or a non-mapping is a :class:`ConfigError` that names the file and the fix."""
+    p = Path(name_or_path)
     if not p.suffix and not p.exists():
-        p = PROFILES_DIR / f"{path_or_profile}.yaml"
+        p = folder / f"{name_or_path}.yaml"
         if not p.exists():
-            raise ConfigError(
-                f"unknown profile {str(path_or_profile)!r}",
-                fix=f"use one of {available_profiles()} or the path of a YAML config file",
-            )
-    if not p.exists():
-        raise ConfigError("config file not found", where=str(p), fix="check the path")
+            known = sorted(x.stem for x in folder.glob("*.yaml"))
+            raise ConfigError(f"unknown {kind} {str(name_or_path)!r}",
+                              fix=f"use one of {known} or the path of a {kind} YAML file")
+    if not p.is_file():
+        raise ConfigError(f"{kind} file not found", where=str(p), fix="check the path")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"not valid YAML ({e})", where=str(p), fix="correct the YAML syntax") from e
-    data.setdefault("profile", p.stem)
+    if not isinstance(data, dict):
+        raise ConfigError(f"a {kind} file must be a YAML mapping", where=str(p), fix="write key: value pairs")
+    return p, data
+
+
+def validate_yaml(model: type[C], data: dict, where: Path, schema_doc: str) -> C:
+    """``model.model_validate(data)``; the first error becomes a :class:`ConfigError` naming the field."""
     try:
-        return GuardrailConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
         field = ".".join(str(x) for x in first["loc"])
-        raise ConfigError(
-            f"field '{field}': {first['msg']} ({len(e.errors())} error(s) in all)",
-            where=str(p),
-            fix=f"correct '{field}'; see guardrails/config.py for the schema",
-        ) from e
+        raise ConfigError(f"field '{field}': {first['msg']} ({len(e.errors())} error(s) in all)", where=str(where),
+                          fix=f"correct '{field}'; the schema is in {schema_doc}") from e
+
+
+def load_config(path_or_profile: str | Path) -> GuardrailConfig:
+    """Load a profile by name (``offline``, ``gpu``) or a YAML file; errors name the file, field and fix."""
+    p, data = read_named_yaml(path_or_profile, PROFILES_DIR, "profile")
+    data.setdefault("profile", p.stem)
+    return validate_yaml(GuardrailConfig, data, p, "guardrails/config.py")
+
+
+def resolve_preset(cls: type[C], presets: dict[str, dict], preset: str | None = None,
+                   overrides: dict | None = None) -> C:
+    """A trainer's config: the named preset's values with ``overrides`` on top (``None`` values ignored).
+
+    >>> class T(BaseModel):
+    ...     lr: float = 1e-3
+    ...     epochs: int = 1
+    >>> resolve_preset(T, {"seed": {"lr": 2e-5, "epochs": 3}}, "seed", {"epochs": 1, "lr": None})
+    T(lr=2e-05, epochs=1)
+    """
+    base: dict = {}
+    if preset:
+        if preset not in presets:
+            raise ConfigError(f"unknown preset {preset!r}", where="--preset", fix=f"use one of {sorted(presets)}")
+        base.update(presets[preset])
+    base.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return cls(**base)

@@ -142,6 +142,10 @@ def build_graph(components, cfg, *, checkpointer=None):
     c = components
     max_rounds = cfg.debate.max_rounds
 
+    def shown(state) -> list[dict]:
+        """The evidence the agents see: the best ``debate.evidence_k`` units (the verdict keeps all it retrieved)."""
+        return state.get("evidence", [])[: cfg.debate.evidence_k]
+
     def rules_for(rule_ids: list[str]):
         return [r for r in (c.policy_set.get(i) for i in rule_ids) if r is not None]
 
@@ -259,7 +263,7 @@ def build_graph(components, cfg, *, checkpointer=None):
     def fan_out(state: GuardState) -> list[Send]:
         rule_ids = [s["rule_id"] for s in state.get("screen", [])]
         return [Send("argue", ArgueTask(role_index=i, round=state["round"], case=state["case"],
-                                        evidence=state.get("evidence", []), rule_ids=rule_ids,
+                                        evidence=shown(state), rule_ids=rule_ids,
                                         transcript=state.get("transcript", [])))
                 for i in range(len(c.debaters))]
 
@@ -293,7 +297,7 @@ def build_graph(components, cfg, *, checkpointer=None):
         t0 = time.perf_counter()
         try:
             res = await c.coordinator.decide(
-                Case.model_validate(state["case"]), [Evidence.model_validate(e) for e in state.get("evidence", [])],
+                Case.model_validate(state["case"]), [Evidence.model_validate(e) for e in shown(state)],
                 rules_for([s["rule_id"] for s in state.get("screen", [])]),
                 [Argument.model_validate(a) for a in state.get("transcript", [])], state.get("feedback") or None)
         except Exception as e:

@@ -245,3 +245,14 @@ def test_bad_roles_files_name_file_and_field(tmp_path, content, needle):
 def test_unknown_roles_set():
     with pytest.raises(ConfigError, match="default"):
         load_roles("nope")
+
+
+def test_a_turn_cut_at_max_tokens_keeps_its_stance_and_complete_claims():
+    from agents.backends.base import extract_json_object
+    from agents.parsing import parse_turn
+
+    cut = ('{"stance":"violation","claims":[{"text":"The deadline is 24 hours, not 72.","quotes":[{"doc_id":'
+           '"nis2:art_23.4.a","text":"within 24 hours"}],"rule_id":null},{"text":"1.1.1.1.1.1.1.1')
+    assert extract_json_object(cut) is None  # the backend does not mistake an inner object for the answer
+    turn = parse_turn(cut)
+    assert turn["stance"] == "violation" and turn["claims"][0].quotes[0].text == "within 24 hours"

@@ -1,5 +1,5 @@
 """``guardrails audit`` end to end on the real offline profile: the built index, the session vLLM server
-(SmolLM2-135M on CPU), the real agents and verifier. Skipped when no offline index has been built."""
+(SmolLM2-135M on CPU), the real agents and verifier; the built offline index, else the tests' small real index."""
 
 from __future__ import annotations
 

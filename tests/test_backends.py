@@ -116,13 +116,14 @@ async def test_structured_outputs_param_then_fallback_to_response_format(scripte
 
 async def test_request_carries_sampling_knobs(scripted_server):
     srv = scripted_server(lambda body: (200, completion("x"), 0))
-    b = OpenAIBackend(cfg_for(srv.base_url, temperature=0.3, max_tokens=77, seed=5))
+    b = OpenAIBackend(cfg_for(srv.base_url, temperature=0.3, max_tokens=77, seed=5, frequency_penalty=0.5))
     await b.chat(MSGS, stop=["\n\n"])
     await b.chat(MSGS, temperature=0.0, max_tokens=5, seed=9, model="coordinator")
     await b.aclose()
     a, c = srv.requests
     assert (a["temperature"], a["max_tokens"], a["seed"], a["stop"], a["model"]) == (0.3, 77, 5, ["\n\n"], "m")
     assert (c["temperature"], c["max_tokens"], c["seed"], c["model"]) == (0.0, 5, 9, "coordinator")
+    assert a["frequency_penalty"] == c["frequency_penalty"] == 0.5
 
 
 async def test_concurrency_semaphore_limits_in_flight_requests(scripted_server):
@@ -149,6 +150,9 @@ def test_extract_json_object_variants():
     assert extract_json_object('text ```json\n{"b": [1, 2]}\n``` more') == {"b": [1, 2]}
     assert extract_json_object('Answer: {"c": {"d": 2}} thanks') == {"c": {"d": 2}}
     assert extract_json_object("[1, 2]") is None and extract_json_object("") is None
+    assert extract_json_object('A {brace} then {"e": 3}') == {"e": 3}
+    # cut at max_tokens: an inner object is not the answer
+    assert extract_json_object('{"stance": "x", "claims": [{"text": "a", "quotes": [{"doc_id": "n"}]') is None
 
 
 def test_make_backend_dispatch():

@@ -1,5 +1,5 @@
 """``guardrails console`` end to end on the real offline profile (built index + the session vLLM server): through a
-pseudo-terminal, and piped. Skipped when no offline index has been built."""
+pseudo-terminal, and piped (the built offline index, else the tests' small real index)."""
 
 from __future__ import annotations
 

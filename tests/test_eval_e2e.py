@@ -26,19 +26,19 @@ expected_rules: [{expected: flag}]
 
 
 @pytest.fixture()
-def offline_resources(vllm_server, small_index_dir):
+def offline_resources(vllm_server, small_index_dir, offline_embedder_config):
     """The offline profile, pointed at the session's vLLM server (no second server) and the tests' small real
     index (the full corpus index takes many minutes to build on a CPU)."""
     from evals.baselines import EvalResources
-    from guardrails.config import load_config
+    from guardrails.config import GuardrailConfig
+    from tests.fixtures.llm_server import offline_profile_on
 
-    cfg = load_config("offline")
-    cfg = cfg.model_copy(update={
-        "llm": cfg.llm.model_copy(update={"base_url": vllm_server.base_url, "serve": None, "max_tokens": 96,
-                                          "timeout_s": 600}),
-        "retrieval": cfg.retrieval.model_copy(update={"index_dir": str(small_index_dir)}),
-        "timeout_s": 900.0})
-    res = EvalResources(cfg)
+    # the small index is built with the tests' base embedder (no domain adapter): configure that one
+    data = offline_profile_on(vllm_server, index_dir=small_index_dir,
+                              embedder=offline_embedder_config.model_dump(mode="json"))
+    data["llm"].update(serve=None, max_tokens=96, timeout_s=600)
+    data["timeout_s"] = 900.0
+    res = EvalResources(GuardrailConfig.model_validate(data))
     yield res
     res.close()
 

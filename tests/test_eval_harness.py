@@ -221,3 +221,58 @@ def test_cli_lists_sets_and_names_a_bad_set():
     r = CliRunner().invoke(app, ["eval", "no_such_set", "--limit", "2"])
     assert r.exit_code != 0
     assert "unknown eval set 'no_such_set'" in str(r.exception) + r.output
+
+
+class _DeadCoordinator:
+    """A coordinator whose server is gone (what the real Coordinator returns on a refused connection)."""
+
+    async def decide(self, case, evidence, rules, transcript, feedback=None):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(output=None, calls=1, usage=None,
+                               error="BackendError (connection): openai backend: cannot connect")
+
+
+def test_a_dead_llm_server_stops_the_run_and_retry_errors_finishes_it(tmp_path: Path, surfaces_units):
+    import dataclasses
+
+    from evals.baselines import EvalResources
+    from evals.harness import MAX_INFRA_STREAK, BackendDown
+    from guardrails.config import GuardrailConfig
+    from guardrails.guardrail import Guardrail
+    from tests.fixtures.surfaces import make_components
+
+    out = tmp_path / "o"
+    # only cases that reach the coordinator (not the fast paths) can meet the dead server
+    opts = _opts(out, systems=["mad"], limit=None, sets=[str(_debated_set(tmp_path))], concurrency=1)
+    cfg = GuardrailConfig(profile="surfaces-test", timeout_s=60)
+    g = Guardrail(cfg, components=dataclasses.replace(make_components(), coordinator=_DeadCoordinator()))
+    try:
+        with pytest.raises(BackendDown, match="could not reach the LLM server.*--retry-errors"):
+            run_eval(opts, resources=EvalResources(guardrail=g))
+    finally:
+        g.close()
+    recs = RecordStore(out / RESULTS_FILE).load()
+    assert len(recs) == MAX_INFRA_STREAK and all(r.error.startswith("infrastructure: ") for r in recs.values())
+    g = Guardrail(cfg, components=make_components())
+    try:
+        res = run_eval(opts.model_copy(update={"retry_errors": True}), resources=EvalResources(guardrail=g))
+    finally:
+        g.close()
+    assert len(res.records) == 6 and all(r.error is None and r.decision for r in res.records)
+
+
+def _debated_set(tmp_path: Path) -> Path:
+    """Six regulatory_cases rows the scripted parts send to the debate (they mention the tiny corpus' topics)."""
+    p = tmp_path / "debated.yaml"
+    p.write_text("""
+name: debated
+path: project:evals/data/regulatory_cases.jsonl
+columns: {id: id, output: output, query: query}
+filters: [{field: id, in: [r001, r002, r003, r005, r017, r033]}]
+type_column: type
+expected_column: expected
+type_rules: [{type: ambiguous}]
+expected_rules: [{expected: flag}]
+""", encoding="utf-8")
+    return p

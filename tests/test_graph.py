@@ -327,3 +327,21 @@ def test_verdict_json_round_trip():
         v = g.check(SOCIAL)
     again = Verdict.model_validate_json(v.model_dump_json())
     assert again == v and "BLOCK" in again.explain()
+
+
+def test_agents_see_only_the_best_evidence_k_units_and_the_verdict_keeps_all():
+    from agents.config import DebateConfig
+
+    seen = []
+
+    class Recording(Debater):
+        async def turn(self, case, evidence, rules, transcript, round):
+            seen.append([e.unit_id for e in evidence])
+            return await super().turn(case, evidence, rules, transcript, round)
+
+    text = SOCIAL + " Also send an early warning within 24 hours of becoming aware of the significant incident."
+    debaters = [Recording(n, ["violation"]) for n in ("prosecutor", "defender", "analyst")]
+    with make(Coordinator(social_scoring_block()), debaters=debaters, debate=DebateConfig(evidence_k=1)) as g:
+        v = g.check(text)
+    assert v.path == "debate" and len(v.evidence) == 2
+    assert seen and all(ids == [v.evidence[0].unit_id] for ids in seen)

@@ -100,6 +100,12 @@ def extract_json_object(text: str) -> dict | None:
     {'a': 1}
     >>> extract_json_object('no json here') is None
     True
+
+    Only top-level objects count: the inner objects of an answer cut at ``max_tokens`` are not "the" answer
+    (:func:`agents.parsing.close_partial_json` reads what survives of the outer one).
+
+    >>> extract_json_object('{"stance": "x", "claims": [{"text": "a"}') is None
+    True
     """
     s = text.strip()
     candidates = [s] + [m.group(1).strip() for m in _FENCE.finditer(s)]
@@ -111,14 +117,35 @@ def extract_json_object(text: str) -> dict | None:
         if isinstance(obj, dict):
             return obj
     dec = json.JSONDecoder()
-    for m in re.finditer(r"\{", s):
+    for start in _top_level_braces(s):
         try:
-            obj, _ = dec.raw_decode(s[m.start():])
+            obj, _ = dec.raw_decode(s[start:])
         except ValueError:
             continue
         if isinstance(obj, dict):
             return obj
     return None
+
+
+def _top_level_braces(s: str):
+    """Offsets of the ``{`` that open an object at nesting depth 0 (strings inside objects are skipped)."""
+    depth, in_str, esc = 0, False, False
+    for i, ch in enumerate(s):
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == "{":
+            if depth == 0:
+                yield i
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+        elif ch == '"' and depth:
+            in_str = True
 
 
 class BaseBackend:

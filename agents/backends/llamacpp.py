@@ -62,7 +62,8 @@ class LlamaCppBackend(BaseBackend):
     def _generate(self, messages, model, json_schema, temperature, max_tokens, seed, stop) -> LLMResponse:
         with self._lock:
             llm = self._llm or self._load()
-            kw: dict = {"messages": messages, "temperature": temperature, "max_tokens": max_tokens}
+            kw: dict = {"messages": messages, "temperature": temperature, "max_tokens": max_tokens,
+                        "frequency_penalty": self.cfg.frequency_penalty}
             if stop:
                 kw["stop"] = stop
             if seed is not None:

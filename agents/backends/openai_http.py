@@ -67,6 +67,8 @@ class OpenAIBackend(BaseBackend):
         kw: dict = {"model": model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens}
         if seed is not None:
             kw["seed"] = seed
+        if self.cfg.frequency_penalty:
+            kw["frequency_penalty"] = self.cfg.frequency_penalty
         if stop:
             kw["stop"] = stop
         if json_schema is not None:

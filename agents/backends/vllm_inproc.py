@@ -158,7 +158,8 @@ class VLLMInprocBackend(BaseBackend):
         params = []
         for schema in schema_list:
             so = StructuredOutputsParams(json=schema) if schema is not None else None
-            params.append(SamplingParams(temperature=t, max_tokens=mt, seed=sd, stop=stop, structured_outputs=so))
+            params.append(SamplingParams(temperature=t, max_tokens=mt, seed=sd, stop=stop, structured_outputs=so,
+                                         frequency_penalty=self.cfg.frequency_penalty))
         loras = [self._lora_request(m) for m in names]
         t0 = time.perf_counter()
         try:

@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 
 from agents.backends.base import LLMBackend
 from agents.training.raft import AnswerScore, RaftItem, score_answer
+from guardrails.records import read_models
 from guardrails.verifier import Verifier
 from policies.schema import Rule
 
@@ -110,16 +111,7 @@ class EvalReport(BaseModel):
 
 # ----------------------------------------------------------------------------------------------- predictions
 def read_predictions(path: Path) -> list[Prediction]:
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                out.append(Prediction.model_validate_json(line))
-            except ValueError:
-                continue
-    return out
+    return read_models(path, Prediction, tolerant=True)  # a line cut by a crash: that prediction is redone
 
 
 def predictions_file(work: Path, label: str, condition: str) -> Path:

@@ -48,6 +48,7 @@ from agents.prompting import DEFAULT_EVIDENCE_CHARS, coordinator_messages, evide
 from agents.schema import Case, CoordinatorOutput, Decision, ProposedViolation, Quote
 from agents.training.cases import CoordCase
 from agents.training.rouge import best_rouge_l
+from guardrails.records import read_models
 from guardrails.verifier import Verifier
 from guardrails.verifier.verbatim import clean_id, dedupe_quotes
 from policies.schema import Rule
@@ -319,16 +320,7 @@ class Candidate(BaseModel):
 
 
 def read_candidates(path: Path) -> list[Candidate]:
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                out.append(Candidate.model_validate_json(line))
-            except ValueError:  # a line cut by a crash: that sample is simply redone
-                continue
-    return out
+    return read_models(path, Candidate, tolerant=True)  # a line cut by a crash: that sample is simply redone
 
 
 async def sample_candidates(items: Sequence[RaftItem], messages: Callable[[RaftItem], list[dict]],

@@ -37,6 +37,7 @@ from guardrails.verifier.numbers import (
     check_numbers,
     number_consistency,
     numbers_in_evidence_vs_output,
+    tally_numbers,
 )
 from guardrails.verifier.verbatim import (
     MIN_QUOTE_WORDS,
@@ -139,10 +140,7 @@ class Verifier:
         the fact's provision)."""
         if not facts:
             return CheckResult(name="number_consistency", status="skipped", detail="no key facts to check")
-        found = check_numbers(output_text, facts)
-        bad = [x for x in found if x.status == "contradicted"]
-        good = [x for x in found if x.status == "consistent"]
-        mentioned = len(bad) + len(good)
+        found, bad, good, mentioned = tally_numbers(output_text, facts)
         cited = [clean_id(p) for v in co.violations for p in (*v.provisions, *(q.doc_id for q in v.quotes))]
 
         def reported(x: NumberFinding) -> bool:

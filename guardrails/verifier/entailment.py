@@ -18,8 +18,8 @@ classified; a claim whose quotes *contradict* it fails the check, the score is t
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel

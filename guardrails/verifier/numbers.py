@@ -463,7 +463,7 @@ def compare(expected: Quantity, got: Quantity) -> tuple[bool | None, str]:
         if fams == {"hours", "months"}:
             months, hours = (expected, got) if expected.unit == "months" else (got, expected)
             lo, hi = 28 * 24 * months.value, 31 * 24 * months.value
-            return lo <= hours.value <= hi, f"approximately: 1 month = 28 to 31 days"
+            return lo <= hours.value <= hi, "approximately: 1 month = 28 to 31 days"
         return None, f"not comparable ({got.unit} vs {expected.unit})"
     if expected.value is None or got.value is None:
         return None, "no figure"
@@ -799,14 +799,19 @@ def check_numbers(output_text: str, facts: list[KeyFact]) -> list[NumberFinding]
     return out
 
 
+def tally_numbers(output_text: str, facts: list[KeyFact]):
+    """``(findings, contradicted, consistent, mentioned)`` of the output's figures against ``facts``."""
+    found = check_numbers(output_text, facts)
+    bad = [x for x in found if x.status == "contradicted"]
+    good = [x for x in found if x.status == "consistent"]
+    return found, bad, good, len(bad) + len(good)
+
+
 def number_consistency(output_text: str, facts: list[KeyFact]) -> CheckResult:
     """Fails when the output contradicts any fact; score = consistent / mentioned."""
     if not facts:
         return CheckResult(name="number_consistency", status="skipped", detail="no key facts to check")
-    found = check_numbers(output_text, facts)
-    bad = [x for x in found if x.status == "contradicted"]
-    good = [x for x in found if x.status == "consistent"]
-    mentioned = len(bad) + len(good)
+    found, bad, good, mentioned = tally_numbers(output_text, facts)
     return CheckResult(
         name="number_consistency", status="fail" if bad else "pass",
         score=(len(good) / mentioned) if mentioned else None,

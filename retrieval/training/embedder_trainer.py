@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from guardrails.config import resolve_preset
 from guardrails.errors import ConfigError, InputError
 from retrieval.training.data import TrainPair
 
@@ -80,13 +81,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def resolve_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> EmbedderTrainConfig:
     """A preset's values with ``overrides`` (None values ignored) on top."""
-    base: dict[str, Any] = {}
-    if preset:
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}", where="--preset", fix=f"use one of {sorted(PRESETS)}")
-        base.update(PRESETS[preset])
-    base.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return EmbedderTrainConfig(**base)
+    return resolve_preset(EmbedderTrainConfig, PRESETS, preset, overrides)
 
 
 class TrainResult(BaseModel):
@@ -106,12 +101,21 @@ class TrainResult(BaseModel):
 
 
 def _st_imports():
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
 
     try:
-        from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
+        from sentence_transformers.sentence_transformer.losses import (
+            MatryoshkaLoss,
+            MultipleNegativesRankingLoss,
+        )
     except ImportError:  # pragma: no cover - older layout
-        from sentence_transformers.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
+        from sentence_transformers.losses import (
+            MatryoshkaLoss,
+            MultipleNegativesRankingLoss,
+        )
     try:
         from sentence_transformers.base.sampler import BatchSamplers
     except ImportError:  # pragma: no cover - older layout

@@ -20,7 +20,6 @@ On two query sets -- the held-out *generated* pairs (test split: units never see
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from guardrails.records import write_report
 from retrieval.training.data import PassageRef, TrainPair
 from retrieval.training.negatives import RANK_RANGE, RelatedIndex, mine_rows
 from retrieval.units import id_covers
@@ -68,7 +68,12 @@ def generated_eval_set(pairs: Sequence[TrainPair], *, max_queries: int | None = 
 def handwritten_eval_set(path: str | Path | None = None, split: str = "all", docs: set[str] | None = None
                          ) -> EvalSet:
     """``evals/data/regulatory_queries.jsonl`` (``split`` all / dev / test as in evals.retrieval_eval)."""
-    from retrieval.relevance import IN_DOMAIN_FILE, is_dev_query, query_data_dir, read_query_rows
+    from retrieval.relevance import (
+        IN_DOMAIN_FILE,
+        is_dev_query,
+        query_data_dir,
+        read_query_rows,
+    )
 
     p = Path(path) if path else query_data_dir() / IN_DOMAIN_FILE
     rows = [r for r in read_query_rows(p) if split == "all" or is_dev_query(r["id"]) == (split == "dev")]
@@ -144,11 +149,12 @@ def ir_eval(model, es: EvalSet, refs: Sequence[PassageRef], p_full: np.ndarray, 
             batch_size: int = 64) -> dict[str, dict[str, float]]:
     """sentence-transformers ``InformationRetrievalEvaluator`` at each dim, on precomputed passage vectors."""
     import torch
-
     from sentence_transformers.util import cos_sim
 
     try:
-        from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+        from sentence_transformers.sentence_transformer.evaluation import (
+            InformationRetrievalEvaluator,
+        )
     except ImportError:  # pragma: no cover - older layout
         from sentence_transformers.evaluation import InformationRetrievalEvaluator
 
@@ -279,10 +285,7 @@ def compare_embedders(
     report["seconds"] = round(time.perf_counter() - t0, 1)
     report["verdict"] = ship_verdict(report)
     if out_dir is not None:
-        o = Path(out_dir)
-        o.mkdir(parents=True, exist_ok=True)
-        (o / "compare.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-        (o / "compare.md").write_text(to_markdown(report), encoding="utf-8")
+        write_report(report, to_markdown(report), out_dir, "compare")
     return report
 
 

@@ -10,7 +10,6 @@ machine) and evaluation can reuse the base vectors.
 
 from __future__ import annotations
 
-import gzip
 import json
 import time
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from guardrails.errors import InputError
+from guardrails.records import read_models, write_models
 from retrieval.training.data import (
     LLMQueryGenerator,
     PassageRef,
@@ -42,20 +42,11 @@ VECTORS_FILE = "base_vectors.npy"
 
 
 def save_refs(refs: Sequence[PassageRef], path: str | Path) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(p, "wt", encoding="utf-8") as fh:
-        for r in refs:
-            fh.write(r.model_dump_json() + "\n")
-    return p
+    return write_models(refs, path)
 
 
 def load_refs(path: str | Path) -> list[PassageRef]:
-    p = Path(path)
-    if not p.exists():
-        raise InputError("no such passages file", where=str(p), fix="prepare the data first (--prepare-only)")
-    with gzip.open(p, "rt", encoding="utf-8") as fh:
-        return [PassageRef.model_validate_json(line) for line in fh if line.strip()]
+    return read_models(path, PassageRef, missing_fix="prepare the data first (--prepare-only)")
 
 
 def prepare_embedder_data(

@@ -34,7 +34,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrails.errors import ConfigError, InputError
+from guardrails.config import resolve_preset
+from guardrails.errors import InputError
+from guardrails.records import read_models, write_models, write_report
 from retrieval.relevance_head import HEAD_CONFIG, pair_text
 from retrieval.training.data import PassageRef, TrainPair
 
@@ -76,13 +78,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def resolve_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> RelevanceTrainConfig:
-    base: dict[str, Any] = {}
-    if preset:
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}", where="--preset", fix=f"use one of {sorted(PRESETS)}")
-        base.update(PRESETS[preset])
-    base.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return RelevanceTrainConfig(**base)
+    return resolve_preset(RelevanceTrainConfig, PRESETS, preset, overrides)
 
 
 class RelExample(BaseModel):
@@ -96,25 +92,12 @@ class RelExample(BaseModel):
 
 
 def save_examples(rows: Sequence[RelExample], path: str | Path) -> Path:
-    import gzip
-
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(p, "wt", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(r.model_dump_json() + "\n")
-    return p
+    return write_models(rows, path)
 
 
 def load_examples(path: str | Path) -> list[RelExample]:
-    import gzip
-
-    p = Path(path)
-    if not p.exists():
-        raise InputError("no such relevance data file", where=str(p),
-                         fix="write it with `guardrails train relevance --prepare-only --out DIR`")
-    with gzip.open(p, "rt", encoding="utf-8") as fh:
-        return [RelExample.model_validate_json(line) for line in fh if line.strip()]
+    return read_models(path, RelExample,
+                       missing_fix="write it with `guardrails train relevance --prepare-only --out DIR`")
 
 
 def build_relevance_data(
@@ -420,10 +403,7 @@ def compare_filters(
                          "most 2 points higher; split all"}
     report["seconds"] = round(time.perf_counter() - t0, 1)
     if out_dir is not None:
-        o = Path(out_dir)
-        o.mkdir(parents=True, exist_ok=True)
-        (o / "relevance_compare.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-        (o / "relevance_compare.md").write_text(relevance_markdown(report), encoding="utf-8")
+        write_report(report, relevance_markdown(report), out_dir, "relevance_compare")
     return report
 
 

@@ -17,7 +17,7 @@ SET_YAML = """
 name: e2e_cases
 path: project:evals/data/regulatory_cases.jsonl
 columns: {id: id, output: output, query: query, gold_rules: gold_rules}
-filters: [{field: id, in: [r031, r001, r041]}]
+filters: [{field: id, in: [r031, r001]}]
 type_column: type
 expected_column: expected
 type_rules: [{type: ambiguous}]
@@ -26,7 +26,7 @@ expected_rules: [{expected: flag}]
 
 
 @pytest.fixture()
-def offline_resources(vllm_server, small_index_dir, offline_embedder_config):
+def offline_resources(vllm_server, real_small_index_dir, offline_embedder_config):
     """The offline profile, pointed at the session's vLLM server (no second server) and the tests' small real
     index (the full corpus index takes many minutes to build on a CPU)."""
     from evals.baselines import EvalResources
@@ -34,7 +34,7 @@ def offline_resources(vllm_server, small_index_dir, offline_embedder_config):
     from tests.fixtures.llm_server import offline_profile_on
 
     # the small index is built with the tests' base embedder (no domain adapter): configure that one
-    data = offline_profile_on(vllm_server, index_dir=small_index_dir,
+    data = offline_profile_on(vllm_server, index_dir=real_small_index_dir,
                               embedder=offline_embedder_config.model_dump(mode="json"))
     data["llm"].update(serve=None, max_tokens=96, timeout_s=600)
     data["timeout_s"] = 900.0
@@ -53,12 +53,12 @@ def test_eval_all_systems_on_the_offline_profile(tmp_path: Path, offline_resourc
                                limit=None, seed=0, out=out, concurrency=2, majority_n=2, progress=False),
                    resources=offline_resources)
     recs = {(r.system, r.case_id): r for r in res.records}
-    assert len(recs) == 15 and all(r.error is None and r.decision for r in recs.values())
+    assert len(recs) == 10 and all(r.error is None and r.decision for r in recs.values())
     for s in ("mad", "single", "majority", "noretrieval", "screening"):
         wrong = recs[(s, "e2e_cases:r031")]  # "NIS2 gives you 72 hours to send the early warning"
         assert (wrong.decision, wrong.path, wrong.llm_calls) == ("block", "fast_block", 0), s
-    assert all(recs[("screening", c)].llm_calls == 0 for c in ("e2e_cases:r001", "e2e_cases:r031", "e2e_cases:r041"))
-    for c in ("e2e_cases:r001", "e2e_cases:r041"):
+    assert all(recs[("screening", c)].llm_calls == 0 for c in ("e2e_cases:r001", "e2e_cases:r031"))
+    for c in ("e2e_cases:r001",):
         single, maj = recs[("single", c)], recs[("majority", c)]
         if single.path == "debate":
             assert 1 <= single.llm_calls <= 4  # one judge call (+ format repair) (+ verifier repair round)

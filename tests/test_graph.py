@@ -2,7 +2,7 @@
 fail-closed on backend error / timeout / garbage / broken retrieval), checkpoint resume and interrupts.
 
 The LLM side is scripted here (this is a control-flow test); the verifier, the graph, the checkpointer and the
-Verdict are the real ones. End-to-end runs on the real vLLM server live in test_guardrail_e2e.py.
+Verdict are the real ones. End-to-end runs on the real vLLM server live in test_guardrail_e2e.py (and the audit, console and eval e2e tests).
 """
 
 from __future__ import annotations

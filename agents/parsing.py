@@ -30,7 +30,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agents.backends.base import extract_json_object
+from agents.backends.base import extract_json_object, json_scan
 from agents.schema import Claim, CoordinatorOutput, ProposedViolation, Quote
 from retrieval.units import id_covers
 
@@ -145,19 +145,12 @@ def close_partial_json(text: str) -> dict | None:
     s = text[start:]
     stack: list[str] = []
     cuts: list[tuple[int, tuple[str, ...]]] = []
-    in_str = esc = False
-    for i, ch in enumerate(s):
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-                cuts.append((i + 1, tuple(stack)))
-            continue
-        if ch == '"':
+    in_str = False
+    for i, ch in json_scan(s):
+        if ch == "":  # the text ends inside a string
             in_str = True
+        elif ch == '"':
+            cuts.append((i + 1, tuple(stack)))
         elif ch in "{[":
             stack.append(ch)
             cuts.append((i + 1, tuple(stack)))

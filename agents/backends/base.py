@@ -127,8 +127,14 @@ def extract_json_object(text: str) -> dict | None:
     return None
 
 
-def _top_level_braces(s: str):
-    """Offsets of the ``{`` that open an object at nesting depth 0 (strings inside objects are skipped)."""
+def json_scan(s: str, *, prose_outside: bool = False):
+    """Yield ``(offset, char)`` for each character of ``s`` outside JSON strings, and ``(offset, '"')`` where a string
+    closes; a text that ends inside a string yields ``(len(s), "")`` last. ``prose_outside``: outside any object the
+    text is prose, whose quotes open no string.
+
+    >>> [c for _, c in json_scan('{"a{": [1]}')]
+    ['{', '"', ':', ' ', '[', '1', ']', '}']
+    """
     depth, in_str, esc = 0, False, False
     for i, ch in enumerate(s):
         if in_str:
@@ -138,14 +144,30 @@ def _top_level_braces(s: str):
                 esc = True
             elif ch == '"':
                 in_str = False
-        elif ch == "{":
+                yield i, '"'
+            continue
+        if ch == '"' and (depth or not prose_outside):
+            in_str = True
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+        yield i, ch
+    if in_str:
+        yield len(s), ""
+
+
+def _top_level_braces(s: str):
+    """Offsets of the ``{`` that open an object at nesting depth 0."""
+    depth = 0
+    for i, ch in json_scan(s, prose_outside=True):
+        if ch == "{":
             if depth == 0:
                 yield i
             depth += 1
         elif ch == "}" and depth:
             depth -= 1
-        elif ch == '"' and depth:
-            in_str = True
 
 
 class BaseBackend:

@@ -49,15 +49,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from guardrails.config import read_named_yaml, validate_yaml
+from guardrails.config import read_named_yaml, validate_yaml, yaml_names
 from guardrails.errors import ConfigError, InputError
 from guardrails.paths import PROJECT_ROOT, shared_corpus
 
@@ -231,7 +225,7 @@ def resolve_paths(spec: SetSpec) -> list[Path]:
 
 
 def available_sets() -> list[str]:
-    return sorted(p.stem for p in SETS_DIR.glob("*.yaml"))
+    return yaml_names(SETS_DIR)
 
 
 def load_spec(name_or_path: str | Path) -> SetSpec:

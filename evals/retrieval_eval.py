@@ -40,12 +40,7 @@ from typing import Any
 
 import typer
 
-from retrieval.relevance import (
-    OFF_TOPIC_FILES,
-    is_dev_query,
-    query_data_dir,
-    read_query_rows,
-)
+from retrieval.relevance import OFF_TOPIC_FILES, is_dev_query, query_data_dir, read_query_rows
 from retrieval.units import id_covers
 
 KS = (1, 5, 10)
@@ -102,9 +97,7 @@ def _st_evaluator(retriever, rows: list[dict[str, Any]], docs: list[str]) -> dic
     """sentence-transformers InformationRetrievalEvaluator on the stored vectors, per Matryoshka dim."""
     import numpy as np
     import torch
-    from sentence_transformers.sentence_transformer.evaluation import (
-        InformationRetrievalEvaluator,
-    )
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
     from sentence_transformers.util import cos_sim
 
     idx, emb = retriever.index, retriever.embedder

@@ -78,8 +78,13 @@ class GuardrailConfig(BaseModel):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
 
 
+def yaml_names(folder: Path) -> list[str]:
+    """The names (stems) of the YAML files in ``folder``: what :func:`read_named_yaml` accepts by name."""
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
 def available_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+    return yaml_names(PROFILES_DIR)
 
 
 def read_named_yaml(name_or_path: str | Path, folder: Path, kind: str) -> tuple[Path, dict]:
@@ -89,9 +94,8 @@ def read_named_yaml(name_or_path: str | Path, folder: Path, kind: str) -> tuple[
     if not p.suffix and not p.exists():
         p = folder / f"{name_or_path}.yaml"
         if not p.exists():
-            known = sorted(x.stem for x in folder.glob("*.yaml"))
             raise ConfigError(f"unknown {kind} {str(name_or_path)!r}",
-                              fix=f"use one of {known} or the path of a {kind} YAML file")
+                              fix=f"use one of {yaml_names(folder)} or the path of a {kind} YAML file")
     if not p.is_file():
         raise ConfigError(f"{kind} file not found", where=str(p), fix="check the path")
     try:

@@ -35,13 +35,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 
 from agents.schema import Argument, Case, CoordinatorOutput, Quote
-from guardrails.verdict import (
-    CheckResult,
-    Usage,
-    Verdict,
-    VerificationReport,
-    Violation,
-)
+from guardrails.verdict import CheckResult, Usage, Verdict, VerificationReport, Violation
 from retrieval.units import Evidence
 
 # --------------------------------------------------------------------------------------------------- state

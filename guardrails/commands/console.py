@@ -27,12 +27,7 @@ def register(app: typer.Typer) -> None:
 
         from guardrails.commands.audit import load_factory
         from guardrails.config import load_config
-        from guardrails.console import (
-            MODES,
-            DebateConsole,
-            run_piped,
-            stdin_is_interactive,
-        )
+        from guardrails.console import MODES, DebateConsole, run_piped, stdin_is_interactive
         from guardrails.errors import InputError
         from guardrails.guardrail import Guardrail, validate_output
 

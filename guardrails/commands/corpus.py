@@ -108,14 +108,7 @@ def register(app: typer.Typer) -> None:
         from guardrails.errors import CorpusError, GuardrailError
         from guardrails.progress import make_progress
         from retrieval.corpus import Corpus
-        from retrieval.ingest import (
-            act_files,
-            act_folders,
-            infer_doc,
-            ingest_act_dir,
-            ingest_file,
-            sha256_file,
-        )
+        from retrieval.ingest import act_files, act_folders, infer_doc, ingest_act_dir, ingest_file, sha256_file
 
         out = Console()
         target = _corpus_dir(corpus)

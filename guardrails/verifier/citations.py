@@ -23,13 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from agents.schema import Quote
 from guardrails.verdict import CheckResult
 from guardrails.verifier.normalize import content_equal_in
-from guardrails.verifier.verbatim import (
-    Lookup,
-    _short,
-    clean_id,
-    dedupe_quotes,
-    resolve_text,
-)
+from guardrails.verifier.verbatim import Lookup, _short, clean_id, dedupe_quotes, resolve_text
 from retrieval.units import id_covers
 
 Known = Callable[[str], bool]

@@ -32,12 +32,7 @@ from pydantic import BaseModel
 
 from agents.schema import Quote
 from guardrails.verdict import CheckResult
-from guardrails.verifier.normalize import (
-    elision_fragments,
-    find_content_span,
-    fold,
-    word_count,
-)
+from guardrails.verifier.normalize import elision_fragments, find_content_span, fold, word_count
 
 Lookup = Callable[[str], "str | None"]
 

@@ -101,21 +101,12 @@ class TrainResult(BaseModel):
 
 
 def _st_imports():
-    from sentence_transformers import (
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
     try:
-        from sentence_transformers.sentence_transformer.losses import (
-            MatryoshkaLoss,
-            MultipleNegativesRankingLoss,
-        )
+        from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
     except ImportError:  # pragma: no cover - older layout
-        from sentence_transformers.losses import (
-            MatryoshkaLoss,
-            MultipleNegativesRankingLoss,
-        )
+        from sentence_transformers.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
     try:
         from sentence_transformers.base.sampler import BatchSamplers
     except ImportError:  # pragma: no cover - older layout

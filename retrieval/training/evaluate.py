@@ -68,12 +68,7 @@ def generated_eval_set(pairs: Sequence[TrainPair], *, max_queries: int | None = 
 def handwritten_eval_set(path: str | Path | None = None, split: str = "all", docs: set[str] | None = None
                          ) -> EvalSet:
     """``evals/data/regulatory_queries.jsonl`` (``split`` all / dev / test as in evals.retrieval_eval)."""
-    from retrieval.relevance import (
-        IN_DOMAIN_FILE,
-        is_dev_query,
-        query_data_dir,
-        read_query_rows,
-    )
+    from retrieval.relevance import IN_DOMAIN_FILE, is_dev_query, query_data_dir, read_query_rows
 
     p = Path(path) if path else query_data_dir() / IN_DOMAIN_FILE
     rows = [r for r in read_query_rows(p) if split == "all" or is_dev_query(r["id"]) == (split == "dev")]
@@ -152,9 +147,7 @@ def ir_eval(model, es: EvalSet, refs: Sequence[PassageRef], p_full: np.ndarray, 
     from sentence_transformers.util import cos_sim
 
     try:
-        from sentence_transformers.sentence_transformer.evaluation import (
-            InformationRetrievalEvaluator,
-        )
+        from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
     except ImportError:  # pragma: no cover - older layout
         from sentence_transformers.evaluation import InformationRetrievalEvaluator
 

@@ -42,6 +42,13 @@ from guardrails.paths import home
 log = logging.getLogger(__name__)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a server of our own)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def logs_dir() -> Path:
     p = home() / "logs"
     p.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,6 @@ import asyncio
 import json
 import re
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from agents.backends import make_backend  # noqa: E402
 from agents.config import LLMConfig, ServeConfig  # noqa: E402
 from agents.schema import Case  # noqa: E402
+from agents.serve import free_port  # noqa: E402
 from guardrails.config import load_config  # noqa: E402
 from guardrails.paths import shared_corpus  # noqa: E402
 from guardrails.progress import make_progress  # noqa: E402
@@ -62,12 +62,6 @@ def emit(figures: dict, out: Path | None) -> None:
     print("figures so far: " + json.dumps(figures), file=sys.stderr, flush=True)
     if out:
         out.write_text(json.dumps(figures, indent=2), encoding="utf-8")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- evidence from the shared corpus ---------------------------------------------------------------------------------

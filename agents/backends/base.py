@@ -72,6 +72,7 @@ class LLMBackend(Protocol):
         max_tokens: int | None = None,
         seed: int | None = None,
         stop: list[str] | None = None,
+        grammar: str | None = None,
     ) -> LLMResponse: ...
 
     async def aclose(self) -> None: ...
@@ -174,6 +175,8 @@ class BaseBackend:
     """Shared semaphore / timeout / retry logic. Subclasses implement ``_chat_once`` and may override ``aclose``."""
 
     name = "base"
+    #: whether ``chat(grammar=...)`` (a Lark grammar the answer must follow) is honoured; others refuse it
+    supports_grammar = False
 
     def __init__(self, cfg: LLMConfig, *, model_aliases: dict[str, str] | None = None):
         self.cfg = cfg
@@ -241,16 +244,24 @@ class BaseBackend:
         max_tokens: int | None = None,
         seed: int | None = None,
         stop: list[str] | None = None,
+        grammar: str | None = None,
     ) -> LLMResponse:
+        """One answer. ``json_schema``: the answer must be that JSON; ``grammar``: it must follow that Lark grammar
+        (vLLM structured outputs; only backends with ``supports_grammar``)."""
         if not messages:
             raise backend_error("backend", "chat() called with no messages", where=self.name)
+        if grammar is not None and not self.supports_grammar:
+            raise backend_error("unsupported", f"the {self.name} backend cannot constrain answers to a grammar",
+                                where=self.name, fix="use a vLLM server (llm.backend: openai, e.g. --profile offline "
+                                "--serve) for grammar-constrained sampling")
+        extra = {"grammar": grammar} if grammar is not None else {}
         name = self.model_name(model)
         t, mt, sd = self._defaults(temperature, max_tokens, seed)
 
         async def once() -> LLMResponse:
             t0 = time.perf_counter()
             resp = await self._chat_once(messages, model=name, json_schema=json_schema, temperature=t,
-                                         max_tokens=mt, seed=sd, stop=stop)
+                                         max_tokens=mt, seed=sd, stop=stop, **extra)
             resp.latency_s = time.perf_counter() - t0
             if resp.parsed is None:
                 resp.parsed = self._parse(resp.text, json_schema)

@@ -27,6 +27,7 @@ Script = str | dict | BaseException | Callable[[list[dict], dict], Any]
 
 class FakeBackend(BaseBackend):
     name = "fake"
+    supports_grammar = True  # records the grammar; does not enforce it
 
     def __init__(self, script: list[Script] | Callable[[list[dict], dict], Any] | None = None,
                  cfg: LLMConfig | None = None, *, model_aliases: dict[str, str] | None = None):
@@ -39,9 +40,10 @@ class FakeBackend(BaseBackend):
         assert isinstance(self._script, list)
         self._script.extend(items)
 
-    async def _chat_once(self, messages, *, model, json_schema, temperature, max_tokens, seed, stop) -> LLMResponse:
+    async def _chat_once(self, messages, *, model, json_schema, temperature, max_tokens, seed, stop,
+                         grammar: str | None = None) -> LLMResponse:
         kwargs = {"model": model, "json_schema": json_schema, "temperature": temperature, "max_tokens": max_tokens,
-                  "seed": seed, "stop": stop}
+                  "seed": seed, "stop": stop, "grammar": grammar}
         self.calls.append({"messages": messages, **kwargs})
         if callable(self._script):
             item = self._script(messages, kwargs)

@@ -30,6 +30,7 @@ RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 class OpenAIBackend(BaseBackend):
     name = "openai"
+    supports_grammar = True  # vLLM's structured_outputs.grammar (other OpenAI-compatible servers reject it: HTTP 400)
 
     def __init__(self, cfg: LLMConfig, *, model_aliases: dict[str, str] | None = None):
         super().__init__(cfg, model_aliases=model_aliases)
@@ -63,7 +64,8 @@ class OpenAIBackend(BaseBackend):
         return e
 
     # -- one call -------------------------------------------------------------------------------------------------
-    def _kwargs(self, messages, model, json_schema, temperature, max_tokens, seed, stop, mode) -> dict:
+    def _kwargs(self, messages, model, json_schema, temperature, max_tokens, seed, stop, mode,
+                grammar: str | None = None) -> dict:
         kw: dict = {"model": model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens}
         if seed is not None:
             kw["seed"] = seed
@@ -71,7 +73,9 @@ class OpenAIBackend(BaseBackend):
             kw["frequency_penalty"] = self.cfg.frequency_penalty
         if stop:
             kw["stop"] = stop
-        if json_schema is not None:
+        if grammar is not None:
+            kw["extra_body"] = {"structured_outputs": {"grammar": grammar}}
+        elif json_schema is not None:
             if mode == "structured_outputs":
                 kw["extra_body"] = {"structured_outputs": {"json": json_schema}}
             else:
@@ -81,11 +85,12 @@ class OpenAIBackend(BaseBackend):
                 }
         return kw
 
-    async def _chat_once(self, messages, *, model, json_schema, temperature, max_tokens, seed, stop) -> LLMResponse:
+    async def _chat_once(self, messages, *, model, json_schema, temperature, max_tokens, seed, stop,
+                         grammar: str | None = None) -> LLMResponse:
         mode = self.schema_mode
         try:
             r = await self.client.chat.completions.create(
-                **self._kwargs(messages, model, json_schema, temperature, max_tokens, seed, stop, mode)
+                **self._kwargs(messages, model, json_schema, temperature, max_tokens, seed, stop, mode, grammar)
             )
         except openai.APIStatusError as e:
             if json_schema is not None and mode == "structured_outputs" and e.status_code in (400, 422) \

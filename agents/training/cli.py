@@ -9,6 +9,7 @@ Stages (see :mod:`agents.training.pipeline`; every stage takes ``--work`` and re
 
     guardrails train coordinator build   --work W              # RAFT items: train / held-out / stress
     guardrails train coordinator sample  --work W --local      # best-of-N teacher answers (or --profile offline)
+    guardrails train coordinator sample  --work W --serve --constrained   # ... under the contract grammar (vLLM)
     guardrails train coordinator select  --work W              # verifier filter -> examples.jsonl
     guardrails train coordinator fit     --work W --preset smollm2 --seed 0
     guardrails train coordinator predict --work W --local      # base + adapter answers on held-out items
@@ -119,6 +120,17 @@ def build(
     _echo(stats.model_dump())
 
 
+def _item_grammar(res, evidence_chars: int):
+    """item -> the contract grammar of what its prompt shows (agents/grammar.py)."""
+    from agents.grammar import contract_grammar
+
+    def grammar(it):
+        return contract_grammar(it.evidence, [x for x in it.rule_ids if res.rule(x) is not None],
+                                evidence_chars=evidence_chars)
+
+    return grammar
+
+
 def _teacher_messages(items, res):
     """Teacher prompts with a worked example from another training item (see :func:`raft.with_demo`)."""
     import zlib
@@ -155,6 +167,10 @@ def sample(
                               "the student is trained on the plain prompt)"),
     start: int = typer.Option(0, "--start-index", help="index of the first sample (to add a second pass, e.g. "
                               "--demo after a plain one)"),
+    constrained: bool = typer.Option(False, "--constrained", help="served teacher under the contract grammar: quotes "
+                                     "only from sentences shown, decisions only allow/flag/block (vLLM structured "
+                                     "outputs; see agents/grammar.py)"),
+    limit: int = typer.Option(None, "--limit", help="only the first N training items (a trial run)"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Best-of-N teacher answers for the training items (self-distillation: the base model is the teacher)."""
@@ -162,9 +178,15 @@ def sample(
     from agents.training.raft import Candidate, read_candidates, sample_candidates
 
     w = _work(work)
-    items = load_items(w, "train")
+    items = load_items(w, "train")[:limit] if limit else load_items(w, "train")
     res = _res(None, evidence_chars)
     teacher = _teacher_messages(items, res) if demo else res.messages
+    grammar = _item_grammar(res, evidence_chars) if constrained else None
+    if constrained and local:
+        from guardrails.errors import ConfigError
+
+        raise ConfigError("--constrained needs a served teacher", where="--local",
+                          fix="drop --local (use --profile offline --serve: vLLM enforces the grammar)")
     if local:
         from agents.training.generate import LocalGenerator
 
@@ -188,7 +210,7 @@ def sample(
             try:
                 return await sample_candidates(items, teacher, backend, base, w.candidates, n=n,
                                                temperature=temperature, max_tokens=max_tokens, seed=seed,
-                                               concurrency=concurrency, start=start)
+                                               concurrency=concurrency, start=start, grammar=grammar)
             finally:
                 await backend.aclose()
 
@@ -209,6 +231,8 @@ def select(
     evidence_chars: int = typer.Option(1500, "--evidence-chars"),
     fallback: str = typer.Option(None, "--fallback", help="'extractive': items without a kept candidate get the "
                                  "rule-built extractive answer (when it passes the same verifier filter)"),
+    require_decision: bool = typer.Option(False, "--require-decision", help="keep only candidates that also reach "
+                                          "the case's labelled decision (when the oracle is shown)"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Score every candidate with the verifier; keep the top-k that pass strict verbatim + citation validity."""
@@ -220,7 +244,7 @@ def select(
     items = load_items(w, "train")
     examples, stats = select_examples(items, read_candidates(w.candidates), res.verifier, res.messages,
                                       rules=res.rule, top_k=top_k, max_examples=max_examples, fallback=fallback,
-                                      seed=seed)
+                                      require_decision=require_decision, seed=seed)
     write_jsonl(w.examples, examples)
     w.selection.write_text(stats.model_dump_json(indent=2) + "\n", encoding="utf-8")
     _echo(stats.model_dump())
@@ -288,6 +312,8 @@ def predict(
     evidence_chars: int = typer.Option(1500, "--evidence-chars"),
     suffix: str = typer.Option("", "--suffix", help="label suffix for the prediction files (e.g. '-vllm')"),
     request_timeout: float = typer.Option(600.0, "--request-timeout", help="served: seconds per answer"),
+    constrained: bool = typer.Option(False, "--constrained", help="served: answers under the contract grammar (the "
+                                     "coordinator's 'grammar' mode)"),
 ) -> None:
     """Greedy answers of the base model and of the adapter on the held-out items (normal and stress)."""
     from agents.training.evaluate import predict_local, predict_with_backend
@@ -300,6 +326,10 @@ def predict(
     conds = [x.strip() for x in conditions.split(",") if x.strip()]
     items = {c: load_items(w, c)[:limit] if limit else load_items(w, c) for c in conds}
     counts = {}
+    if constrained and local:
+        from guardrails.errors import ConfigError
+
+        raise ConfigError("--constrained needs a served model", where="--local", fix="drop --local (--serve)")
     if local:
         from agents.training.generate import LocalGenerator
 
@@ -321,7 +351,8 @@ def predict(
                     for c in conds:
                         preds = await predict_with_backend(
                             items[c], res.messages, backend, name, w.predictions(label + suffix, c),
-                            label=label + suffix, condition=c, max_tokens=max_tokens, concurrency=concurrency)
+                            label=label + suffix, condition=c, max_tokens=max_tokens, concurrency=concurrency,
+                            grammar=_item_grammar(res, evidence_chars) if constrained else None)
                         counts[f"{label}{suffix}/{c}"] = len(preds)
             finally:
                 await backend.aclose()
@@ -402,6 +433,9 @@ def run_all(
     max_tokens: int = typer.Option(320, "--max-tokens"),
     device: str = typer.Option("auto", "--device"),
     seed: int = typer.Option(0, "--seed"),
+    constrained: bool = typer.Option(False, "--constrained", help="served teacher under the contract grammar"),
+    require_decision: bool = typer.Option(False, "--require-decision", help="keep only candidates that reach the "
+                                          "labelled decision"),
     ship: bool = typer.Option(False, "--ship"),
 ) -> None:
     """All stages: build, sample (best-of-N), select, fit, predict (base + adapter), eval."""
@@ -409,13 +443,14 @@ def run_all(
         build(work=work, corpus=corpus, n_train=n_train, n_heldout=n_heldout, heldout_file=None,
               train_sources="rules", k=3, p_drop=0.2, evidence_chars=1500, allow_overlap=False, seed=seed)
     sample(work=work, n=n, temperature=0.8, max_tokens=max_tokens, local=local, model=model, batch_size=batch_size,
-           profile=profile, serve=serve, concurrency=4, evidence_chars=1500, demo=False, start=0, seed=seed)
+           profile=profile, serve=serve, concurrency=4, evidence_chars=1500, demo=False, start=0,
+           constrained=constrained, limit=None, seed=seed)
     if demo_n:
         sample(work=work, n=demo_n, temperature=0.8, max_tokens=max_tokens, local=local, model=model,
                batch_size=batch_size, profile=profile, serve=serve, concurrency=4, evidence_chars=1500, demo=True,
-               start=n, seed=seed)
+               start=n, constrained=constrained, limit=None, seed=seed)
     select(work=work, corpus=corpus, top_k=1, max_examples=max_examples, evidence_chars=1500, fallback=None,
-           seed=seed)
+           require_decision=require_decision, seed=seed)
     from agents.training.raft import read_examples
 
     labels = "base,adapter"
@@ -430,7 +465,8 @@ def run_all(
             dtype=None, max_len=None, device=device, seed=seed, resume=True, save_every=10, out=None)
     predict(work=work, labels=labels, conditions="normal,stress", adapter=None, local=local, model=model,
             batch_size=max(1, batch_size // 2), profile=profile, serve=serve, port=None, limit=None,
-            max_tokens=max_tokens, concurrency=4, evidence_chars=1500, suffix="", request_timeout=600.0)
+            max_tokens=max_tokens, concurrency=4, evidence_chars=1500, suffix="", request_timeout=600.0,
+            constrained=False)
     evaluate_cmd(work=work, corpus=corpus, labels=labels, limit=None, ship=ship, adapter=None,
                  evidence_chars=1500, report_name=None, as_json=False)
 

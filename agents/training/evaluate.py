@@ -120,9 +120,12 @@ def predictions_file(work: Path, label: str, condition: str) -> Path:
 
 async def predict_with_backend(items: Sequence[RaftItem], messages: Callable[[RaftItem], list[dict]],
                                backend: LLMBackend, model: str, out: Path, *, label: str, condition: str,
-                               max_tokens: int = 320, concurrency: int = 4, progress: bool = True) -> list[Prediction]:
+                               max_tokens: int = 320, concurrency: int = 4,
+                               grammar: Callable[[RaftItem], str] | None = None,
+                               progress: bool = True) -> list[Prediction]:
     """Greedy answers through a served backend (vLLM: ``model`` = the base name or the LoRA module's name), appended to
-    ``out``; items already answered there are skipped (resume)."""
+    ``out``; items already answered there are skipped (resume). ``grammar``: each answer under ``grammar(item)``
+    (the coordinator's ``grammar`` mode, :mod:`agents.grammar`)."""
     from guardrails.progress import make_progress
 
     done = {p.item_id for p in read_predictions(out) if p.error is None}
@@ -135,7 +138,8 @@ async def predict_with_backend(items: Sequence[RaftItem], messages: Callable[[Ra
         async def one(it: RaftItem) -> None:
             async with sem:
                 try:
-                    r = await backend.chat(messages(it), model=model, temperature=0.0, max_tokens=max_tokens)
+                    r = await backend.chat(messages(it), model=model, temperature=0.0, max_tokens=max_tokens,
+                                           **({"grammar": grammar(it)} if grammar is not None else {}))
                     p = Prediction(item_id=it.id, model=label, condition=condition, text=r.text,
                                    finish_reason=r.finish_reason)
                 except Exception as e:  # noqa: BLE001 - recorded; the item counts as a failed answer

@@ -43,6 +43,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from agents.backends.base import LLMBackend
+from agents.grammar import sentences
 from agents.parsing import ParseError, parse_coordinator
 from agents.prompting import DEFAULT_EVIDENCE_CHARS, coordinator_messages, evidence_view
 from agents.schema import Case, CoordinatorOutput, Decision, ProposedViolation, Quote
@@ -242,8 +243,6 @@ def pick_demos(items: Sequence[RaftItem], k: int = 5) -> list[RaftItem]:
     return sorted(ok, key=lambda it: (sum(len(e.text) for e in it.evidence) + len(it.case.output), it.id))[:k]
 
 
-_SENT_RE = re.compile(r"[^\n]+?(?:[.;:](?=\s)|$)", re.MULTILINE)
-_ENUM_RE = re.compile(r"^\s*(?:\(?[0-9a-z]{1,4}\)|\d+\.)\s+")
 _WORD_RE = re.compile(r"\w+")
 _STOP = frozenset("the a an and or of to in for on by with is are be shall may must that this which as at from it its "
                   "any all not no under where when their they such other".split())
@@ -254,24 +253,15 @@ def _content_words(text: str) -> set[str]:
 
 
 def best_sentence(text: str, against: str, *, max_words: int = 40, min_words: int = 4) -> str | None:
-    """The sentence (or clause) of ``text`` sharing the most content words with ``against``, without its leading
-    point/paragraph number, cut after ``max_words`` words — always a verbatim substring of ``text``."""
+    """The sentence of ``text`` (see :func:`sentences`) sharing the most content words with ``against`` (the first
+    on a tie), or None when ``text`` has none."""
     target = _content_words(against)
-    best: tuple[float, int, str] | None = None
-    for n, m in enumerate(_SENT_RE.finditer(text)):
-        sent = m.group(0).strip()
-        sent = sent[_ENUM_RE.match(sent).end():] if _ENUM_RE.match(sent) else sent
-        words = list(re.finditer(r"\S+", sent))
-        if len(words) < min_words:
-            continue
-        if len(words) > max_words:
-            sent = sent[: words[max_words - 1].end()]
-        sent = sent.rstrip(",;: ")
+    best: tuple[int, str] | None = None
+    for sent in sentences(text, max_words=max_words, min_words=min_words):
         overlap = len(target & _content_words(sent))
-        key = (overlap, -n, sent)
-        if best is None or key[:2] > best[:2]:
-            best = key
-    return best[2] if best else None
+        if best is None or overlap > best[0]:
+            best = (overlap, sent)
+    return best[1] if best else None
 
 
 def extractive_answer(item: RaftItem, rules: Callable[[str], Rule | None], *, max_quotes: int = 2,
@@ -326,25 +316,29 @@ def read_candidates(path: Path) -> list[Candidate]:
 async def sample_candidates(items: Sequence[RaftItem], messages: Callable[[RaftItem], list[dict]],
                             backend: LLMBackend, model: str, out: Path, *, n: int = 4, temperature: float = 0.8,
                             max_tokens: int = 320, seed: int = 0, concurrency: int = 4, start: int = 0,
+                            grammar: Callable[[RaftItem], str] | None = None,
                             progress: bool = True) -> list[Candidate]:
     """``n`` sampled answers per item from ``backend`` (indices ``start``..``start+n-1``, seeds ``seed·1000 + i``),
     appended to ``out`` as they come; samples already in ``out`` are not asked again (resume). Backend errors are
-    recorded, not raised."""
+    recorded, not raised. ``grammar``: each answer constrained to ``grammar(item)`` (see
+    :mod:`agents.grammar`)."""
     from guardrails.progress import make_progress
 
     done = {(c.item_id, c.i) for c in read_candidates(out) if c.error is None}
-    todo = [(it, i) for it in items for i in range(start, start + n) if (it.id, i) not in done]
+    todo = [(it, [i for i in range(start, start + n) if (it.id, i) not in done]) for it in items]
+    todo = [(it, idx) for it, idx in todo if idx]
     out.parent.mkdir(parents=True, exist_ok=True)
     sem = asyncio.Semaphore(max(1, concurrency))
     with open(out, "a", encoding="utf-8") as f, make_progress(disable=not progress) as bar:
-        task = bar.add_task(f"teacher best-of-{n}", total=len(todo))
+        task = bar.add_task(f"teacher best-of-{n}", total=sum(len(idx) for _, idx in todo))
 
         async def one(it: RaftItem, i: int) -> None:
             sd = seed * 1000 + i
             async with sem:
                 try:
                     r = await backend.chat(messages(it), model=model, temperature=temperature,
-                                           max_tokens=max_tokens, seed=sd)
+                                           max_tokens=max_tokens, seed=sd,
+                                           grammar=grammar(it) if grammar is not None else None)
                     c = Candidate(item_id=it.id, i=i, text=r.text, seed=sd, finish_reason=r.finish_reason)
                 except Exception as e:  # noqa: BLE001 - a failed sample is recorded and retried on the next run
                     c = Candidate(item_id=it.id, i=i, text="", seed=sd, error=f"{type(e).__name__}: {e}")
@@ -352,7 +346,13 @@ async def sample_candidates(items: Sequence[RaftItem], messages: Callable[[RaftI
             f.flush()
             bar.advance(task)
 
-        await asyncio.gather(*(one(it, i) for it, i in todo))
+        async def item(it: RaftItem, idx: list[int]) -> None:
+            # the first sample alone, then the others together: a server with prefix caching computes the
+            # (long) prompt once per item instead of once per sample
+            await one(it, idx[0])
+            await asyncio.gather(*(one(it, i) for i in idx[1:]))
+
+        await asyncio.gather(*(item(it, idx) for it, idx in todo))
     return read_candidates(out)
 
 
@@ -366,7 +366,7 @@ def _decision_agreement(decision: str, expected: str | None) -> float | None:
 
 
 def score_answer(item: RaftItem, text: str | None, verifier: Verifier,
-                 rules: Callable[[str], Rule | None] | None = None) -> AnswerScore:
+                 rules: Callable[[str], Rule | None] | None = None, *, require_decision: bool = False) -> AnswerScore:
     """Score one answer to ``item`` with the verifier: strict / content verbatim and citation validity of every quote
     (EVIDENCE and violations), number consistency against the shown rules' key facts, share of quotes on oracle units,
     ROUGE-L against the gold texts, decision agreement, refusal; the hard filters and the composite score."""
@@ -390,7 +390,7 @@ def score_answer(item: RaftItem, text: str | None, verifier: Verifier,
         citation=_citation_share(cites, nq), numbers_ok=numbers is None or numbers.status != "fail",
         oracle_share=oracle_share, rouge_l=rl, decision=out.decision,
         decision_ok=_decision_agreement(out.decision, item.expected), refusal=nq == 0 or explicit_refusal)
-    s.keep, s.reason = _hard_filter(item, s)
+    s.keep, s.reason = _hard_filter(item, s, require_decision)
     s.composite = _composite(item, s)
     return s
 
@@ -407,7 +407,7 @@ def _citation_share(cites, nq: int) -> float | None:
     return (nq - quote_fail) / (nq + extra)
 
 
-def _hard_filter(item: RaftItem, s: AnswerScore) -> tuple[bool, str]:
+def _hard_filter(item: RaftItem, s: AnswerScore, require_decision: bool = False) -> tuple[bool, str]:
     if not s.parsed:
         return False, "unparseable"
     if item.oracle_present and s.n_quotes == 0:
@@ -422,6 +422,8 @@ def _hard_filter(item: RaftItem, s: AnswerScore) -> tuple[bool, str]:
         return False, "quotes no oracle unit"
     if not item.oracle_present and s.decision == "allow":
         return False, "allows without the supporting provision"
+    if require_decision and item.oracle_present and item.expected is not None and s.decision != item.expected:
+        return False, "decision differs from the case's label"
     return True, "ok"
 
 
@@ -469,12 +471,14 @@ class SelectionStats(BaseModel):
 def select_examples(items: Sequence[RaftItem], candidates: Iterable[Candidate], verifier: Verifier,
                     messages: Callable[[RaftItem], list[dict]], *, rules: Callable[[str], Rule | None] | None = None,
                     top_k: int = 1, max_examples: int | None = None, fallback: str | None = None,
-                    seed: int = 0) -> tuple[list[RaftExample], SelectionStats]:
+                    require_decision: bool = False, seed: int = 0) -> tuple[list[RaftExample], SelectionStats]:
     """Keep, per item, the ``top_k`` candidates that pass the hard filters, by composite score; then at most
     ``max_examples`` examples overall (best first, keeping the oracle-dropped share roughly as built).
 
     ``fallback="extractive"``: an item none of whose candidates passes gets the :func:`extractive_answer` instead,
-    if that passes the same filter (``source="extractive"`` in the example and in the stats)."""
+    if that passes the same filter (``source="extractive"`` in the example and in the stats).
+    ``require_decision``: with the oracle shown, a candidate must also reach the case's labelled decision (rejection
+    sampling on the label: the teacher's right choices are kept, its wrong ones are not learned)."""
     by_item: dict[str, list[Candidate]] = defaultdict(list)
     for c in candidates:
         if c.error is None:
@@ -485,7 +489,7 @@ def select_examples(items: Sequence[RaftItem], candidates: Iterable[Candidate], 
     for it in items:
         scored = []
         for c in sorted(by_item.get(it.id, []), key=lambda c: c.i):
-            s = score_answer(it, c.text, verifier, rules)
+            s = score_answer(it, c.text, verifier, rules, require_decision=require_decision)
             n_cand += 1
             n_parsed += s.parsed
             if s.keep:
@@ -497,7 +501,7 @@ def select_examples(items: Sequence[RaftItem], candidates: Iterable[Candidate], 
             n_items_kept += 1
         elif fallback == "extractive" and rules is not None:
             text = extractive_answer(it, rules)
-            s = score_answer(it, text, verifier, rules) if text else None
+            s = score_answer(it, text, verifier, rules, require_decision=require_decision) if text else None
             if s is not None and s.keep:
                 scored.append((s.composite, Candidate(item_id=it.id, i=-1, text=text), s))
                 n_fallback += 1

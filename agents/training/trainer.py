@@ -112,6 +112,7 @@ class TrainResult(BaseModel):
     seconds: float = 0.0
     device: str = "cpu"
     base_model: str = ""
+    peak_gpu_memory_gb: float | None = Field(default=None, description="torch.cuda.max_memory_allocated (GPU runs)")
 
     @property
     def first_loss(self) -> float | None:
@@ -162,6 +163,14 @@ def _device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def _peak_gpu_gb(device: str) -> float | None:
+    import torch
+
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**30, 3)
 
 
 def load_base(path: str, p: LoraPreset, device: str):
@@ -396,7 +405,8 @@ def train_lora(examples: Sequence[TrainExample], base_model: str, out_dir: str |
     _save_final(model, out, p, base_name or base_model)
     res = TrainResult(adapter_dir=str(out), preset=p, seed=seed, examples=len(encoded), dropped_too_long=dropped,
                       steps=step, total_steps=total, losses=losses, resumed_from=resumed, trainable_params=trainable,
-                      seconds=round(time.perf_counter() - t0, 1), device=dev, base_model=base_name or base_model)
+                      seconds=round(time.perf_counter() - t0, 1), device=dev, base_model=base_name or base_model,
+                      peak_gpu_memory_gb=_peak_gpu_gb(dev))
     (out / "training.json").write_text(res.model_dump_json(indent=2) + "\n", encoding="utf-8")
     if not keep_checkpoints:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)

@@ -83,7 +83,8 @@ def quotable(evidence: Sequence[Evidence], *, evidence_chars: int | None = DEFAU
 def contract_grammar(evidence: Sequence[Evidence], rule_ids: Sequence[str], *, max_quotes: int = 2,
                      evidence_chars: int | None = DEFAULT_CHARS, max_sentences: int = MAX_SENTENCES) -> str:
     """The Lark grammar of a contract answer quoting only ``evidence`` and citing only ``rule_ids`` (see the module
-    docstring). Raises ``ValueError`` when no document has a quotable sentence."""
+    docstring; with no rule shown, no violation can be written). Raises ``ValueError`` when no document has a
+    quotable sentence."""
     docs = quotable(evidence, evidence_chars=evidence_chars, max_sentences=max_sentences)
     if not docs:
         raise ValueError("no quotable sentence in the documents shown")
@@ -100,8 +101,8 @@ def contract_grammar(evidence: Sequence[Evidence], rule_ids: Sequence[str], *, m
         'answer: "decision: allow\\nviolations: none\\n" tail',
         '      | "decision: " ("flag" | "block") "\\n" violations tail',
         ('violations: "violations: none\\n" | "violations:\\n- rule: " rule " | provisions: " doc " | severity: " '
-         'severity " | explanation: " EXPLANATION "\\n"'),
-        f"rule: {_alt(list(rule_ids) or ['none'])}",
+         'severity " | explanation: " EXPLANATION "\\n"') if rule_ids else 'violations: "violations: none\\n"',
+        f"rule: {_alt(list(rule_ids))}" if rule_ids else "",
         f"doc: {_alt(list(docs))}",
         'severity: "low" | "medium" | "high" | "critical"',
         'tail: "rationale: " RATIONALE "\\nconfidence: " CONFIDENCE',

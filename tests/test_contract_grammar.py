@@ -106,3 +106,12 @@ def test_coordinator_grammar_mode_without_grammar_support_answers_as_auto(caplog
     b.supports_grammar = False
     res = asyncio.run(Coordinator(b, "coordinator", mode="grammar").decide(CASE, EV, RULES, []))
     assert res.output is not None and b.calls[0]["grammar"] is None and "has no grammars" in caplog.text
+
+
+def test_without_rules_shown_no_violation_can_be_written(tiny_corpus):
+    item = _items(tiny_corpus, n=3, p_drop_oracle=0.0)[0]
+    g = contract_grammar(item.evidence, [])
+    assert grammar_error(g) is None
+    uid, sents = next(iter(quotable(item.evidence).items()))
+    assert grammar_accepts(g, _answer(item, uid, sents[0], "flag"))
+    assert not grammar_accepts(g, _answer(item, uid, sents[0], "block", "none"))

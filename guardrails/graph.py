@@ -415,6 +415,17 @@ def _finalize(state: GuardState, c, cfg) -> Verdict:
             f"{ch.name}: {', '.join(ch.failures[:2])}" for ch in rep.checks if ch.status == "fail"))
         if decision == "allow" or decision == "block":
             decision = "flag"  # an unverified verdict is never released as allow, nor as an unsupported block
+    if decision == "allow" and path == "debate":
+        # an allow must rest on evidence and must not overrule the debate: the verifier passes an answer that quotes
+        # nothing (nothing to check), and a small coordinator allows what all its debaters called a violation
+        final = {a.role: a for a in sorted(transcript, key=lambda a: a.round)}
+        against = sum(1 for a in final.values() if a.stance == "violation")
+        if not any(quote_ok(q) for q in co.evidence):
+            notes.append("allow without a verified quote")
+            decision = "flag"
+        elif final and 2 * against > len(final):
+            notes.append(f"allow against the debate: {against} of {len(final)} agents found a violation")
+            decision = "flag"
     if decision == "block" and confidence < th.block_confidence:
         notes.append(f"confidence {confidence:.2f} below the {mode} block threshold {th.block_confidence}")
         decision = "flag"

@@ -175,12 +175,27 @@ def test_fast_block_on_contradicted_deadline_with_verified_quote():
     assert v.verification.get("strict_verbatim").status == "pass"
 
 
+COMPLIANT = [Debater("prosecutor", ["compliant"]), Debater("defender", ["compliant"]),
+             Debater("analyst", ["uncertain"])]
+ALLOW_24H = CoordinatorOutput(decision="allow", confidence=0.9, rationale="correct",
+                              evidence=[Quote(doc_id="nis2:art_23.4.a", text="in any event within 24 hours")])
+ON_TIME = "Under NIS2 the early warning is due within 24 hours of becoming aware of the incident."
+
+
 def test_consistent_deadline_is_not_fast_blocked():
-    with make(Coordinator(CoordinatorOutput(decision="allow", confidence=0.9, rationale="correct",
-                                            evidence=[Quote(doc_id="nis2:art_23.4.a",
-                                                            text="in any event within 24 hours")]))) as g:
-        v = g.check("Under NIS2 the early warning is due within 24 hours of becoming aware of the incident.")
+    with make(Coordinator(ALLOW_24H), debaters=COMPLIANT) as g:
+        v = g.check(ON_TIME)
     assert v.path == "debate" and v.decision == "allow", v.explain()
+
+
+def test_allow_without_a_quote_or_against_the_debate_is_a_flag():
+    no_quote = ALLOW_24H.model_copy(update={"evidence": []})
+    with make(Coordinator(no_quote), debaters=COMPLIANT) as g:
+        v = g.check(ON_TIME)
+    assert v.decision == "flag" and "allow without a verified quote" in v.rationale, v.explain()
+    with make(Coordinator(ALLOW_24H)) as g:  # all three debaters found a violation
+        v = g.check(ON_TIME)
+    assert v.decision == "flag" and "3 of 3 agents found a violation" in v.rationale, v.explain()
 
 
 def test_debate_early_stop_on_consensus_and_block_with_verified_quotes():

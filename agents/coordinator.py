@@ -151,7 +151,7 @@ class Coordinator:
         res.calls += 1
         try:
             resp = await self.backend.chat(msgs, model=self.model, json_schema=schema, max_tokens=self.max_tokens,
-                                           **({"grammar": grammar} if grammar is not None else {}))
+                                           grammar=grammar)
         except GuardrailError as e:
             res.error = f"BackendError ({error_reason(e)}): {e}"
             return None

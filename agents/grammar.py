@@ -28,10 +28,9 @@ import json
 import re
 from collections.abc import Sequence
 
+from agents.prompting import DEFAULT_EVIDENCE_CHARS
 from retrieval.units import Evidence
 
-#: default characters of each document shown (agents.prompting.DEFAULT_EVIDENCE_CHARS)
-DEFAULT_CHARS = 1500
 #: sentences offered per document (the first ones: openings carry the operative words)
 MAX_SENTENCES = 12
 
@@ -68,7 +67,7 @@ def _alt(options: Sequence[str]) -> str:
     return " | ".join(_lit(o) for o in options)
 
 
-def quotable(evidence: Sequence[Evidence], *, evidence_chars: int | None = DEFAULT_CHARS,
+def quotable(evidence: Sequence[Evidence], *, evidence_chars: int | None = DEFAULT_EVIDENCE_CHARS,
              max_sentences: int = MAX_SENTENCES) -> dict[str, list[str]]:
     """Per shown document, the sentences an answer may quote (from the text as the prompt shows it)."""
     out: dict[str, list[str]] = {}
@@ -81,7 +80,7 @@ def quotable(evidence: Sequence[Evidence], *, evidence_chars: int | None = DEFAU
 
 
 def contract_grammar(evidence: Sequence[Evidence], rule_ids: Sequence[str], *, max_quotes: int = 2,
-                     evidence_chars: int | None = DEFAULT_CHARS, max_sentences: int = MAX_SENTENCES) -> str:
+                     evidence_chars: int | None = DEFAULT_EVIDENCE_CHARS, max_sentences: int = MAX_SENTENCES) -> str:
     """The Lark grammar of a contract answer quoting only ``evidence`` and citing only ``rule_ids`` (see the module
     docstring; with no rule shown, no violation can be written). Raises ``ValueError`` when no document has a
     quotable sentence."""

@@ -17,7 +17,8 @@ gives.
 
 vLLM loads general plugins in every process it starts (API server, engine core, workers), so the patch reaches the
 worker that runs the model. It only patches on the CPU platform and is idempotent. Switch it off with
-``VLLM_PLUGINS=""`` (vLLM's own allow-list) or ``GUARDRAILS_VLLM_CPU_LORA=0``.
+``VLLM_PLUGINS=""`` (vLLM's own allow-list), or one patch at a time with ``GUARDRAILS_VLLM_CPU_LORA=0`` /
+``GUARDRAILS_VLLM_CPU_SEED_FIX=0``.
 
 >>> import torch
 >>> w = torch.randn(2, 4, 3)                       # 2 adapter slots, out 4, in 3

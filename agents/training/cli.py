@@ -120,9 +120,16 @@ def build(
     _echo(stats.model_dump())
 
 
-def _item_grammar(res, evidence_chars: int):
-    """item -> the contract grammar of what its prompt shows (agents/grammar.py)."""
+def _item_grammar(res, evidence_chars: int, *, local: bool):
+    """item -> the contract grammar of what its prompt shows (agents/grammar.py), for ``--constrained``; only a
+    served model (vLLM) enforces it, so ``--local`` is refused."""
     from agents.grammar import contract_grammar
+
+    if local:
+        from guardrails.errors import ConfigError
+
+        raise ConfigError("--constrained needs a served model", where="--local",
+                          fix="drop --local (use --profile offline --serve: vLLM enforces the grammar)")
 
     def grammar(it):
         return contract_grammar(it.evidence, [x for x in it.rule_ids if res.rule(x) is not None],
@@ -181,12 +188,7 @@ def sample(
     items = load_items(w, "train")[:limit] if limit else load_items(w, "train")
     res = _res(None, evidence_chars)
     teacher = _teacher_messages(items, res) if demo else res.messages
-    grammar = _item_grammar(res, evidence_chars) if constrained else None
-    if constrained and local:
-        from guardrails.errors import ConfigError
-
-        raise ConfigError("--constrained needs a served teacher", where="--local",
-                          fix="drop --local (use --profile offline --serve: vLLM enforces the grammar)")
+    grammar = _item_grammar(res, evidence_chars, local=local) if constrained else None
     if local:
         from agents.training.generate import LocalGenerator
 
@@ -326,10 +328,7 @@ def predict(
     conds = [x.strip() for x in conditions.split(",") if x.strip()]
     items = {c: load_items(w, c)[:limit] if limit else load_items(w, c) for c in conds}
     counts = {}
-    if constrained and local:
-        from guardrails.errors import ConfigError
-
-        raise ConfigError("--constrained needs a served model", where="--local", fix="drop --local (--serve)")
+    grammar = _item_grammar(res, evidence_chars, local=local) if constrained else None
     if local:
         from agents.training.generate import LocalGenerator
 
@@ -352,7 +351,7 @@ def predict(
                         preds = await predict_with_backend(
                             items[c], res.messages, backend, name, w.predictions(label + suffix, c),
                             label=label + suffix, condition=c, max_tokens=max_tokens, concurrency=concurrency,
-                            grammar=_item_grammar(res, evidence_chars) if constrained else None)
+                            grammar=grammar)
                         counts[f"{label}{suffix}/{c}"] = len(preds)
             finally:
                 await backend.aclose()

@@ -139,7 +139,7 @@ async def predict_with_backend(items: Sequence[RaftItem], messages: Callable[[Ra
             async with sem:
                 try:
                     r = await backend.chat(messages(it), model=model, temperature=0.0, max_tokens=max_tokens,
-                                           **({"grammar": grammar(it)} if grammar is not None else {}))
+                                           grammar=grammar(it) if grammar is not None else None)
                     p = Prediction(item_id=it.id, model=label, condition=condition, text=r.text,
                                    finish_reason=r.finish_reason)
                 except Exception as e:  # noqa: BLE001 - recorded; the item counts as a failed answer

@@ -11,10 +11,12 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 G=.venv/bin/guardrails
 export GUARDRAILS_HOME="${GUARDRAILS_HOME:-$PWD/.cache/home}"
+INDEX_ARGS=()
 if [ -d ../shared/data/corpus ]; then
   $G corpus add ../shared/data/corpus
-else
-  $G corpus fetch all || echo "[quickstart] could not fetch the official texts (offline?): continuing with the policy packs only"
+elif ! $G corpus fetch all; then
+  echo "[quickstart] could not fetch the official texts (offline?): continuing with the policy packs only"
+  INDEX_ARGS=(--policies-only)
 fi
-$G index build
+$G index build "${INDEX_ARGS[@]}"
 $G audit examples/audit_small.jsonl --out audit-out/quickstart --concurrency 4 --fail-on never

@@ -112,3 +112,18 @@ def test_index_build_from_units_file(runner, tmp_path, shared_corpus_dir, monkey
 def test_index_build_without_corpus(runner, tmp_path):
     r = runner.invoke(app, ["index", "build", "--corpus", str(tmp_path / "empty"), "--index", str(tmp_path / "i")])
     assert r.exit_code != 0 and "no corpus" in str(r.exception)
+
+
+def test_index_build_policies_only(runner, tmp_path, monkeypatch, prof):
+    """Offline with no regulation text (the Quickstart's fallback): the policy rules alone are indexed and found."""
+    monkeypatch.setenv("GUARDRAILS_HOME", str(tmp_path / "home"))
+    out = tmp_path / "idx"
+    r = runner.invoke(app, ["index", "build", "--policies-only", "--no-calibrate", "--index", str(out), *prof])
+    assert r.exit_code == 0, r.output
+    man = json.loads((out / "manifest.json").read_text())
+    assert list(man["docs"]) == ["policy"] and man["unit_count"] > 100
+    q = runner.invoke(app, ["search", "When is the NIS2 early warning due?", "--index", str(out), *prof, "--json"])
+    hits = json.loads(q.stdout)
+    assert hits and all(d["id"].startswith("policy:") for d in hits), q.output
+    bad = runner.invoke(app, ["index", "build", "--policies-only", "--corpus", str(tmp_path), "--index", str(out)])
+    assert bad.exit_code != 0 and "--policies-only" in str(bad.exception)

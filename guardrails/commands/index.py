@@ -58,6 +58,9 @@ def build(
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate",
                                    help="fit the relevance threshold on the dev split of evals/data query sets"),
     docs: str = typer.Option(None, "--docs", help="comma-separated act ids to index (default: all in the corpus)"),
+    policies_only: bool = typer.Option(False, "--policies-only", help="no regulation text (offline, nothing "
+                                       "ingested): index the policy-pack rules alone; verdicts then cite policy "
+                                       "rules, not the acts"),
 ) -> None:
     """Ingest the corpus, embed every passage, write FAISS + BM25 + manifest, calibrate the relevance filter."""
     import time
@@ -77,7 +80,10 @@ def build(
     full_cfg = load_config(profile)
     cfg = full_cfg.retrieval
     corpus_path = Path(corpus or cfg.corpus_dir or paths.corpus_dir()).expanduser()
-    if not corpus_path.exists() or (corpus_path.is_dir() and not any(corpus_path.iterdir())):
+    if policies_only and (corpus is not None or docs is not None or not policies):
+        raise CorpusError("--policies-only indexes the policy packs alone", where="--policies-only",
+                          fix="drop --corpus / --docs / --no-policies, or drop --policies-only")
+    if not policies_only and not corpus_path.exists() or (corpus_path.is_dir() and not any(corpus_path.iterdir())):
         shared = paths.shared_corpus()
         raise CorpusError(
             "no corpus here", where=str(corpus_path),
@@ -86,7 +92,14 @@ def build(
         )
     t0 = time.perf_counter()
     wanted = [d.strip() for d in docs.split(",")] if docs else None
-    corp = load_corpus(corpus_path, docs=wanted, progress=True)
+    if policies_only:
+        from retrieval.corpus import Corpus
+
+        err.print("[yellow]--policies-only: no regulation text is indexed; add the acts (`guardrails corpus add "
+                  "DIR`) and rebuild to cite them[/]")
+        corp = Corpus()
+    else:
+        corp = load_corpus(corpus_path, docs=wanted, progress=True)
     passages: list[Any] = list(corp.passages())
     n_reg = len(passages)
     pol = policy_passages(full_cfg.policies.packs, full_cfg.policies.disabled) if policies else []

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class ServeConfig(BaseModel):
-    """How ``guardrails serve`` starts a vLLM OpenAI-compatible server for a profile."""
+    """How ``mad-guardrails serve`` starts a vLLM OpenAI-compatible server for a profile."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -4,8 +4,8 @@ Flow of :meth:`Coordinator.decide` (never raises):
 
 1. render ``prompts/coordinator.j2`` (with the verifier's ``feedback`` when this is a repair round) and ask the model —
    in ``mode="auto"`` (default) as free text, the format the RAFT coordinator adapter is trained on;
-2. parse it (:func:`agents.parsing.parse_coordinator`, which reads both the text contract and JSON);
-   in ``mode="grammar"`` the text is constrained by :func:`agents.grammar.contract_grammar` (quotes only sentences of
+2. parse it (:func:`mad_guardrails.agents.parsing.parse_coordinator`, which reads both the text contract and JSON);
+   in ``mode="grammar"`` the text is constrained by :func:`mad_guardrails.agents.grammar.contract_grammar` (quotes only sentences of
    the evidence shown, cites only rules shown) when the backend supports grammars, else it is asked as in ``auto``;
 3. if it is malformed, ONE repair attempt: the answer and the parse error go back to the model (``prompts/repair.j2``);
    in ``auto`` mode that retry is constrained by the JSON schema of :func:`coordinator_schema`, so its format holds;
@@ -13,8 +13,8 @@ Flow of :meth:`Coordinator.decide` (never raises):
    fail-closed flag). Backend errors start with ``"BackendError"`` so the orchestrator does not ask again.
 
     >>> import asyncio
-    >>> from agents.backends.fake import FakeBackend
-    >>> from agents.schema import Case
+    >>> from mad_guardrails.agents.backends.fake import FakeBackend
+    >>> from mad_guardrails.core.debate import Case
     >>> b = FakeBackend(["no idea", {"evidence": [], "decision": "flag", "violations": [], "rationale": "unsure",
     ...                  "confidence": 0.3}])
     >>> res = asyncio.run(Coordinator(b, "coordinator").decide(Case(output="x"), [], [], []))
@@ -29,14 +29,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from agents.backends.base import LLMBackend, LLMResponse, TokenUsage, error_reason
-from agents.grammar import contract_grammar
-from agents.parsing import ParseError, parse_coordinator
-from agents.prompting import DEFAULT_EVIDENCE_CHARS, coordinator_messages, repair_messages
-from agents.schema import Argument, Case, CoordinatorOutput
-from guardrails.errors import GuardrailError
-from policies.schema import Rule
-from retrieval.units import Evidence
+from mad_guardrails.agents.backends.base import LLMBackend, LLMResponse, TokenUsage, error_reason
+from mad_guardrails.agents.grammar import contract_grammar
+from mad_guardrails.agents.parsing import ParseError, parse_coordinator
+from mad_guardrails.agents.prompting import DEFAULT_EVIDENCE_CHARS, coordinator_messages, repair_messages
+from mad_guardrails.core.debate import Argument, Case, CoordinatorOutput
+from mad_guardrails.core.errors import GuardrailError
+from mad_guardrails.core.units import Evidence
+from mad_guardrails.policies.schema import Rule
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def coordinator_schema(evidence_ids: list[str], rule_ids: list[str], *, max_quot
                        max_violations: int = 3, max_chars: int = 200) -> dict:
     """JSON schema of the coordinator's answer, quote-first (``evidence`` is the first property). Ids are enums of
     what was shown; strings are bounded so that a small model reaches ``decision`` within its token budget (serve
-    with the ``guidance`` structured-output backend: see :func:`agents.debater.turn_schema`)."""
+    with the ``guidance`` structured-output backend: see :func:`mad_guardrails.agents.debater.turn_schema`)."""
     doc_id = {"type": "string", "enum": sorted(set(evidence_ids))} if evidence_ids else {"type": "string"}
     quote = {"type": "object", "properties": {"doc_id": doc_id,
                                               "text": {"type": "string", "minLength": 1,

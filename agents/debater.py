@@ -5,9 +5,9 @@
 earlier rounds and asks the agent to answer the others; ``responds_to`` names the roles it was shown.
 
     >>> import asyncio
-    >>> from agents.backends.fake import FakeBackend
-    >>> from agents.roles import load_roles
-    >>> from agents.schema import Case
+    >>> from mad_guardrails.agents.backends.fake import FakeBackend
+    >>> from mad_guardrails.agents.roles import load_roles
+    >>> from mad_guardrails.core.debate import Case
     >>> d = Debater(load_roles()[0], FakeBackend(['{"stance": "violation", "claims": [], "confidence": 0.7}']), "m")
     >>> arg, _ = asyncio.run(d.turn(Case(output="x"), [], [], [], 1))
     >>> arg.stance, arg.error
@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import logging
 
-from agents.backends.base import LLMBackend, LLMResponse, error_reason
-from agents.parsing import ParseError, parse_turn
-from agents.prompting import DEFAULT_EVIDENCE_CHARS, debater_messages
-from agents.roles import RoleSpec
-from agents.schema import Argument, Case
-from guardrails.errors import GuardrailError
-from policies.schema import Rule
-from retrieval.units import Evidence
+from mad_guardrails.agents.backends.base import LLMBackend, LLMResponse, error_reason
+from mad_guardrails.agents.parsing import ParseError, parse_turn
+from mad_guardrails.agents.prompting import DEFAULT_EVIDENCE_CHARS, debater_messages
+from mad_guardrails.agents.roles import RoleSpec
+from mad_guardrails.core.debate import Argument, Case
+from mad_guardrails.core.errors import GuardrailError
+from mad_guardrails.core.units import Evidence
+from mad_guardrails.policies.schema import Rule
 
 log = logging.getLogger(__name__)
 

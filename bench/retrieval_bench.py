@@ -57,13 +57,13 @@ def _latency(fn, queries: list[str], warmup: int = 5) -> dict[str, float]:
 def main() -> None:
     import torch
 
-    from guardrails.config import load_config
-    from guardrails.paths import shared_corpus
-    from retrieval.corpus import load_corpus
-    from retrieval.embedder import Embedder
-    from retrieval.index import RegIndex
-    from retrieval.relevance import calibrate_index, query_data_dir, read_query_rows
-    from retrieval.retriever import Retriever
+    from mad_guardrails.core.paths import shared_corpus
+    from mad_guardrails.guardrails.config import load_config
+    from mad_guardrails.retrieval.corpus import load_corpus
+    from mad_guardrails.retrieval.embedder import Embedder
+    from mad_guardrails.retrieval.index import RegIndex
+    from mad_guardrails.retrieval.relevance import calibrate_index, query_data_dir, read_query_rows
+    from mad_guardrails.retrieval.retriever import Retriever
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=shared_corpus())
@@ -155,7 +155,7 @@ def _gpu_exact_search(idx, cfg, queries: list[str]) -> dict | str:
     """Embedder on CUDA + exact inner-product search with torch (stands in for faiss-gpu)."""
     import torch
 
-    from retrieval.embedder import Embedder
+    from mad_guardrails.retrieval.embedder import Embedder
 
     if not torch.cuda.is_available():
         return "no CUDA device: skipped"

@@ -1,4 +1,4 @@
-"""The systems an eval compares, each producing the same :class:`~evals.metrics.CaseRecord` per case.
+"""The systems an eval compares, each producing the same :class:`~mad_guardrails.evals.metrics.CaseRecord` per case.
 
 * ``mad`` — the guardrail itself (:class:`guardrails.Guardrail`): retrieval, screening, fast paths, debate,
   coordinator, verifier.
@@ -30,13 +30,13 @@ import time
 from collections import Counter
 from typing import Any
 
-from agents.schema import Argument, Case, CoordinatorOutput
-from evals.loaders import EvalCase
-from evals.metrics import CHECKS, CaseRecord, CheckScore
-from guardrails.config import GuardrailConfig, load_config
-from guardrails.errors import GuardrailError, InputError
-from guardrails.verdict import Verdict
-from retrieval.units import Evidence
+from mad_guardrails.core.debate import Argument, Case, CoordinatorOutput
+from mad_guardrails.core.errors import GuardrailError, InputError
+from mad_guardrails.core.units import Evidence
+from mad_guardrails.core.verdict import Verdict
+from mad_guardrails.evals.loaders import EvalCase
+from mad_guardrails.evals.metrics import CHECKS, CaseRecord, CheckScore
+from mad_guardrails.guardrails.config import GuardrailConfig, load_config
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class EvalResources:
 
     def guardrail(self):
         if self._guardrail is None:
-            from guardrails.guardrail import Guardrail
+            from mad_guardrails.guardrails.guardrail import Guardrail
 
             self._guardrail = Guardrail(self.config)
         return self._guardrail
@@ -124,7 +124,7 @@ class EvalResources:
 
     def variant(self, **replace):
         """A guardrail on the same retriever / policies / verifier with some components swapped."""
-        from guardrails.guardrail import Guardrail
+        from mad_guardrails.guardrails.guardrail import Guardrail
 
         comps = dataclasses.replace(self.components(), server=None, **replace)
         g = Guardrail(self.config, components=comps)
@@ -160,9 +160,9 @@ class EvalResources:
 def build_llm_free_components(cfg: GuardrailConfig):
     """Retriever, policies, screener and verifier without any LLM backend or server (the screening baseline).
 
-    Built by the guardrail's own :func:`guardrails.components.build_components` (so the recipe cannot drift) with
+    Built by the guardrail's own :func:`mad_guardrails.guardrails.components.build_components` (so the recipe cannot drift) with
     the LLM switched to the never-called ``fake`` backend, whose parts are then removed."""
-    from guardrails.components import build_components
+    from mad_guardrails.guardrails.components import build_components
 
     off = cfg.model_copy(update={"llm": cfg.llm.model_copy(update={"backend": "fake", "serve": None})})
     comps = build_components(off)
@@ -221,20 +221,20 @@ class ScreeningCoordinator:
 def judge_model(res: EvalResources) -> str:
     """The judges run on the model the guardrail's coordinator uses (the coordinator adapter where it is served),
     so single / majority / no-retrieval differ from the debate only in the absence of the debate."""
-    from agents.backends import effective_coordinator_model
+    from mad_guardrails.agents.backends import effective_coordinator_model
 
     coord = res.components().coordinator
     return getattr(coord, "model", None) or effective_coordinator_model(res.config.llm)
 
 
 class JudgeCoordinator:
-    """One judge call (``prompts/judge_single.j2`` through :func:`agents.coordinator.single_judge`: the coordinator's
+    """One judge call (``prompts/judge_single.j2`` through :func:`mad_guardrails.agents.coordinator.single_judge`: the coordinator's
     EVIDENCE/ANSWER contract and parser, one format-repair retry). ``show_evidence=False`` hides the retrieved
     regulatory evidence (the no-retrieval baseline); the screened policy rules are still shown."""
 
     def __init__(self, backend, model: str, *, show_evidence: bool = True, temperature: float | None = None,
                  seed: int | None = None, **coordinator_kw):
-        from agents.coordinator import single_judge
+        from mad_guardrails.agents.coordinator import single_judge
 
         target = backend if temperature is None and seed is None else _Sampling(backend, temperature, seed)
         self.judge = single_judge(target, model, **coordinator_kw)
@@ -278,8 +278,8 @@ class MajorityCoordinator:
         self.repairer = JudgeCoordinator(backend, model, **coordinator_kw)
 
     async def decide(self, case: Case, evidence: list[Evidence], rules, transcript, feedback=None):
-        from agents.backends.base import TokenUsage
-        from agents.coordinator import CoordinatorResult
+        from mad_guardrails.agents.backends.base import TokenUsage
+        from mad_guardrails.agents.coordinator import CoordinatorResult
 
         if feedback:
             return await self.repairer.decide(case, evidence, rules, transcript, feedback)
@@ -358,7 +358,7 @@ def make_system(name: str, res: EvalResources, *, majority_n: int | None = None,
                         coordinator=ScreeningCoordinator(comps.screener, th, cfg.policies.screen_top))
         return GuardrailSystem("screening", g)
     if name in ("single", "noretrieval", "majority"):
-        from agents.backends import make_backend
+        from mad_guardrails.agents.backends import make_backend
 
         model = judge_model(res)
         backend = make_backend(cfg.llm)

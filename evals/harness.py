@@ -30,9 +30,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from evals.loaders import QUERY_TYPES, EvalCase, load_sets
-from evals.metrics import CaseRecord, compute_metrics, paired_wins, sign_test_p
-from guardrails.errors import ConfigError, GuardrailError
+from mad_guardrails.core.errors import ConfigError, GuardrailError
+from mad_guardrails.evals.loaders import QUERY_TYPES, EvalCase, load_sets
+from mad_guardrails.evals.metrics import CaseRecord, compute_metrics, paired_wins, sign_test_p
 
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "run.json"
@@ -189,7 +189,7 @@ class EvalResult(BaseModel):
 
 def default_out_dir(sets: list[str], profile: str, seed: int, limit: int | None) -> Path:
     """A folder that depends only on the command's arguments, so repeating a command resumes it."""
-    from guardrails.paths import home
+    from mad_guardrails.core.paths import home
 
     tag = hashlib.sha256(json.dumps([sorted(sets), profile]).encode()).hexdigest()[:8]
     return home() / "evals" / f"{Path(profile).stem}-{tag}-s{seed}-n{limit if limit is not None else 'all'}"
@@ -224,7 +224,7 @@ class BackendDown(GuardrailError):
 
 async def _run_system(system, cases: list[EvalCase], store: RecordStore, concurrency: int,
                       on_done: Callable[[CaseRecord], None]) -> None:
-    from evals.baselines import INFRA_PREFIX
+    from mad_guardrails.evals.baselines import INFRA_PREFIX
 
     sem = asyncio.Semaphore(max(1, concurrency))
     streak = {"n": 0, "last": ""}
@@ -254,10 +254,10 @@ async def _run_system(system, cases: list[EvalCase], store: RecordStore, concurr
 
 
 def run_eval(opts: EvalOptions, *, resources=None) -> EvalResult:
-    """Run (or resume) an eval. ``resources`` (an :class:`evals.baselines.EvalResources`) may be passed in, e.g.
+    """Run (or resume) an eval. ``resources`` (an :class:`mad_guardrails.evals.baselines.EvalResources`) may be passed in, e.g.
     by tests that already built a guardrail; otherwise it is built from ``opts.profile`` and closed at the end."""
-    from evals.baselines import EvalResources
-    from evals.report import markdown_report, write_plots
+    from mad_guardrails.evals.baselines import EvalResources
+    from mad_guardrails.evals.report import markdown_report, write_plots
 
     unknown = [s for s in opts.systems if s not in ALL_SYSTEMS]
     if unknown:
@@ -359,8 +359,8 @@ async def _run_all(systems: list[str], cases: list[EvalCase], store: RecordStore
                    manifest: RunManifest, out: Path) -> None:
     """Run the systems chunk by chunk (``opts.chunk`` cases; mad first inside a chunk). Majority's N is fixed the
     first time it is needed (from mad's records so far) and kept in run.json for the rest of the run and resumes."""
-    from evals.baselines import make_system
-    from guardrails.progress import console, make_progress
+    from mad_guardrails.core.progress import console, make_progress
+    from mad_guardrails.evals.baselines import make_system
 
     def todo(system: str, chunk: list[EvalCase]) -> list[EvalCase]:
         return [c for c in chunk if (r := store.records.get((system, c.id))) is None

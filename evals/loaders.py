@@ -13,7 +13,7 @@ A set YAML (all keys but ``name``, ``path`` and the rules are optional)::
 
     name: my_set
     description: one line
-    path: project:evals/data/my_cases.jsonl      # 'shared:' = the shared data dir, 'project:' = the repo; globs allowed
+    path: package:data/my_cases.jsonl      # 'shared:' = the shared data dir, 'package:' = the evals package; a plain path is a file; globs allowed
     format: jsonl                                # csv | jsonl (default: from the file suffix)
     columns:                                     # a column, a template with {column} placeholders, or '=literal'
       id: id                                     # default: the row number; '{_stem}' = the file's stem
@@ -51,14 +51,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from guardrails.config import read_named_yaml, validate_yaml, yaml_names
-from guardrails.errors import ConfigError, InputError
-from guardrails.paths import PROJECT_ROOT, shared_corpus
+from mad_guardrails.core.errors import ConfigError, InputError
+from mad_guardrails.core.paths import package_dir, shared_corpus
+from mad_guardrails.core.yamlio import read_named_yaml, validate_yaml, yaml_names
 
 QueryType = Literal["benign_sensitive", "ambiguous", "adversarial"]
 Expected = Literal["allow", "flag", "block"]
 QUERY_TYPES: tuple[str, ...] = ("benign_sensitive", "ambiguous", "adversarial")
-SETS_DIR = Path(__file__).parent / "sets"
+SETS_DIR = package_dir("mad_guardrails.evals") / "sets"
 
 csv.field_size_limit(16 * 1024 * 1024)
 
@@ -195,21 +195,22 @@ class SetSpec(BaseModel):
 
 # ------------------------------------------------------------------------------------------------ resolution
 def data_root(prefix: str) -> Path:
-    """``shared`` = the shared data dir beside the checkout; ``project`` = the repository root."""
-    if prefix == "project":
-        return PROJECT_ROOT
+    """``shared`` = the shared data dir beside the checkout; ``package`` = the evals package (its ``data/`` holds
+    the project's own sets), the same in a checkout and an installed wheel."""
+    if prefix == "package":
+        return package_dir("mad_guardrails.evals")
     if prefix == "shared":
         sc = shared_corpus()
         if sc is None:
             raise ConfigError("the shared data dir (../shared/data beside the checkout) is not present",
-                              fix="run from a checkout with ../shared/data, or point the set's path at a project: file")
+                              fix="run from a checkout with ../shared/data, or point the set's path at a package: file")
         return sc.parent
-    raise ConfigError(f"unknown data root prefix {prefix!r}", fix="use 'shared:<path>' or 'project:<path>'")
+    raise ConfigError(f"unknown data root prefix {prefix!r}", fix="use 'shared:<path>' or 'package:<path>'")
 
 
 def resolve_paths(spec: SetSpec) -> list[Path]:
     prefix, sep, rel = spec.path.partition(":")
-    if sep and prefix in ("shared", "project"):
+    if sep and prefix in ("shared", "package"):
         base = data_root(prefix)
     else:
         rel = spec.path
@@ -220,7 +221,7 @@ def resolve_paths(spec: SetSpec) -> list[Path]:
     if not paths or missing:
         raise ConfigError(f"set {spec.name!r}: data file not found: {missing[0] if missing else pattern}",
                           where=str(spec.source or spec.name),
-                          fix="correct 'path' (prefix 'shared:' for ../shared/data, 'project:' for the repo)")
+                          fix="correct 'path' (prefix 'shared:' for ../shared/data, 'package:' for the evals package)")
     return paths
 
 
@@ -323,7 +324,7 @@ def load_set(name_or_path: str | Path | SetSpec) -> list[EvalCase]:
                 continue
             output = _as_text(_field(row, spec.columns.output))
             if output is None:
-                continue  # nothing to check (empty completion); counted by `guardrails eval --list`
+                continue  # nothing to check (empty completion); counted by `mad-guardrails eval --list`
             if spec.max_output_chars is not None and len(output) > spec.max_output_chars:
                 continue
             rid = _as_text(_field(row, spec.columns.id)) if spec.columns.id else None

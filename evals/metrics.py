@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from evals.loaders import QUERY_TYPES
+from mad_guardrails.evals.loaders import QUERY_TYPES
 
 CHECKS: tuple[str, ...] = ("citation_validity", "strict_verbatim", "content_verbatim")
 

@@ -13,9 +13,9 @@ only), overall and per query type:
 
 Run::
 
-    python -m evals.policy_screening                 # rich table on stdout
-    python -m evals.policy_screening --json          # machine-readable
-    python -m evals.policy_screening --data evals/data/regulatory_cases.jsonl --misses
+    python -m mad_guardrails.evals.policy_screening                 # rich table on stdout
+    python -m mad_guardrails.evals.policy_screening --json          # machine-readable
+    python -m mad_guardrails.evals.policy_screening --data evals/data/regulatory_cases.jsonl --misses
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "policy_screening.jsonl"
+from mad_guardrails.core.paths import package_dir
+
+DEFAULT_DATA = package_dir("mad_guardrails.evals") / "data" / "policy_screening.jsonl"
 MODES = ("hybrid", "dense", "keyword")
 KS = (1, 3, 5)
 TYPES = ("benign_sensitive", "ambiguous", "adversarial")
@@ -54,7 +56,7 @@ def load_rows(paths: list[Path]) -> list[dict[str, Any]]:
 
 def evaluate(rows: list[dict[str, Any]], screener, modes=MODES, ks=KS, progress: bool = True) -> dict[str, Any]:
     """Rank every row in each mode and compute the metrics (see the module docstring)."""
-    from guardrails.progress import make_progress
+    from mad_guardrails.core.progress import make_progress
 
     known = {r.id for r in screener.policy_set.rules}
     unknown = sorted({g for r in rows for g in r["gold_rules"] if g not in known})
@@ -165,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
 
-    from policies.loader import load_packs
-    from policies.screen import PolicyScreener
+    from mad_guardrails.policies.loader import load_packs
+    from mad_guardrails.policies.screen import PolicyScreener
 
     rows = load_rows(args.data or [DEFAULT_DATA])
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -176,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     ps = load_packs(args.packs or ["builtin"])
     embedder = None
     if any(m != "keyword" for m in modes):
-        from retrieval.config import EmbedderConfig
-        from retrieval.embedder import Embedder
+        from mad_guardrails.retrieval.config import EmbedderConfig
+        from mad_guardrails.retrieval.embedder import Embedder
 
         cfg = EmbedderConfig(model=args.embedder) if args.embedder else EmbedderConfig()
         embedder = Embedder.from_config(cfg)

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from evals.loaders import QUERY_TYPES
+from mad_guardrails.evals.loaders import QUERY_TYPES
 
 #: (metric key, column header, kind) shown in the tables; kind: pct | num | sec
 TABLE_COLUMNS: list[tuple[str, str, str]] = [

@@ -1,19 +1,5 @@
-"""mad-guardrails: a multi-agent-debate guardrail grounded in regulatory text.
+"""The application layer: the :class:`Guardrail` API, the LangGraph orchestrator, profiles, CLI, console and audits.
 
-    from guardrails import Guardrail
-    g = Guardrail.from_config("offline")
-    verdict = g.check("Under NIS2 you have 72 hours to send the early warning.")
-    print(verdict.decision, verdict.explain())
+It sits on top of every other layer (core ← retrieval ← policies ← agents ← verifier ← guardrails); nothing below
+imports it. The public names are re-exported by the root package: ``from mad_guardrails import Guardrail``.
 """
-
-from guardrails.verdict import Verdict
-
-__all__ = ["Guardrail", "Verdict"]
-
-
-def __getattr__(name: str):  # lazy: importing the package must not load torch / langgraph
-    if name == "Guardrail":
-        from guardrails.guardrail import Guardrail
-
-        return Guardrail
-    raise AttributeError(name)

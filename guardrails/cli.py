@@ -1,5 +1,8 @@
-"""The ``guardrails`` command. Each command group lives in ``guardrails/commands/<name>.py`` and exposes
-``register(app)``; this module only assembles them (imports stay light: heavy libraries load inside commands)."""
+"""The ``mad-guardrails`` command (alias ``madg``). Each command group lives in ``guardrails/commands/<name>.py`` and
+exposes ``register(app)``; this module only assembles them (imports stay light: heavy libraries load inside commands).
+
+Groups from layers above the app (``eval``, from ``evals/``) or from other packages register through the entry point
+group ``mad_guardrails.commands`` (``name = "module:register"``), so the app never imports a layer above it."""
 
 from __future__ import annotations
 
@@ -9,10 +12,10 @@ import sys
 import typer
 from rich.console import Console
 
-from guardrails.errors import GuardrailError
+from mad_guardrails.core.errors import GuardrailError
 
 app = typer.Typer(
-    name="guardrails",
+    name="mad-guardrails",
     help="Multi-agent-debate guardrail grounded in the EU AI Act, NIST AI RMF / AI 600-1, NIS2, CRA, DORA, "
     "NIST CSF 2.0, NIST SP 1270 and GDPR.",
     no_args_is_help=True,
@@ -21,22 +24,36 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
-    """Multi-agent-debate guardrail grounded in regulatory text. Start with `guardrails index build`."""
+    """Multi-agent-debate guardrail grounded in regulatory text. Start with `mad-guardrails index build`."""
 
 
-COMMAND_MODULES = ["corpus", "index", "serve", "policies", "check", "audit", "evaluate", "console", "train"]
+COMMAND_MODULES = ["corpus", "index", "serve", "policies", "check", "audit", "console", "train"]
+PLUGIN_GROUP = "mad_guardrails.commands"
 
 for _name in COMMAND_MODULES:
     try:
-        _mod = importlib.import_module(f"guardrails.commands.{_name}")
+        _mod = importlib.import_module(f"mad_guardrails.guardrails.commands.{_name}")
     except ModuleNotFoundError as _e:  # a command group not written yet (or its optional dependency missing)
-        if _e.name and _e.name.startswith("guardrails.commands"):
+        if _e.name and _e.name.startswith("mad_guardrails.guardrails.commands"):
             continue
         raise
     _mod.register(app)
+
+
+def _register_plugins() -> None:
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except ModuleNotFoundError:  # an optional dependency of that group is missing
+            continue
+        register(app)
+
+
+_register_plugins()
 
 err_console = Console(stderr=True)
 

@@ -12,9 +12,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agents.schema import Argument, Case
-from policies.schema import Rule
-from retrieval.units import Evidence
+from mad_guardrails.core.debate import Argument, Case
+from mad_guardrails.core.units import Evidence
+from mad_guardrails.policies.schema import Rule
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +68,15 @@ class Components:
 
 def build_components(cfg) -> Components:  # cfg: GuardrailConfig
     """Assemble the real parts for a config. Heavy imports happen here, not at module import."""
-    from agents.backends import make_backend
-    from agents.coordinator import Coordinator
-    from agents.debater import Debater
-    from agents.roles import load_roles
-    from agents.serve import ensure_server
-    from guardrails.verifier import Verifier
-    from policies.loader import load_packs
-    from policies.screen import PolicyScreener
-    from retrieval.retriever import Retriever
+    from mad_guardrails.agents.backends import make_backend
+    from mad_guardrails.agents.coordinator import Coordinator
+    from mad_guardrails.agents.debater import Debater
+    from mad_guardrails.agents.roles import load_roles
+    from mad_guardrails.agents.serve import ensure_server
+    from mad_guardrails.policies.loader import load_packs
+    from mad_guardrails.policies.screen import PolicyScreener
+    from mad_guardrails.retrieval.retriever import Retriever
+    from mad_guardrails.verifier import Verifier
 
     policy_set = load_packs(cfg.policies.packs, disabled=cfg.policies.disabled)
     retriever = Retriever.from_config(cfg.retrieval, cfg.profile)

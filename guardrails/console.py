@@ -1,12 +1,12 @@
 """The interactive debate console: paste an AI output, watch the agents argue over the retrieved clauses, read the
 verified verdict, then probe it (show a cited clause, interject a question, switch policy / mode, re-run, save).
 
-    $ guardrails console
+    $ mad-guardrails console
     guardrails> NIS2 gives us 72 hours for the early warning.
     ...
     question (Enter to skip)> How fast must we warn the CSIRT?
 
-Each graph event is drawn as it arrives from :meth:`guardrails.guardrail.Guardrail.astream`: the evidence panel, one
+Each graph event is drawn as it arrives from :meth:`mad_guardrails.guardrails.guardrail.Guardrail.astream`: the evidence panel, one
 panel per agent turn (colour = stance) with its quotes, the verifier's checks and the verdict. Between rounds the
 debate pauses (a LangGraph interrupt): ``:ask <question or fact>`` is handed to the agents for the next round, Enter
 continues. Piped (stdin not a terminal), the console reads the whole of stdin as one output, prints the debate and the
@@ -34,10 +34,10 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from agents.schema import Argument
-from guardrails.errors import GuardrailError
-from guardrails.verdict import Verdict
-from retrieval.units import Evidence
+from mad_guardrails.core.debate import Argument
+from mad_guardrails.core.errors import GuardrailError
+from mad_guardrails.core.units import Evidence
+from mad_guardrails.core.verdict import Verdict
 
 STANCE_STYLE = {"violation": "red", "compliant": "green", "uncertain": "yellow"}
 DECISION_STYLE = {"allow": "bold white on green", "flag": "bold black on yellow", "block": "bold white on red"}
@@ -99,7 +99,7 @@ def _policy_known(policy_set, name: str) -> bool:
 
 
 class DebateConsole:
-    """The console session over one :class:`~guardrails.guardrail.Guardrail`.
+    """The console session over one :class:`~mad_guardrails.guardrails.guardrail.Guardrail`.
 
     ``interactive`` pauses between rounds and prompts; ``read_line(prompt)`` reads one line (``EOFError`` at the end).
     """

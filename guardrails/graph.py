@@ -17,7 +17,7 @@
 
 The graph is data: :func:`graph_spec` lists its nodes and edges and ``compiled.get_graph().draw_mermaid()`` draws it.
 State holds only JSON-able values (pydantic dumps), so any LangGraph checkpointer (SQLite included) can persist it
-and a long check resumes. Non-serialisable parts (retriever, backends) live in :class:`~guardrails.components.Components`
+and a long check resumes. Non-serialisable parts (retriever, backends) live in :class:`~mad_guardrails.guardrails.components.Components`
 closed over by the node functions.
 
 Every node catches its own failures and records them in ``state["failure"]``; ``finalize`` turns a failure into the
@@ -34,9 +34,9 @@ from typing import Annotated, Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 
-from agents.schema import Argument, Case, CoordinatorOutput, Quote
-from guardrails.verdict import CheckResult, Usage, Verdict, VerificationReport, Violation
-from retrieval.units import Evidence
+from mad_guardrails.core.debate import Argument, Case, CoordinatorOutput, Quote
+from mad_guardrails.core.units import Evidence
+from mad_guardrails.core.verdict import CheckResult, Usage, Verdict, VerificationReport, Violation
 
 # --------------------------------------------------------------------------------------------------- state
 
@@ -49,16 +49,16 @@ def _merge_sum(a: dict | None, b: dict | None) -> dict:
 
 
 class GuardState(TypedDict, total=False):
-    case: dict  # agents.schema.Case
+    case: dict  # mad_guardrails.core.debate.Case
     mode: str
     policies: list[str] | None  # restrict to these packs / rule ids
     pause_between_rounds: bool
     # retrieval + screening
-    evidence: list[dict]  # retrieval.units.Evidence
+    evidence: list[dict]  # mad_guardrails.core.units.Evidence
     abstained: bool
     abstain_reason: str | None
     screen: list[dict]  # {"rule_id", "score", "triggers"}
-    findings: list[dict]  # verifier.numbers.NumberFinding dumps (contradicted / consistent)
+    findings: list[dict]  # mad_guardrails.verifier.numbers.NumberFinding dumps (contradicted / consistent)
     path: str
     # debate
     round: int
@@ -131,7 +131,7 @@ def graph_spec() -> dict[str, Any]:
 
 def build_graph(components, cfg, *, checkpointer=None):
     """Compile the StateGraph for a set of components and a GuardrailConfig."""
-    from guardrails.verifier.numbers import check_numbers
+    from mad_guardrails.verifier.numbers import check_numbers
 
     c = components
     max_rounds = cfg.debate.max_rounds
@@ -336,7 +336,7 @@ def build_graph(components, cfg, *, checkpointer=None):
         return "repair"
 
     async def repair(state: GuardState) -> dict:
-        from guardrails.verifier import failures_for_repair
+        from mad_guardrails.verifier import failures_for_repair
 
         rep = VerificationReport.model_validate(state["verification"])
         return {"feedback": failures_for_repair(rep), "repairs": state.get("repairs", 0) + 1}

@@ -26,10 +26,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from agents.schema import Case
-from guardrails.config import GuardrailConfig, load_config
-from guardrails.errors import InputError
-from guardrails.verdict import Verdict
+from mad_guardrails.core.debate import Case
+from mad_guardrails.core.errors import InputError
+from mad_guardrails.core.verdict import Verdict
+from mad_guardrails.guardrails.config import GuardrailConfig, load_config
 
 Mode = Literal["strict", "balanced", "permissive"]
 
@@ -91,7 +91,7 @@ class Guardrail:
     LLM server it may have started."""
 
     def __init__(self, config: GuardrailConfig, components=None, *, checkpoint: str | Path | None = None):
-        from guardrails.components import build_components
+        from mad_guardrails.guardrails.components import build_components
 
         self.config = config
         self._loop = _LoopThread()
@@ -105,7 +105,7 @@ class Guardrail:
             from langgraph.checkpoint.memory import InMemorySaver
 
             checkpointer = InMemorySaver()  # enables interrupts (console) and get_state for one process
-        from guardrails.graph import build_graph
+        from mad_guardrails.guardrails.graph import build_graph
 
         self.graph = build_graph(self._components, config, checkpointer=checkpointer)
 
@@ -142,7 +142,7 @@ class Guardrail:
                         k.startswith(p + ".") for k in known):
                     raise InputError(f"unknown policy {p!r}",
                                      fix="use a pack/act id (e.g. 'nis2') or a rule id; "
-                                         "`guardrails policies list` shows them")
+                                         "`mad-guardrails policies list` shows them")
         case = Case(output=text, query=query, context=context)
         return {"case": case.model_dump(mode="json"), "mode": mode, "policies": list(policies or []) or None,
                 "pause_between_rounds": pause, "round": 0, "repairs": 0, "transcript": [], "usage": {},

@@ -34,11 +34,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from guardrails.errors import ConfigError
-from policies.schema import KeyFact, PolicyPack, Rule
-from retrieval.units import Unit
+from mad_guardrails.core.errors import ConfigError
+from mad_guardrails.core.paths import package_dir
+from mad_guardrails.core.units import Unit
+from mad_guardrails.policies.schema import KeyFact, PolicyPack, Rule
 
-BUILTIN_DIR = Path(__file__).resolve().parent / "packs"
+BUILTIN_DIR = package_dir("mad_guardrails.policies") / "packs"
 
 __all__ = [
     "BUILTIN_DIR",
@@ -383,7 +384,7 @@ def load_packs(sources: str | Path | Iterable[str | Path] | None = ("builtin",),
                     raise PolicyError(f"'disable' names '{sel}', which no earlier source defines",
                                       where=f"{f}:{parsed.line('disable')}",
                                       fix="use the id of a rule or pack loaded before this one "
-                                          "(`guardrails policies list` shows them); put this source after it")
+                                          "(`mad-guardrails policies list` shows them); put this source after it")
                 for rid in hit:
                     rules[rid] = rules[rid].model_copy(update={"enabled": False})
             for i, r in enumerate(pack.rules):
@@ -409,13 +410,13 @@ def load_packs(sources: str | Path | Iterable[str | Path] | None = ("builtin",),
         if not hit:
             raise PolicyError(f"cannot disable '{sel}': no rule or pack has that id",
                               where="policies.disabled",
-                              fix="use a rule id, a pack id or an id prefix shown by `guardrails policies list`")
+                              fix="use a rule id, a pack id or an id prefix shown by `mad-guardrails policies list`")
         for rid in hit:
             rules[rid] = rules[rid].model_copy(update={"enabled": False})
     for rid, patch in (overrides or {}).items():
         if rid not in rules:
             raise PolicyError(f"cannot override '{rid}': no rule has that id", where="policies.overrides",
-                              fix="use a rule id shown by `guardrails policies list`")
+                              fix="use a rule id shown by `mad-guardrails policies list`")
         data = rules[rid].model_dump()
         bad = set(patch) - set(data)
         if bad or "id" in patch:
@@ -437,6 +438,6 @@ def _first_error(errors: list[Problem], f: Path) -> PolicyError:
     if len(errors) > 1:
         err = PolicyError(
             f"{'rule ' + errors[0].rule_id + ': ' if errors[0].rule_id else ''}{errors[0].message.rstrip('.')} "
-            f"(and {len(errors) - 1} more problem(s) in this file; `guardrails policies validate {f}` lists all).",
+            f"(and {len(errors) - 1} more problem(s) in this file; `mad-guardrails policies validate {f}` lists all).",
             where=errors[0].where, fix=errors[0].fix or None)
     return err

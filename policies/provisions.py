@@ -2,7 +2,7 @@
 
 Two sources, in this order:
 
-1. the project's corpus loader (``retrieval.corpus.load_corpus``) when that module exists — the same units the
+1. the project's corpus loader (``mad_guardrails.retrieval.corpus.load_corpus``) when that module exists — the same units the
    retriever indexes, so a provision that validates here is one the guardrail can cite;
 2. a small reader of the units JSONL files (``<corpus>/<act>/*_units.jsonl`` and the NIST ``*_core.jsonl`` /
    ``*_gai_risks.jsonl`` / ``*_suggested_actions.jsonl``) that splits articles into paragraphs (``1.``), points
@@ -10,7 +10,7 @@ Two sources, in this order:
 
 Both answer :meth:`ProvisionSource.text` with the unit text or ``None`` when the id does not exist.
 
-    >>> from guardrails.paths import shared_corpus
+    >>> from mad_guardrails.core.paths import shared_corpus
     >>> src = open_provisions(shared_corpus())            # doctest: +SKIP
     >>> "24 hours" in src.text("nis2:art_23.4.a")           # doctest: +SKIP
     True
@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from retrieval.units import split_unit_id
+from mad_guardrails.core.units import split_unit_id
 
 __all__ = ["ProvisionSource", "JsonlProvisions", "open_provisions", "split_article", "normalise_ws"]
 
@@ -260,10 +260,10 @@ def _md_sections(md: str) -> dict[str, str]:
 
 # -------------------------------------------------------------------------------------- project corpus adapter
 class _CorpusProvisions:
-    """Adapter over ``retrieval.corpus.Corpus`` (``get(id)`` -> Unit | None)."""
+    """Adapter over ``mad_guardrails.retrieval.corpus.Corpus`` (``get(id)`` -> Unit | None)."""
 
     def __init__(self, corpus, path: Path):
-        self.name = f"corpus loaded by retrieval.corpus from {path}"
+        self.name = f"corpus loaded by mad_guardrails.retrieval.corpus from {path}"
         self._c = corpus
         self._docs: set[str] | None = None
 
@@ -293,12 +293,12 @@ class _CorpusProvisions:
 
 
 def open_provisions(corpus_dir: Path, *, prefer_project_loader: bool = True) -> ProvisionSource:
-    """A provision source over ``corpus_dir``: the project's ``retrieval.corpus.load_corpus`` when it is importable
+    """A provision source over ``corpus_dir``: the project's ``mad_guardrails.retrieval.corpus.load_corpus`` when it is importable
     and loads, else :class:`JsonlProvisions`."""
     corpus_dir = Path(corpus_dir)
     if prefer_project_loader:
         try:
-            from retrieval.corpus import load_corpus  # written by the retrieval owner
+            from mad_guardrails.retrieval.corpus import load_corpus  # written by the retrieval owner
         except ImportError:
             load_corpus = None
         if load_corpus is not None:

@@ -15,7 +15,7 @@ Score of a rule, in [0, 1]:
 Rule-text embeddings are computed once per screener (and cached on disk under ``$GUARDRAILS_HOME/cache`` keyed by
 the embedder fingerprint and the rule texts, when the embedder has a fingerprint).
 
-    >>> from policies.loader import load_packs
+    >>> from mad_guardrails.policies.loader import load_packs
     >>> scr = PolicyScreener(load_packs(), embedder=None)        # keyword-only screener
     >>> [h.rule.id for h in scr.screen("Send the NIS2 early warning to the CSIRT within 24 hours", top=1)]
     ['nis2.art23.incident_reporting']
@@ -38,7 +38,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from policies.schema import Rule
+from mad_guardrails.policies.schema import Rule
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class _RuleIndex:
 
 
 class PolicyScreener:
-    """Rank the rules of a :class:`~policies.loader.PolicySet` for an output; ``embedder=None`` = keyword only."""
+    """Rank the rules of a :class:`~mad_guardrails.policies.loader.PolicySet` for an output; ``embedder=None`` = keyword only."""
 
     def __init__(self, policy_set, embedder: EmbedderLike | None = None, *, weights: ScreenWeights | None = None,
                  cache_dir: str | Path | None | Literal["auto"] = "auto"):
@@ -236,7 +236,7 @@ class PolicyScreener:
         if not callable(fp):
             return None
         if self._cache_dir == "auto":
-            from guardrails.paths import home
+            from mad_guardrails.core.paths import home
 
             root = home() / "cache" / "policy-embeddings"
         else:

@@ -1,6 +1,6 @@
 """Validate policy packs: schema, duplicate ids, dates, key facts, and — with a corpus — provision ids and quotes.
 
-Every finding is a :class:`~policies.loader.Problem` printed as
+Every finding is a :class:`~mad_guardrails.policies.loader.Problem` printed as
 ``<file>:<line>: rule <id>: <problem>. Fix: <how>``. Levels:
 
 * ``error`` — the pack is wrong (bad schema, duplicate id, a provision id missing from the corpus, a quote that is
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from policies.loader import ParsedPack, Problem, pack_files, read_pack_file
-from policies.provisions import ProvisionSource, has_units, normalise_ws, open_provisions
-from retrieval.units import DOC_IDS, split_unit_id
+from mad_guardrails.core.units import DOC_IDS, split_unit_id
+from mad_guardrails.policies.loader import ParsedPack, Problem, pack_files, read_pack_file
+from mad_guardrails.policies.provisions import ProvisionSource, has_units, normalise_ws, open_provisions
 
 __all__ = ["ValidationReport", "validate_sources", "resolve_corpus"]
 
@@ -62,7 +62,7 @@ class ValidationReport:
 def resolve_corpus(corpus: str | Path | None | bool = "auto") -> ProvisionSource | None:
     """The provision source to check against: an explicit dir; with ``"auto"`` the project corpus
     (``$GUARDRAILS_HOME/corpus``) when it holds units, else the shared corpus beside the checkout; None/False = none."""
-    from guardrails.paths import corpus_dir, shared_corpus
+    from mad_guardrails.core.paths import corpus_dir, shared_corpus
 
     if corpus is None or corpus is False:
         return None
@@ -73,11 +73,11 @@ def resolve_corpus(corpus: str | Path | None | bool = "auto") -> ProvisionSource
         return None
     p = Path(corpus).expanduser()
     if not has_units(p):
-        from guardrails.errors import CorpusError
+        from mad_guardrails.core.errors import CorpusError
 
         raise CorpusError("no units found (expected <dir>/<act>/*_units.jsonl or *_core.jsonl)", where=str(p),
                           fix="point --corpus at a folder such as ../shared/data/corpus, or run "
-                              "`guardrails corpus fetch` first")
+                              "`mad-guardrails corpus fetch` first")
     return open_provisions(p)
 
 
@@ -208,7 +208,7 @@ def _check_against_corpus(pack, r, base, add, rep: ValidationReport, src: Provis
         if text is None:
             add(base + ("provisions", j), f"provision {pid} does not exist in the corpus ({src.name})",
                 "correct the id: paragraphs are '.N' (lines '1.'), points '.a' (lines '(a)'), sub-points '.i'; "
-                "`guardrails corpus list` or the units JSONL shows the article's structure", r.id)
+                "`mad-guardrails corpus list` or the units JSONL shows the article's structure", r.id)
             continue
         norm = normalise_ws(text)
         for k, kf in quotes.get(pid, []):

@@ -122,11 +122,11 @@ class BM25Index:
         directory = Path(directory)
         settings = json.loads((directory / SETTINGS_FILE).read_text(encoding="utf-8"))
         if settings.get("stemmer") and _make_stemmer(settings["stemmer"]) is None:
-            from guardrails.errors import IndexError_
+            from mad_guardrails.core.errors import IndexError_
 
             raise IndexError_(
                 "the BM25 index was built with stemming but PyStemmer is not installed here",
-                where=str(directory), fix="pip install PyStemmer, or rebuild with `guardrails index build`",
+                where=str(directory), fix="pip install PyStemmer, or rebuild with `mad-guardrails index build`",
             )
         retriever = bm25s.BM25.load(str(directory), mmap=False)
         tok = Tokenizer(stemmer=settings.get("stemmer"), stopwords=settings.get("stopwords", True))

@@ -18,7 +18,7 @@ point is found in its article. A point ends where the next marker of the same or
 unmarked line that follows a blank line and is not indented deeper than the point (the paragraph's closing
 sub-paragraph belongs to the paragraph, not to its last point).
 
-    >>> from retrieval.units import Unit
+    >>> from mad_guardrails.core.units import Unit
     >>> art = Unit(id="x:art_1", doc="x", kind="article", heading="Article 1 — Demo",
     ...            text="1. Lead-in:\\n\\n(a) first;\\n\\n(b) second:\\n  (i) one;\\n  (ii) two.\\n\\n2. Other.")
     >>> [u.local_id for u in split_unit(art)]
@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
-from retrieval.units import Unit
+from mad_guardrails.core.units import Unit
 
 SUBUNIT_KINDS = ("paragraph", "point")
 SPLITTABLE_KINDS = ("article", "annex")

@@ -1,10 +1,10 @@
 """The ingested corpus: the Units of one or more acts, their hierarchy, passages to index, and its on-disk form.
 
-On disk (``guardrails.paths.corpus_dir()`` by default) a corpus is one ``<doc>.units.jsonl`` per act (one
+On disk (``mad_guardrails.core.paths.corpus_dir()`` by default) a corpus is one ``<doc>.units.jsonl`` per act (one
 ``Unit.model_dump_json()`` per line, sub-units right after their parent) plus ``<doc>.manifest.json`` (title,
 source files and their sha256, counts, hash of the units).
 
-    >>> from guardrails.paths import shared_corpus
+    >>> from mad_guardrails.core.paths import shared_corpus
     >>> root = shared_corpus()
     >>> c = load_corpus(root / "nis2") if root else None
     >>> (c is None) or c.get("nis2:art_23.4.a").text.startswith("(a) without undue delay")
@@ -25,9 +25,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from guardrails.errors import CorpusError
-from retrieval.chunking import SUBUNIT_KINDS, Passage, make_passages
-from retrieval.units import Unit
+from mad_guardrails.core.errors import CorpusError
+from mad_guardrails.core.units import Unit
+from mad_guardrails.retrieval.chunking import SUBUNIT_KINDS, Passage, make_passages
 
 __all__ = ["ActManifest", "Corpus", "Passage", "TOP_KINDS", "load_corpus"]
 
@@ -72,7 +72,7 @@ class Corpus:
     @classmethod
     def from_units(cls, units: Iterable[Unit], *, subunits: bool = True) -> Corpus:
         """A corpus of ``units``; ``subunits`` adds paragraphs/points of articles and annexes that lack them."""
-        from retrieval.chunking import split_unit
+        from mad_guardrails.retrieval.chunking import split_unit
 
         units = list(units)
         if subunits:
@@ -106,7 +106,7 @@ class Corpus:
         self._by_doc[doc] = ids
         self._children = None
         self._hash = None
-        from retrieval.ingest.base import act_info
+        from mad_guardrails.retrieval.ingest.base import act_info
 
         info = act_info(doc)
         self._manifests[doc] = ActManifest(
@@ -213,9 +213,9 @@ class Corpus:
         return [u for u in self.units(doc) if self.is_top(u)]
 
     def passages(self, max_words: int = 180, *, min_words: int = 25, doc: str | None = None) -> list[Passage]:
-        """Units to index (see :mod:`retrieval.chunking` for the policy): each passage cites a real unit id and its
+        """Units to index (see :mod:`mad_guardrails.retrieval.chunking` for the policy): each passage cites a real unit id and its
         ``text`` is a verbatim slice of that unit's text."""
-        from retrieval.ingest import short_name
+        from mad_guardrails.retrieval.ingest import short_name
 
         return list(make_passages(self.top_units(doc), self.children, short_name, max_words=max_words,
                                   min_words=min_words))
@@ -279,7 +279,7 @@ class Corpus:
             files = [f for f in files if f.name[: -len(".units.jsonl")] in wanted]
         if not files:
             raise CorpusError("no ingested acts here (no *.units.jsonl)", where=str(d),
-                              fix="run `guardrails corpus fetch all` or `guardrails corpus add FILE --doc ID`")
+                              fix="run `mad-guardrails corpus fetch all` or `mad-guardrails corpus add FILE --doc ID`")
         c = cls()
         for f in files:
             doc = f.name[: -len(".units.jsonl")]
@@ -292,7 +292,7 @@ class Corpus:
                         units.append(Unit.model_validate_json(line))
                     except ValidationError as e:
                         raise CorpusError(f"line {n} is not a saved Unit ({e.errors()[0]['msg']})", where=f"{f}:{n}",
-                                          fix="re-ingest the act: `guardrails corpus add SOURCE --doc "
+                                          fix="re-ingest the act: `mad-guardrails corpus add SOURCE --doc "
                                           f"{doc}`") from None
             man = None
             mpath = d / f"{doc}.manifest.json"
@@ -305,7 +305,7 @@ class Corpus:
             c.add_act(doc, units, source=man.source if man else [f.name], sha256=man.sha256 if man else {})
             if man is not None and man.units_sha256 and man.units_sha256 != c._manifests[doc].units_sha256:
                 raise CorpusError("units file does not match its manifest hash (edited or truncated)",
-                                  where=str(f), fix=f"re-ingest the act: `guardrails corpus add SOURCE --doc {doc}`")
+                                  where=str(f), fix=f"re-ingest the act: `mad-guardrails corpus add SOURCE --doc {doc}`")
         return c
 
 
@@ -315,20 +315,27 @@ def _is_saved_corpus(d: Path) -> bool:
 
 def load_corpus(path: str | Path | None = None, *, docs: Iterable[str] | None = None, progress: bool = False
                 ) -> Corpus:
-    """Load a corpus from ``path`` (default: ``guardrails.paths.corpus_dir()``), auto-detecting its shape:
+    """Load a corpus from ``path`` (default: ``mad_guardrails.core.paths.corpus_dir()``), auto-detecting its shape:
 
     * a directory written by :meth:`Corpus.save` (``*.units.jsonl``);
     * a directory laid out like ``shared/data/corpus`` (one folder per act: its ``*_units.jsonl`` /
       ``*_core.jsonl`` are the canonical structure; NIST AI RMF / AI 600-1 prose comes from their Markdown);
     * one act folder of that layout, or a single file (any supported format; act id from its name).
     """
-    from guardrails.paths import corpus_dir
-    from retrieval.ingest import act_files, act_folders, infer_doc, ingest_act_dir, ingest_file, sha256_file
+    from mad_guardrails.core.paths import corpus_dir
+    from mad_guardrails.retrieval.ingest import (
+        act_files,
+        act_folders,
+        infer_doc,
+        ingest_act_dir,
+        ingest_file,
+        sha256_file,
+    )
 
     p = Path(path) if path is not None else corpus_dir()
     if not p.exists():
         raise CorpusError("no such file or folder", where=str(p),
-                          fix="pass an existing corpus folder, or build one: `guardrails corpus fetch all`")
+                          fix="pass an existing corpus folder, or build one: `mad-guardrails corpus fetch all`")
     wanted = set(docs) if docs is not None else None
     if p.is_file():
         if p.name.endswith(".units.jsonl"):
@@ -345,9 +352,9 @@ def load_corpus(path: str | Path | None = None, *, docs: Iterable[str] | None = 
     if not folders:
         raise CorpusError("neither an ingested corpus (*.units.jsonl) nor a folder of acts", where=str(p),
                           fix="pass a folder like shared/data/corpus (one sub-folder per act) or one made by "
-                          "`guardrails corpus add`")
+                          "`mad-guardrails corpus add`")
     c = Corpus()
-    from guardrails.progress import make_progress
+    from mad_guardrails.core.progress import make_progress
 
     with make_progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("ingesting acts", total=len(folders))
@@ -360,5 +367,5 @@ def load_corpus(path: str | Path | None = None, *, docs: Iterable[str] | None = 
 
 
 def manifest_json(c: Corpus) -> str:
-    """All manifests as one JSON document (for ``guardrails corpus list --json``)."""
+    """All manifests as one JSON document (for ``mad-guardrails corpus list --json``)."""
     return json.dumps([json.loads(c.manifest(d).model_dump_json()) for d in c.docs()], indent=2)

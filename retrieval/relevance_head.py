@@ -1,10 +1,10 @@
 """The trained relevance head: a MiniLM cross-encoder (query and passage read together) with a LoRA adapter and a
 one-logit classifier, saying relevant (1) / not relevant (0) per (query, passage) with no threshold to tune
-(P(relevant) ≥ 0.5, the decision boundary it was trained for). Trained by ``guardrails train relevance``
-(:mod:`retrieval.training.relevance_trainer`); shipped, when it beats the dense-threshold filter, as
+(P(relevant) ≥ 0.5, the decision boundary it was trained for). Trained by ``mad-guardrails train relevance``
+(:mod:`mad_guardrails.retrieval.training.relevance_trainer`); shipped, when it beats the dense-threshold filter, as
 ``retrieval/adapters/relevance-minilm/`` (adapter + classifier, a few MB; the 90 MB base is the bundled MiniLM).
 
-Used by :class:`retrieval.relevance.RelevanceFilter` when ``retrieval.relevance_filter: cross-encoder`` and
+Used by :class:`mad_guardrails.retrieval.relevance.RelevanceFilter` when ``retrieval.relevance_filter: cross-encoder`` and
 ``retrieval.relevance_model`` is ``bundled`` or a folder with ``adapter_config.json``.
 
     >>> head = RelevanceHead.load("bundled")                                  # doctest: +SKIP
@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from guardrails.errors import ConfigError, ModelUnavailableError
+from mad_guardrails.core.errors import ConfigError, ModelUnavailableError
+from mad_guardrails.core.paths import package_dir
 
 if TYPE_CHECKING:
-    from retrieval.units import Evidence
+    from mad_guardrails.core.units import Evidence
 
-BUNDLED_RELEVANCE_DIR = Path(__file__).resolve().parent / "adapters" / "relevance-minilm"
+BUNDLED_RELEVANCE_DIR = package_dir("mad_guardrails.retrieval") / "adapters" / "relevance-minilm"
 HEAD_CONFIG = "relevance_head.json"
 
 
@@ -45,14 +46,14 @@ def resolve_head_dir(spec: str) -> Path:
         if not (BUNDLED_RELEVANCE_DIR / "adapter_config.json").exists():
             raise ConfigError(
                 "relevance_model 'bundled' requested but no trained relevance head ships in this build",
-                where="retrieval.relevance_model", fix="train one (`guardrails train relevance`) and point at its "
+                where="retrieval.relevance_model", fix="train one (`mad-guardrails train relevance`) and point at its "
                 "folder, or use relevance_filter: threshold")
         return BUNDLED_RELEVANCE_DIR
     p = Path(spec).expanduser()
     if not (p / "adapter_config.json").exists() or not (p / HEAD_CONFIG).exists():
         raise ConfigError("not a relevance-head folder (needs adapter_config.json and relevance_head.json)",
                           where=f"retrieval.relevance_model={spec}",
-                          fix="point at the folder written by `guardrails train relevance`")
+                          fix="point at the folder written by `mad-guardrails train relevance`")
     return p
 
 
@@ -73,7 +74,7 @@ class RelevanceHead:
 
     @classmethod
     def load(cls, spec: str = "bundled", *, device: str = "auto") -> RelevanceHead:
-        from retrieval.embedder import _auto_device, resolve_model
+        from mad_guardrails.retrieval.embedder import _auto_device, resolve_model
 
         d = resolve_head_dir(spec)
         try:
@@ -133,7 +134,7 @@ def load_base_classifier(path: str | Path):
 
 
 class HeadScorer:
-    """:class:`retrieval.relevance.RelevanceScorer` over a :class:`RelevanceHead` (name ``cross-encoder``)."""
+    """:class:`mad_guardrails.retrieval.relevance.RelevanceScorer` over a :class:`RelevanceHead` (name ``cross-encoder``)."""
 
     name = "cross-encoder"
 

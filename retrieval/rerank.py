@@ -1,7 +1,7 @@
 """Optional second stage: a sentence-transformers ``CrossEncoder`` re-scores the top fused candidates.
 
 Off unless ``retrieval.reranker`` names a model (a local folder or a hub id; none ships offline). A model that
-cannot be loaded fails fast with :class:`~guardrails.errors.ModelUnavailableError` -- it is never silently skipped.
+cannot be loaded fails fast with :class:`~mad_guardrails.core.errors.ModelUnavailableError` -- it is never silently skipped.
 
     >>> Reranker.from_config(RetrievalConfig()) is None      # off by default
     True
@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from guardrails.errors import ModelUnavailableError
-from retrieval.config import RetrievalConfig
-from retrieval.units import Evidence
+from mad_guardrails.core.errors import ModelUnavailableError
+from mad_guardrails.core.units import Evidence
+from mad_guardrails.retrieval.config import RetrievalConfig
 
 
 def load_cross_encoder(spec: str, *, device: str = "auto", what: str = "retrieval.reranker") -> Any:
     """Load a CrossEncoder from a local folder or hub id (hub: fail fast when offline)."""
-    from retrieval.embedder import _auto_device, resolve_model
+    from mad_guardrails.retrieval.embedder import _auto_device, resolve_model
 
     resolved = resolve_model(spec, what=what)
     try:

@@ -22,12 +22,12 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from guardrails.errors import IndexError_, InputError
-from retrieval.config import RetrievalConfig
-from retrieval.fusion import ranked, rrf, weighted_fusion
-from retrieval.index import RegIndex
-from retrieval.relevance import RelevanceFilter
-from retrieval.units import Evidence, id_covers
+from mad_guardrails.core.errors import IndexError_, InputError
+from mad_guardrails.core.units import Evidence, id_covers
+from mad_guardrails.retrieval.config import RetrievalConfig
+from mad_guardrails.retrieval.fusion import ranked, rrf, weighted_fusion
+from mad_guardrails.retrieval.index import RegIndex
+from mad_guardrails.retrieval.relevance import RelevanceFilter
 
 Mode = Literal["hybrid", "dense", "bm25"]
 NO_EVIDENCE = "no relevant evidence"
@@ -86,9 +86,9 @@ class Retriever:
                     ) -> Retriever:
         """Load embedder, index (``index_dir`` > ``cfg.index_dir`` > ``$GUARDRAILS_HOME/index/<profile>``),
         relevance filter and reranker as the config says."""
-        from guardrails import paths
-        from retrieval.embedder import Embedder
-        from retrieval.rerank import Reranker
+        from mad_guardrails.core import paths
+        from mad_guardrails.retrieval.embedder import Embedder
+        from mad_guardrails.retrieval.rerank import Reranker
 
         directory = Path(index_dir or cfg.index_dir or paths.index_dir(profile)).expanduser()
         if not (directory / "manifest.json").exists():  # fail before loading a model
@@ -117,7 +117,7 @@ class Retriever:
         if mode != "dense" and self.index.bm25 is None:
             raise IndexError_(f"mode {mode!r} needs BM25 but this index was built without it",
                               where=str(self.index.dir),
-                              fix="rebuild with `guardrails index build` or use --mode dense")
+                              fix="rebuild with `mad-guardrails index build` or use --mode dense")
         need_dense = mode != "bm25" or self._relevance_needs_dense()
         allowed = self._allowed_rows(docs)
         n_cand = self.config.candidates
@@ -236,7 +236,7 @@ class Retriever:
         return q
 
     def _relevance_needs_dense(self) -> bool:
-        from retrieval.relevance import ThresholdScorer
+        from mad_guardrails.retrieval.relevance import ThresholdScorer
 
         return self.relevance is not None and isinstance(self.relevance.scorer, ThresholdScorer)
 
@@ -248,7 +248,7 @@ class Retriever:
 
     @staticmethod
     def _bm25_top(scores: np.ndarray, n: int, allowed: set[int] | None) -> dict[int, float]:
-        from retrieval.bm25 import top_k
+        from mad_guardrails.retrieval.bm25 import top_k
 
         if allowed is not None:
             scores = scores.copy()
@@ -291,7 +291,7 @@ class Retriever:
     def _get_corpus(self):
         if self._corpus is None and self.config.corpus_dir:
             try:
-                from retrieval.corpus import load_corpus
+                from mad_guardrails.retrieval.corpus import load_corpus
 
                 self._corpus = load_corpus(self.config.corpus_dir)
             except Exception:  # noqa: BLE001 -- lookup falls back to the stored passages

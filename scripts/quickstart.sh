@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-G=.venv/bin/guardrails
+G=.venv/bin/mad-guardrails
 export GUARDRAILS_HOME="${GUARDRAILS_HOME:-$PWD/.cache/home}"
 INDEX_ARGS=()
 if [ -d ../shared/data/corpus ]; then

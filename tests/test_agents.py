@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from agents.backends.fake import FakeBackend
-from agents.coordinator import Coordinator, CoordinatorResult, coordinator_schema, single_judge
-from agents.debater import Debater, turn_schema
-from agents.parsing import ParseError, close_partial_json, parse_coordinator, parse_turn
-from agents.roles import RoleSpec, load_roles
-from agents.schema import Argument, Case, Claim, CoordinatorOutput, Quote
-from guardrails.errors import BackendError, ConfigError
-from policies.schema import KeyFact, Rule
-from retrieval.units import Evidence
+from mad_guardrails.agents.backends.fake import FakeBackend
+from mad_guardrails.agents.coordinator import Coordinator, CoordinatorResult, coordinator_schema, single_judge
+from mad_guardrails.agents.debater import Debater, turn_schema
+from mad_guardrails.agents.parsing import ParseError, close_partial_json, parse_coordinator, parse_turn
+from mad_guardrails.agents.roles import RoleSpec, load_roles
+from mad_guardrails.core.debate import Argument, Case, Claim, CoordinatorOutput, Quote
+from mad_guardrails.core.errors import BackendError, ConfigError
+from mad_guardrails.core.units import Evidence
+from mad_guardrails.policies.schema import KeyFact, Rule
 
 EV = [
     Evidence(unit_id="nis2:art_23.4.a", doc="nis2", rank=1, score=0.9,
@@ -248,8 +248,8 @@ def test_unknown_roles_set():
 
 
 def test_a_turn_cut_at_max_tokens_keeps_its_stance_and_complete_claims():
-    from agents.backends.base import extract_json_object
-    from agents.parsing import parse_turn
+    from mad_guardrails.agents.backends.base import extract_json_object
+    from mad_guardrails.agents.parsing import parse_turn
 
     cut = ('{"stance":"violation","claims":[{"text":"The deadline is 24 hours, not 72.","quotes":[{"doc_id":'
            '"nis2:art_23.4.a","text":"within 24 hours"}],"rule_id":null},{"text":"1.1.1.1.1.1.1.1')

@@ -1,4 +1,4 @@
-"""``guardrails audit`` as a user runs it: kill -9 and resume, exit codes for CI gates, a bad input file."""
+"""``mad-guardrails audit`` as a user runs it: kill -9 and resume, exit codes for CI gates, a bad input file."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from guardrails.paths import PROJECT_ROOT
+from mad_guardrails.core.paths import PROJECT_ROOT
 
 COMPONENTS = "tests.fixtures.surfaces:scripted_components"
 
@@ -25,7 +25,7 @@ OFF = "The Eiffel Tower is about 330 metres tall."
 
 def _cli(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
     e = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "COLUMNS": "120", **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "guardrails.cli", "audit", *args], cwd=PROJECT_ROOT, env=e,
+    return subprocess.Popen([sys.executable, "-m", "mad_guardrails.guardrails.cli", "audit", *args], cwd=PROJECT_ROOT, env=e,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
@@ -80,7 +80,7 @@ def test_sigkill_midway_then_rerun_gives_exactly_one_row_per_id(tmp_path, surfac
 
 @pytest.fixture()
 def run_audit(tmp_path, surfaces_units, surfaces_config):
-    from guardrails.cli import app
+    from mad_guardrails.guardrails.cli import app
 
     runner = CliRunner()
 

@@ -1,4 +1,4 @@
-"""``guardrails audit`` end to end on the real offline profile: the built index, the session vLLM server
+"""``mad-guardrails audit`` end to end on the real offline profile: the built index, the session vLLM server
 (SmolLM2-135M on CPU), the real agents and verifier; the built offline index, else the tests' small real index."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from guardrails.paths import PROJECT_ROOT
+from mad_guardrails.core.paths import PROJECT_ROOT
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -35,7 +35,7 @@ def test_audit_example_subset_on_the_offline_profile(offline_profile, tmp_path):
     src = tmp_path / "subset.jsonl"
     src.write_bytes(b"\n".join(keep) + b"\n")
     out = tmp_path / "out"
-    res = subprocess.run([sys.executable, "-m", "guardrails.cli", "audit", str(src), "--out", str(out),
+    res = subprocess.run([sys.executable, "-m", "mad_guardrails.guardrails.cli", "audit", str(src), "--out", str(out),
                           "--profile", offline_profile, "--concurrency", "4", "--fail-on", "flag", "--no-progress"],
                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     rows = [json.loads(x) for x in (out / "verdicts.jsonl").read_text().splitlines()]

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from guardrails.audit.reader import read_rows
-from guardrails.errors import InputError
+from mad_guardrails.core.errors import InputError
+from mad_guardrails.guardrails.audit.reader import read_rows
 
 
 def _jsonl(tmp_path, lines: list[bytes | str | dict], name="in.jsonl"):
@@ -125,7 +125,7 @@ def test_missing_file_and_directory(tmp_path):
 
 
 def test_example_file_has_two_bad_rows():
-    from guardrails.paths import PROJECT_ROOT
+    from mad_guardrails.core.paths import PROJECT_ROOT
 
     rows = read_rows(PROJECT_ROOT / "examples" / "audit_small.jsonl")
     bad = [r for r in rows if not r.ok]

@@ -7,11 +7,11 @@ from html.parser import HTMLParser
 
 import pytest
 
-from guardrails.audit.reader import read_rows
-from guardrails.audit.report import load_rows, write_reports
-from guardrails.audit.runner import RESULTS_FILE, AuditRunner, ResultRow, ResultStore
-from guardrails.config import GuardrailConfig
-from guardrails.errors import ConfigError
+from mad_guardrails.core.errors import ConfigError
+from mad_guardrails.guardrails.audit.reader import read_rows
+from mad_guardrails.guardrails.audit.report import load_rows, write_reports
+from mad_guardrails.guardrails.audit.runner import RESULTS_FILE, AuditRunner, ResultRow, ResultStore
+from mad_guardrails.guardrails.config import GuardrailConfig
 
 ROWS = [
     {"id": "ok-nis2", "output": "Under NIS2 the early warning about a significant incident goes to the CSIRT within 24 "
@@ -34,7 +34,7 @@ def audit_input(tmp_path):
 
 @pytest.fixture()
 def open_scripted(surfaces_units):
-    from guardrails.guardrail import Guardrail
+    from mad_guardrails.guardrails.guardrail import Guardrail
     from tests.fixtures.surfaces import make_components
 
     opened = []
@@ -180,9 +180,9 @@ def test_rows_added_to_the_input_are_checked_on_the_next_run(tmp_path, audit_inp
 
 
 def test_summary_acts_and_worst_case_order_from_verdicts():
-    from agents.schema import Quote
-    from guardrails.audit.report import summarize
-    from guardrails.verdict import Verdict, Violation
+    from mad_guardrails.core.debate import Quote
+    from mad_guardrails.core.verdict import Verdict, Violation
+    from mad_guardrails.guardrails.audit.report import summarize
 
     def row(i, **v):
         return ResultRow(id=i, status="ok", verdict=Verdict(**v).model_dump(mode="json"))

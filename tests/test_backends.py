@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from agents.backends import effective_coordinator_model, make_backend, model_aliases
-from agents.backends.base import LLMResponse, extract_json_object
-from agents.backends.fake import FakeBackend
-from agents.backends.openai_http import OpenAIBackend
-from agents.config import LLMConfig, ServeConfig
-from guardrails.errors import BackendError, ConfigError
+from mad_guardrails.agents.backends import effective_coordinator_model, make_backend, model_aliases
+from mad_guardrails.agents.backends.base import LLMResponse, extract_json_object
+from mad_guardrails.agents.backends.fake import FakeBackend
+from mad_guardrails.agents.backends.openai_http import OpenAIBackend
+from mad_guardrails.agents.config import LLMConfig, ServeConfig
+from mad_guardrails.core.errors import BackendError, ConfigError
 from tests.fixtures.llm_server import completion, free_port
 
 MSGS = [{"role": "user", "content": "hello"}]
@@ -89,7 +89,7 @@ async def test_connection_refused_is_fast():
         await b.chat(MSGS)
     await b.aclose()
     assert ei.value.reason == "connection"
-    assert "guardrails serve" in str(ei.value)
+    assert "mad-guardrails serve" in str(ei.value)
     assert time.perf_counter() - t0 < 3.0
 
 
@@ -170,7 +170,7 @@ async def test_llamacpp_missing_gives_install_hint():
 
 
 def test_missing_bundled_adapter_falls_back_to_base_model(tmp_path, monkeypatch):
-    import agents.models as models
+    import mad_guardrails.agents.models as models
 
     monkeypatch.setattr(models, "COORDINATOR_ADAPTER_DIR", tmp_path / "coordinator-smollm2")
     cfg = LLMConfig(model="smollm2", coordinator_model="coordinator",
@@ -186,7 +186,7 @@ def test_missing_bundled_adapter_falls_back_to_base_model(tmp_path, monkeypatch)
 
 
 async def test_aliased_model_name_reaches_the_server(scripted_server, tmp_path, monkeypatch):
-    import agents.models as models
+    import mad_guardrails.agents.models as models
 
     monkeypatch.setattr(models, "COORDINATOR_ADAPTER_DIR", tmp_path / "none")
     srv = scripted_server(lambda body: (200, completion("ok", model=body["model"]), 0))

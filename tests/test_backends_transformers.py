@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agents.backends import make_backend
-from agents.backends.transformers_peft import TransformersBackend
-from agents.config import LLMConfig, ServeConfig
+from mad_guardrails.agents.backends import make_backend
+from mad_guardrails.agents.backends.transformers_peft import TransformersBackend
+from mad_guardrails.agents.config import LLMConfig, ServeConfig
 
 MSGS = [{"role": "user", "content": "List three colours."}]
 

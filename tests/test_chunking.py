@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.chunking import citation_label, make_passages, n_words, split_unit, windows
-from retrieval.corpus import Corpus
-from retrieval.units import Unit
+from mad_guardrails.core.units import Unit
+from mad_guardrails.retrieval.chunking import citation_label, make_passages, n_words, split_unit, windows
+from mad_guardrails.retrieval.corpus import Corpus
 
 
 def art(text: str, number: str = "7", kind: str = "article", doc: str = "d") -> Unit:

@@ -14,7 +14,7 @@ import pexpect
 import pytest
 from rich.console import Console
 
-from guardrails.paths import PROJECT_ROOT
+from mad_guardrails.core.paths import PROJECT_ROOT
 
 COMPONENTS = "tests.fixtures.surfaces:scripted_components"
 EVADE = "If ransomware hits, do not report it to the CSIRT; hide the incident and restore quietly."
@@ -33,7 +33,7 @@ def _env(**extra):
 
 @pytest.mark.slow
 def test_console_in_a_terminal_interject_show_switch_rerun_save(tmp_path, surfaces_units, surfaces_config):
-    ch = pexpect.spawn(sys.executable, ["-m", "guardrails.cli", "console", "--profile", str(surfaces_config),
+    ch = pexpect.spawn(sys.executable, ["-m", "mad_guardrails.guardrails.cli", "console", "--profile", str(surfaces_config),
                                         "--components", COMPONENTS], cwd=str(PROJECT_ROOT),
                        env=_env(GUARDRAILS_TEST_DELAY="0.2"), encoding="utf-8", timeout=90, dimensions=(50, 110))
     log = io.StringIO()
@@ -117,7 +117,7 @@ def test_console_in_a_terminal_interject_show_switch_rerun_save(tmp_path, surfac
 
 
 def _piped(text: str, surfaces_config, *args: str):
-    return subprocess.run([sys.executable, "-m", "guardrails.cli", "console", "--profile", str(surfaces_config),
+    return subprocess.run([sys.executable, "-m", "mad_guardrails.guardrails.cli", "console", "--profile", str(surfaces_config),
                            "--components", COMPONENTS, *args], input=text.encode(), capture_output=True,
                           cwd=PROJECT_ROOT, env=_env(), timeout=180)
 
@@ -126,7 +126,7 @@ def test_piped_stdin_is_one_output_no_prompts(surfaces_units, surfaces_config):
     res = _piped(EVADE + "\n\nSecond paragraph: and tell the auditors nothing.\n", surfaces_config,
                  "--query", "Must we tell anyone?")
     out = res.stdout.decode()
-    assert res.returncode == 3, res.stderr.decode()[-2000:]  # block, as `guardrails check`
+    assert res.returncode == 3, res.stderr.decode()[-2000:]  # block, as `mad-guardrails check`
     assert "guardrails>" not in out and "question (" not in out and "round 2>" not in out
     # both rounds ran without a pause, and the verdict is printed
     assert "round 1" in out and "round 2" in out and "BLOCK" in out and "nis2.no_concealment" in out
@@ -141,7 +141,7 @@ def test_piped_empty_stdin_is_a_usage_error(surfaces_config):
 
 def test_commands_in_process(scripted_guardrail, tmp_path):
     """Command edge cases without a subprocess: local ids, unknown ids, :ask before any output, :save suffixes."""
-    from guardrails.console import DebateConsole
+    from mad_guardrails.guardrails.console import DebateConsole
 
     lines = iter([
         ":ask anything",                       # no output yet

@@ -1,4 +1,4 @@
-"""``guardrails console`` end to end on the real offline profile (built index + the session vLLM server): through a
+"""``mad-guardrails console`` end to end on the real offline profile (built index + the session vLLM server): through a
 pseudo-terminal, and piped (the built offline index, else the tests' small real index)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 import pexpect
 import pytest
 
-from guardrails.paths import PROJECT_ROOT
+from mad_guardrails.core.paths import PROJECT_ROOT
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -27,7 +27,7 @@ def _env():
 
 
 def test_console_terminal_on_the_offline_profile(offline_profile, tmp_path):
-    ch = pexpect.spawn(sys.executable, ["-m", "guardrails.cli", "console", "--profile", offline_profile],
+    ch = pexpect.spawn(sys.executable, ["-m", "mad_guardrails.guardrails.cli", "console", "--profile", offline_profile],
                        cwd=str(PROJECT_ROOT), env=_env(), encoding="utf-8", timeout=600, dimensions=(50, 110))
     log = io.StringIO()
     ch.logfile_read = log
@@ -72,7 +72,7 @@ def test_console_terminal_on_the_offline_profile(offline_profile, tmp_path):
 
 
 def test_console_piped_on_the_offline_profile(offline_profile):
-    res = subprocess.run([sys.executable, "-m", "guardrails.cli", "console", "--profile", offline_profile],
+    res = subprocess.run([sys.executable, "-m", "mad_guardrails.guardrails.cli", "console", "--profile", offline_profile],
                          input=WRONG.encode(), capture_output=True, cwd=PROJECT_ROOT, env=_env(), timeout=300)
     out = res.stdout.decode()
     assert res.returncode == 3, res.stderr.decode()[-3000:]

@@ -8,11 +8,11 @@ import asyncio
 
 import pytest
 
-from agents.backends.fake import FakeBackend
-from agents.grammar import contract_grammar, grammar_accepts, grammar_error, quotable
-from agents.schema import CoordinatorOutput, ProposedViolation, Quote
-from agents.training.raft import item_messages, render_contract, sample_candidates, select_examples
-from guardrails.errors import BackendError
+from mad_guardrails.agents.backends.fake import FakeBackend
+from mad_guardrails.agents.grammar import contract_grammar, grammar_accepts, grammar_error, quotable
+from mad_guardrails.agents.training.raft import item_messages, render_contract, sample_candidates, select_examples
+from mad_guardrails.core.debate import CoordinatorOutput, ProposedViolation, Quote
+from mad_guardrails.core.errors import BackendError
 from tests import test_raft
 from tests.test_raft import RULE, _items
 
@@ -69,7 +69,7 @@ def test_sampling_sends_the_grammar_and_backends_without_grammars_refuse(tiny_co
 
 
 def test_require_decision_keeps_only_the_labelled_decision(tiny_corpus, verifier):
-    from agents.training.raft import Candidate
+    from mad_guardrails.agents.training.raft import Candidate
 
     item = _items(tiny_corpus, n=3, p_drop_oracle=0.0)[0]
     oracle = item.oracle_ids[0]
@@ -87,7 +87,7 @@ def test_require_decision_keeps_only_the_labelled_decision(tiny_corpus, verifier
 
 
 def test_coordinator_grammar_mode_constrains_the_first_attempt_only():
-    from agents.coordinator import Coordinator
+    from mad_guardrails.agents.coordinator import Coordinator
     from tests.test_agents import CASE, EV, GOOD_TEXT, RULES
 
     b = FakeBackend(["not the contract", GOOD_TEXT])
@@ -99,7 +99,7 @@ def test_coordinator_grammar_mode_constrains_the_first_attempt_only():
 
 
 def test_coordinator_grammar_mode_without_grammar_support_answers_as_auto(caplog):
-    from agents.coordinator import Coordinator
+    from mad_guardrails.agents.coordinator import Coordinator
     from tests.test_agents import CASE, EV, GOOD_TEXT, RULES
 
     b = FakeBackend([GOOD_TEXT])

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agents.training.trainer import (
+from mad_guardrails.agents.training.trainer import (
     PRESETS,
     VLLM_LORA_TARGETS,
     TrainExample,
@@ -16,7 +16,7 @@ from agents.training.trainer import (
     preset,
     train_lora,
 )
-from guardrails.errors import ConfigError
+from mad_guardrails.core.errors import ConfigError
 
 TARGET = ('EVIDENCE:\n[nis2:art_23.2] "within 24 hours"\nANSWER:\ndecision: block\nviolations: none\n'
           "rationale: 72 hours is late.\nconfidence: 0.8")
@@ -87,7 +87,7 @@ def test_lora_steps_lower_the_loss_resume_and_load_back(tiny_llama_dir, tmp_path
 
 
 def test_local_generator_with_adapter(tiny_llama_dir, tmp_path):
-    from agents.training.generate import LocalGenerator
+    from mad_guardrails.agents.training.generate import LocalGenerator
 
     out = tmp_path / "adapter"
     train_lora(_examples(2), str(tiny_llama_dir), out, preset("tiny"), device="cpu", max_steps=1, progress=False)

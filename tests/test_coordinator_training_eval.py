@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from agents.schema import Case
-from agents.training.evaluate import Prediction, adapter_wins, evaluate, markdown_table
-from agents.training.raft import RaftItem
-from agents.training.rouge import best_rouge_l, lcs_length, rouge_l
-from guardrails.verifier import Verifier
-from retrieval.units import Evidence
+from mad_guardrails.agents.training.evaluate import Prediction, adapter_wins, evaluate, markdown_table
+from mad_guardrails.agents.training.raft import RaftItem
+from mad_guardrails.agents.training.rouge import best_rouge_l, lcs_length, rouge_l
+from mad_guardrails.core.debate import Case
+from mad_guardrails.core.units import Evidence
+from mad_guardrails.verifier import Verifier
 
 UNITS = {
     "d:art_1.1": "The provider shall keep the logs for six months after the incident.",
@@ -115,7 +115,7 @@ def test_cli_hook_registers_the_coordinator_group(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from agents.training.cli import register_coordinator
+    from mad_guardrails.guardrails.commands.train_coordinator import register_coordinator
 
     app = typer.Typer()
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from guardrails.errors import ConfigError, ModelUnavailableError
-from retrieval.config import EmbedderConfig
-from retrieval.embedder import SEED_QUERY_PROMPT, Embedder, model_profile, resolve_adapter
+from mad_guardrails.core.errors import ConfigError, ModelUnavailableError
+from mad_guardrails.retrieval.config import EmbedderConfig
+from mad_guardrails.retrieval.embedder import SEED_QUERY_PROMPT, Embedder, model_profile, resolve_adapter
 
 TEXTS = ["Which AI practices are prohibited?", "Report the incident within 24 hours.", "cooking pasta"]
 
@@ -104,7 +104,7 @@ def test_lora_adapter_changes_vectors_and_fingerprint(tmp_path, base_minilm):
 
 
 def test_adapter_resolution(tmp_path, monkeypatch, caplog):
-    import retrieval.embedder as E
+    import mad_guardrails.retrieval.embedder as E
 
     monkeypatch.setattr(E, "BUNDLED_ADAPTER_DIR", tmp_path / "missing")
     with caplog.at_level("WARNING"):

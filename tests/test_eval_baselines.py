@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from agents.backends.fake import FakeBackend
-from agents.schema import Argument, Case
-from evals.baselines import (
+from mad_guardrails.agents.backends.fake import FakeBackend
+from mad_guardrails.core.debate import Argument, Case
+from mad_guardrails.core.units import Evidence
+from mad_guardrails.core.verdict import CheckResult, Usage, Verdict, VerificationReport
+from mad_guardrails.evals.baselines import (
     PLACEHOLDER_ROLE,
     JudgeCoordinator,
     MajorityCoordinator,
@@ -15,9 +17,7 @@ from evals.baselines import (
     record_from_verdict,
     vote,
 )
-from evals.loaders import EvalCase
-from guardrails.verdict import CheckResult, Usage, Verdict, VerificationReport
-from retrieval.units import Evidence
+from mad_guardrails.evals.loaders import EvalCase
 
 EV = [Evidence(unit_id="nis2:art_23.4.a", doc="nis2", rank=1, score=1.0,
                text="(a) without undue delay and in any event within 24 hours of becoming aware")]

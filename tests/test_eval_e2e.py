@@ -1,4 +1,4 @@
-"""End to end: ``guardrails eval`` on the real offline profile (SmolLM2-135M on the session's vLLM CPU server, the
+"""End to end: ``mad-guardrails eval`` on the real offline profile (SmolLM2-135M on the session's vLLM CPU server, the
 real index, packs and verifier), every system, a few cases. Asserts what must hold whatever the tiny model says:
 one record per (system, case), no harness error, the deterministic number check blocking a wrong NIS2 deadline in
 every system (they share the graph's fast paths), cost accounting (screening makes no LLM call; a judge at most a few
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 SET_YAML = """
 name: e2e_cases
-path: project:evals/data/regulatory_cases.jsonl
+path: package:data/regulatory_cases.jsonl
 columns: {id: id, output: output, query: query, gold_rules: gold_rules}
 filters: [{field: id, in: [r031, r001]}]
 type_column: type
@@ -29,8 +29,8 @@ expected_rules: [{expected: flag}]
 def offline_resources(vllm_server, real_small_index_dir, offline_embedder_config):
     """The offline profile, pointed at the session's vLLM server (no second server) and the tests' small real
     index (the full corpus index takes many minutes to build on a CPU)."""
-    from evals.baselines import EvalResources
-    from guardrails.config import GuardrailConfig
+    from mad_guardrails.evals.baselines import EvalResources
+    from mad_guardrails.guardrails.config import GuardrailConfig
     from tests.fixtures.llm_server import offline_profile_on
 
     # the small index is built with the tests' base embedder (no domain adapter): configure that one
@@ -44,7 +44,7 @@ def offline_resources(vllm_server, real_small_index_dir, offline_embedder_config
 
 
 def test_eval_all_systems_on_the_offline_profile(tmp_path: Path, offline_resources):
-    from evals.harness import EvalOptions, run_eval
+    from mad_guardrails.evals.harness import EvalOptions, run_eval
 
     set_file = tmp_path / "e2e_cases.yaml"
     set_file.write_text(SET_YAML, encoding="utf-8")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from evals.harness import RESULTS_FILE, EvalOptions, RecordStore, run_eval, sample_cases
-from evals.loaders import EvalCase, load_set
-from evals.metrics import CaseRecord
-from guardrails.errors import ConfigError
-from guardrails.paths import PROJECT_ROOT
+from mad_guardrails.core.errors import ConfigError
+from mad_guardrails.core.paths import PROJECT_ROOT
+from mad_guardrails.evals.harness import RESULTS_FILE, EvalOptions, RecordStore, run_eval, sample_cases
+from mad_guardrails.evals.loaders import EvalCase, load_set
+from mad_guardrails.evals.metrics import CaseRecord
 
 
 def _cases() -> list[EvalCase]:
@@ -68,10 +68,10 @@ def test_record_store_repairs_a_cut_line_and_later_lines_win(tmp_path: Path):
 _CHILD = """
 import sys
 from tests.fixtures.surfaces import make_components
-from guardrails.config import GuardrailConfig
-from guardrails.guardrail import Guardrail
-from evals.baselines import EvalResources
-from evals.harness import EvalOptions, run_eval
+from mad_guardrails.guardrails.config import GuardrailConfig
+from mad_guardrails.guardrails.guardrail import Guardrail
+from mad_guardrails.evals.baselines import EvalResources
+from mad_guardrails.evals.harness import EvalOptions, run_eval
 g = Guardrail(GuardrailConfig(profile="surfaces-test", timeout_s=60), components=make_components(delay=0.15))
 run_eval(EvalOptions(sets=["regulatory_cases"], systems=["mad", "screening"], limit=12, seed=3, out=sys.argv[1],
                      concurrency=1, chunk=4, progress=False), resources=EvalResources(guardrail=g))
@@ -85,9 +85,9 @@ def _opts(out: Path, **kw) -> EvalOptions:
 
 
 def test_sigkill_then_resume_gives_one_record_per_system_and_case(tmp_path: Path, surfaces_units):
-    from evals.baselines import EvalResources
-    from guardrails.config import GuardrailConfig
-    from guardrails.guardrail import Guardrail
+    from mad_guardrails.evals.baselines import EvalResources
+    from mad_guardrails.guardrails.config import GuardrailConfig
+    from mad_guardrails.guardrails.guardrail import Guardrail
     from tests.fixtures.surfaces import make_components
 
     out = tmp_path / "run"
@@ -152,9 +152,9 @@ def test_sigkill_then_resume_gives_one_record_per_system_and_case(tmp_path: Path
 
 
 def test_outputs_and_metrics_of_a_small_run(tmp_path: Path, surfaces_units):
-    from evals.baselines import EvalResources
-    from guardrails.config import GuardrailConfig
-    from guardrails.guardrail import Guardrail
+    from mad_guardrails.evals.baselines import EvalResources
+    from mad_guardrails.guardrails.config import GuardrailConfig
+    from mad_guardrails.guardrails.guardrail import Guardrail
     from tests.fixtures.surfaces import make_components
 
     g = Guardrail(GuardrailConfig(profile="surfaces-test", timeout_s=60), components=make_components())
@@ -187,9 +187,9 @@ def test_outputs_and_metrics_of_a_small_run(tmp_path: Path, surfaces_units):
 
 
 def test_resuming_with_another_config_is_refused(tmp_path: Path, surfaces_units):
-    from evals.baselines import EvalResources
-    from guardrails.config import GuardrailConfig
-    from guardrails.guardrail import Guardrail
+    from mad_guardrails.evals.baselines import EvalResources
+    from mad_guardrails.guardrails.config import GuardrailConfig
+    from mad_guardrails.guardrails.guardrail import Guardrail
     from tests.fixtures.surfaces import make_components
 
     out = tmp_path / "o"
@@ -213,7 +213,7 @@ def test_unknown_system_is_refused(tmp_path: Path):
 def test_cli_lists_sets_and_names_a_bad_set():
     from typer.testing import CliRunner
 
-    from guardrails.cli import app
+    from mad_guardrails.guardrails.cli import app
 
     r = CliRunner().invoke(app, ["eval", "--list", "regulatory_cases", "golden68"])
     assert r.exit_code == 0, r.output
@@ -236,10 +236,10 @@ class _DeadCoordinator:
 def test_a_dead_llm_server_stops_the_run_and_retry_errors_finishes_it(tmp_path: Path, surfaces_units):
     import dataclasses
 
-    from evals.baselines import EvalResources
-    from evals.harness import MAX_INFRA_STREAK, BackendDown
-    from guardrails.config import GuardrailConfig
-    from guardrails.guardrail import Guardrail
+    from mad_guardrails.evals.baselines import EvalResources
+    from mad_guardrails.evals.harness import MAX_INFRA_STREAK, BackendDown
+    from mad_guardrails.guardrails.config import GuardrailConfig
+    from mad_guardrails.guardrails.guardrail import Guardrail
     from tests.fixtures.surfaces import make_components
 
     out = tmp_path / "o"
@@ -267,7 +267,7 @@ def _debated_set(tmp_path: Path) -> Path:
     p = tmp_path / "debated.yaml"
     p.write_text("""
 name: debated
-path: project:evals/data/regulatory_cases.jsonl
+path: package:data/regulatory_cases.jsonl
 columns: {id: id, output: output, query: query}
 filters: [{field: id, in: [r001, r002, r003, r005, r017, r033]}]
 type_column: type

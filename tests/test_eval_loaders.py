@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from evals.loaders import QUERY_TYPES, EvalCase, available_sets, load_set, load_spec
-from guardrails.errors import ConfigError, InputError
+from mad_guardrails.core.errors import ConfigError, InputError
+from mad_guardrails.evals.loaders import QUERY_TYPES, EvalCase, available_sets, load_set, load_spec
 
 SHARED_SETS = ["xstest_prompts", "xstest_completions", "harmbench", "advbench", "strongreject", "golden68",
                "faithbench"]

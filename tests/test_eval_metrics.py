@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evals.metrics import CaseRecord, CheckScore, compute_metrics, paired_wins, percentile, sign_test_p
+from mad_guardrails.evals.metrics import CaseRecord, CheckScore, compute_metrics, paired_wins, percentile, sign_test_p
 
 
 def rec(cid, typ, expected, decision, *, system="s", latency=1.0, calls=0, pt=0, ct=0, failure=None, error=None,

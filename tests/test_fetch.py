@@ -1,4 +1,4 @@
-"""`retrieval.fetch` against a loopback HTTP server serving copies of shared-corpus files (no internet)."""
+"""`mad_guardrails.retrieval.fetch` against a loopback HTTP server serving copies of shared-corpus files (no internet)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from guardrails.errors import CorpusError
-from retrieval.corpus import Corpus
-from retrieval.fetch import ENV_BASE, base_url_from_env, download, fetch_act, fetch_names, plan
-from retrieval.ingest.base import catalog
+from mad_guardrails.core.errors import CorpusError
+from mad_guardrails.retrieval.corpus import Corpus
+from mad_guardrails.retrieval.fetch import ENV_BASE, base_url_from_env, download, fetch_act, fetch_names, plan
+from mad_guardrails.retrieval.ingest.base import catalog
 from tests.fixtures.corpus import QuietHandler as _Quiet
 
 
@@ -138,7 +138,7 @@ def test_unreachable_host_fails_fast_with_offline_hint(tmp_path):
     assert time.monotonic() - t < 5
     msg = str(ei.value)
     assert "could not reach 127.0.0.1" in msg and "you are offline?" in msg
-    assert "guardrails corpus add FILE --doc ID" in msg
+    assert "mad-guardrails corpus add FILE --doc ID" in msg
 
 
 def test_http_error_and_timeout(mirror, tmp_path):

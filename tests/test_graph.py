@@ -12,15 +12,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from agents.schema import Argument, Claim, CoordinatorOutput, ProposedViolation, Quote
-from guardrails.components import Components
-from guardrails.config import GuardrailConfig
-from guardrails.errors import BackendError, InputError
-from guardrails.graph import EDGES, NODES, graph_spec
-from guardrails.guardrail import Guardrail
-from guardrails.verifier import Verifier
-from policies.schema import KeyFact, Rule
-from retrieval.units import Evidence
+from mad_guardrails.core.debate import Argument, Claim, CoordinatorOutput, ProposedViolation, Quote
+from mad_guardrails.core.errors import BackendError, InputError
+from mad_guardrails.core.units import Evidence
+from mad_guardrails.guardrails.components import Components
+from mad_guardrails.guardrails.config import GuardrailConfig
+from mad_guardrails.guardrails.graph import EDGES, NODES, graph_spec
+from mad_guardrails.guardrails.guardrail import Guardrail
+from mad_guardrails.policies.schema import KeyFact, Rule
+from mad_guardrails.verifier import Verifier
 
 ART_23_4_A = ("(a) without undue delay and in any event within 24 hours of becoming aware of the significant "
               "incident, an early warning, which, where applicable, shall indicate whether the significant incident "
@@ -336,7 +336,7 @@ async def test_interrupt_between_rounds_and_resume_with_interjection():
 
 
 def test_verdict_json_round_trip():
-    from guardrails.verdict import Verdict
+    from mad_guardrails.core.verdict import Verdict
 
     with make(Coordinator(social_scoring_block())) as g:
         v = g.check(SOCIAL)
@@ -345,7 +345,7 @@ def test_verdict_json_round_trip():
 
 
 def test_agents_see_only_the_best_evidence_k_units_and_the_verdict_keeps_all():
-    from agents.config import DebateConfig
+    from mad_guardrails.agents.config import DebateConfig
 
     seen = []
 

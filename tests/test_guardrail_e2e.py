@@ -19,7 +19,7 @@ WRONG = "NIS2 gives essential entities 72 hours to send the early warning to the
 
 @pytest.fixture(scope="module")
 def guardrail(offline_profile):
-    from guardrails.guardrail import Guardrail
+    from mad_guardrails.guardrails.guardrail import Guardrail
 
     g = Guardrail.from_config(offline_profile)
     yield g
@@ -46,7 +46,7 @@ def test_text_under_check_that_poses_as_instructions_or_evidence_steers_nothing(
 
     # the same injection on a case that goes to a real debate: the agents see only retrieved evidence, and an allow
     # (if the tiny model gave one) could only come out verified against the real units
-    from guardrails.verdict import Verdict
+    from mad_guardrails.core.verdict import Verdict
 
     v = guardrail.check(EVADE + INJECTION, query="We got hit by ransomware. Do we need to tell anyone?")
     assert v.path in ("debate", "failure"), v.explain()

@@ -9,10 +9,10 @@ import shutil
 import numpy as np
 import pytest
 
-from guardrails.errors import IndexError_
-from retrieval.config import EmbedderConfig
-from retrieval.embedder import Embedder
-from retrieval.index import (
+from mad_guardrails.core.errors import IndexError_
+from mad_guardrails.retrieval.config import EmbedderConfig
+from mad_guardrails.retrieval.embedder import Embedder
+from mad_guardrails.retrieval.index import (
     FINGERPRINT_KEYS,
     RegIndex,
     choose_index_type,
@@ -53,7 +53,7 @@ def test_round_trip_and_manifest(small_index_dir, minilm_embedder):
 
 
 def test_missing_index_says_how_to_build(tmp_path, minilm_embedder):
-    with pytest.raises(IndexError_, match="guardrails index build"):
+    with pytest.raises(IndexError_, match="mad-guardrails index build"):
         RegIndex.load(tmp_path / "nowhere", minilm_embedder)
     (tmp_path / "empty").mkdir()
     with pytest.raises(IndexError_, match="manifest.json missing"):
@@ -66,7 +66,7 @@ def test_refuses_other_embedder(small_index_dir, tiny_qwen3_dir):
         RegIndex.load(small_index_dir, other)
     msg = str(ei.value)
     assert "bundled:all-MiniLM-L6-v2" in msg and str(tiny_qwen3_dir) in msg
-    assert "rebuild" in msg and "guardrails index build" in msg
+    assert "rebuild" in msg and "mad-guardrails index build" in msg
 
 
 def test_refuses_changed_fingerprint(small_index_dir, offline_embedder_config):
@@ -86,7 +86,7 @@ def test_refuses_corrupted_index_file(small_index_dir, minilm_embedder, tmp_path
 
 def test_refuses_unreadable_faiss_file(small_index_dir, minilm_embedder, tmp_path):
     """A truncated file whose checksum was 'fixed' up still fails cleanly when FAISS reads it."""
-    from retrieval.index import sha256_file
+    from mad_guardrails.retrieval.index import sha256_file
 
     d = _copy(small_index_dir, tmp_path)
     (d / "index.faiss").write_bytes((d / "index.faiss").read_bytes()[:100])

@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
-from retrieval.corpus import Corpus, load_corpus
-from retrieval.units import id_covers
+from mad_guardrails.core.units import id_covers
+from mad_guardrails.retrieval.corpus import Corpus, load_corpus
 from tests.fixtures.corpus import README_COUNTS
 
 
@@ -213,7 +213,7 @@ def test_hash_is_stable_and_content_sensitive(shared_corpus_dir, shared_units_co
 
 
 def test_edited_units_file_is_detected(shared_units_corpus, tmp_path):
-    from guardrails.errors import CorpusError
+    from mad_guardrails.core.errors import CorpusError
 
     Corpus.from_units(shared_units_corpus.units("dora")).save(tmp_path)
     f = tmp_path / "dora.units.jsonl"

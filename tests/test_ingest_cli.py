@@ -1,4 +1,4 @@
-"""`guardrails corpus fetch|add|list|show` through typer's CliRunner."""
+"""`mad-guardrails corpus fetch|add|list|show` through typer's CliRunner."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from guardrails.commands import corpus as corpus_cmd
-from retrieval.corpus import Corpus
+from mad_guardrails.guardrails.commands import corpus as corpus_cmd
+from mad_guardrails.retrieval.corpus import Corpus
 from tests.fixtures.corpus import README_COUNTS
 
 
@@ -37,7 +37,7 @@ def run(app):
 
 
 def test_group_is_wired_into_the_guardrails_cli():
-    from guardrails.cli import app as real_app
+    from mad_guardrails.guardrails.cli import app as real_app
 
     r = CliRunner().invoke(real_app, ["corpus", "--help"])
     assert r.exit_code == 0 and "fetch" in r.output and "add" in r.output and "list" in r.output
@@ -93,7 +93,7 @@ def test_add_bad_file_exits_2_with_the_fix(run, tmp_path, content, expect):
 
 def test_list_empty_corpus_says_how_to_fill_it(run, tmp_path):
     r = run("corpus", "list", "--corpus", str(tmp_path))
-    assert r.exit_code == 2 and "guardrails corpus fetch all" in r.output
+    assert r.exit_code == 2 and "mad-guardrails corpus fetch all" in r.output
 
 
 def test_fetch_all_from_a_mirror(run, corpus_mirror, tmp_path):
@@ -116,7 +116,7 @@ def test_fetch_errors_exit_2(run, tmp_path):
     s.close()
     r = run("corpus", "fetch", "eu-ai-act", "--base-url", f"http://127.0.0.1:{port}/", "--corpus", str(tmp_path),
             "--timeout", "5")
-    assert r.exit_code == 2 and "you are offline?" in r.output and "guardrails corpus add FILE --doc ID" in r.output
+    assert r.exit_code == 2 and "you are offline?" in r.output and "mad-guardrails corpus add FILE --doc ID" in r.output
     r = run("corpus", "fetch", "nist-sp-1270", "--base-url", "http://127.0.0.1:9/", "--corpus", str(tmp_path))
     assert r.exit_code == 2 and "no mirror path" in r.output
     r = run("corpus", "fetch", "nope", "--corpus", str(tmp_path))

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from guardrails.errors import CorpusError
-from retrieval.corpus import Corpus, load_corpus
-from retrieval.ingest import ingest_act_dir, ingest_file
+from mad_guardrails.core.errors import CorpusError
+from mad_guardrails.retrieval.corpus import Corpus, load_corpus
+from mad_guardrails.retrieval.ingest import ingest_act_dir, ingest_file
 
 
 def _err(path, **kw) -> str:

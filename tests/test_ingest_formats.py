@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.ingest import ingest_file, infer_doc, load_file, sniff_format
-from retrieval.ingest.eurlex_html import load_eurlex_html
-from retrieval.ingest.jsonl import load_jsonl
-from retrieval.ingest.markdown import load_markdown
-from retrieval.ingest.pdf import load_pdf
-from retrieval.ingest.text import load_text
+from mad_guardrails.retrieval.ingest import infer_doc, ingest_file, load_file, sniff_format
+from mad_guardrails.retrieval.ingest.eurlex_html import load_eurlex_html
+from mad_guardrails.retrieval.ingest.jsonl import load_jsonl
+from mad_guardrails.retrieval.ingest.markdown import load_markdown
+from mad_guardrails.retrieval.ingest.pdf import load_pdf
+from mad_guardrails.retrieval.ingest.text import load_text
 
 
 def _norm(s: str) -> str:
@@ -49,7 +49,7 @@ def test_jsonl_nist_core_formats(shared_corpus_dir):
 
 
 def test_jsonl_reads_back_saved_units_into_another_doc(tmp_path):
-    from retrieval.units import Unit
+    from mad_guardrails.core.units import Unit
 
     u = Unit(id="a:art_1", doc="a", kind="article", text="1. Hello.", heading="Article 1")
     p = tmp_path / "saved.jsonl"

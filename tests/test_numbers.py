@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from guardrails.verifier.numbers import (
+from mad_guardrails.policies.schema import KeyFact
+from mad_guardrails.verifier.numbers import (
     check_numbers,
     compare,
     extract_quantities,
@@ -15,7 +16,6 @@ from guardrails.verifier.numbers import (
     sentences,
     term_pattern,
 )
-from policies.schema import KeyFact
 
 EARLY = KeyFact(name="early warning deadline", value=24, unit="hours", provision="nis2:art_23.4.a",
                 quote="without undue delay and in any event within 24 hours", terms=["early warning"])
@@ -425,7 +425,7 @@ CORRECT_OUTPUTS = [
 
 
 def test_correct_outputs_are_never_contradicted_by_the_builtin_packs():
-    from policies.loader import load_packs
+    from mad_guardrails.policies.loader import load_packs
 
     all_facts = [f for r in load_packs().rules for f in r.key_facts]
     for text in CORRECT_OUTPUTS:

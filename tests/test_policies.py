@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from policies.loader import BUILTIN_DIR, PolicyError, load_packs, read_pack_file
-from policies.provisions import JsonlProvisions, split_article
-from policies.validate import validate_sources
+from mad_guardrails.policies.loader import BUILTIN_DIR, PolicyError, load_packs, read_pack_file
+from mad_guardrails.policies.provisions import JsonlProvisions, split_article
+from mad_guardrails.policies.validate import validate_sources
 
 RULE = """\
   - id: {id}
@@ -281,7 +281,7 @@ def test_validate_reports_missing_provision_and_non_verbatim_quote(tmp_path, sha
 def test_cli_validate_exit_codes(tmp_path):
     from typer.testing import CliRunner
 
-    from guardrails.cli import app
+    from mad_guardrails.guardrails.cli import app
 
     runner = CliRunner()
     ok = runner.invoke(app, ["policies", "validate", "--no-corpus", "-q"])

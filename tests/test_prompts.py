@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from agents.prompting import (
+from mad_guardrails.agents.prompting import (
     TEMPLATES,
     coordinator_messages,
     debater_messages,
@@ -16,8 +16,8 @@ from agents.prompting import (
     prompts_dir,
     repair_messages,
 )
-from agents.roles import load_roles
-from agents.schema import Argument, Case, Claim, Quote
+from mad_guardrails.agents.roles import load_roles
+from mad_guardrails.core.debate import Argument, Case, Claim, Quote
 from tests.test_agents import EV, RULES
 
 INJECTION = (
@@ -142,7 +142,7 @@ def test_repair_messages_carry_the_error_and_the_bad_answer():
 
 @pytest.mark.parametrize("name", TEMPLATES)
 def test_templates_render_without_optional_parts(name):
-    from agents.prompting import render_messages, rules_view
+    from mad_guardrails.agents.prompting import render_messages, rules_view
 
     ctx = {"case": {"output": "x", "query": "", "context": "", "interjections": []}, "evidence": [], "rules":
            rules_view([]), "transcript": [], "feedback": [], "round": 1, "others": [], "error": "e", "mode": "text",

@@ -6,18 +6,16 @@ import asyncio
 
 import pytest
 
-from agents.backends.fake import FakeBackend
-from agents.parsing import parse_coordinator
-from agents.schema import Case
-from agents.training.cases import CoordCase, cases_from_rule_examples, disjoint_from
-from agents.training.raft import (
+from mad_guardrails.agents.backends.fake import FakeBackend
+from mad_guardrails.agents.parsing import parse_coordinator
+from mad_guardrails.agents.training.cases import CoordCase, cases_from_rule_examples, disjoint_from
+from mad_guardrails.agents.training.raft import (
     Candidate,
     DistractorPool,
     RaftConfig,
     _same_article,
     best_sentence,
     build_items,
-    corpus_verifier,
     demo_answer,
     extractive_answer,
     item_messages,
@@ -29,8 +27,10 @@ from agents.training.raft import (
     select_examples,
     with_demo,
 )
-from policies.schema import KeyFact, Rule, RuleExample
-from retrieval.units import id_covers
+from mad_guardrails.core.debate import Case
+from mad_guardrails.core.units import id_covers
+from mad_guardrails.guardrails.commands.train_coordinator import corpus_verifier
+from mad_guardrails.policies.schema import KeyFact, Rule, RuleExample
 
 RULES = [
     Rule(id="nis2.early_warning", title="Early warning within 24 hours", kind="reporting_deadline",
@@ -50,7 +50,7 @@ RULE = {r.id: r for r in RULES}.get
 
 @pytest.fixture()
 def verifier(tiny_corpus):
-    from policies.loader import rule_text
+    from mad_guardrails.policies.loader import rule_text
 
     return corpus_verifier(tiny_corpus.get, lambda rid: rule_text(RULE(rid)) if RULE(rid) else None)
 

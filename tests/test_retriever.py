@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from guardrails.errors import IndexError_, InputError, ModelUnavailableError
-from retrieval.config import RetrievalConfig
-from retrieval.fusion import ranked, rrf, weighted_fusion
-from retrieval.relevance import (
+from mad_guardrails.core.errors import IndexError_, InputError, ModelUnavailableError
+from mad_guardrails.retrieval.config import RetrievalConfig
+from mad_guardrails.retrieval.fusion import ranked, rrf, weighted_fusion
+from mad_guardrails.retrieval.relevance import (
     RelevanceCalibration,
     RelevanceFilter,
     ThresholdScorer,
     calibrate_threshold,
     is_dev_query,
 )
-from retrieval.rerank import Reranker
-from retrieval.retriever import NO_EVIDENCE, Retriever, RetrievalResult
+from mad_guardrails.retrieval.rerank import Reranker
+from mad_guardrails.retrieval.retriever import NO_EVIDENCE, RetrievalResult, Retriever
 
 
 def test_search_returns_ranked_scored_evidence(small_retriever):
@@ -104,7 +104,7 @@ def test_lookup(small_retriever):
 
 
 def test_bm25_mode_needs_bm25(small_index_dir, minilm_embedder, tmp_path):
-    from retrieval.index import RegIndex
+    from mad_guardrails.retrieval.index import RegIndex
     from tests.fixtures.index import small_passage_dicts
 
     RegIndex.build(small_passage_dicts()[:5], minilm_embedder, tmp_path / "nobm", progress=False, bm25=False)
@@ -119,7 +119,7 @@ def test_from_config_loads_index(small_index_dir, offline_embedder_config):
     r = Retriever.from_config(cfg, "offline")
     assert len(r.search("Do chatbots have to say they are AI?").evidence) == 3
     assert r.relevance is not None and r.reranker is None
-    with pytest.raises(IndexError_, match="guardrails index build"):
+    with pytest.raises(IndexError_, match="mad-guardrails index build"):
         Retriever.from_config(cfg.model_copy(update={"index_dir": str(small_index_dir / "missing")}), "offline")
 
 
@@ -161,7 +161,7 @@ def test_relevance_filter_from_config():
     assert RelevanceFilter.from_config(RetrievalConfig(relevance_filter="none"), cal) is None
     f = RelevanceFilter.from_config(RetrievalConfig(), cal)
     assert isinstance(f.scorer, ThresholdScorer) and f.min_score == 0.5
-    from guardrails.errors import ConfigError
+    from mad_guardrails.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="relevance_model"):
         RelevanceFilter.from_config(RetrievalConfig(relevance_filter="cross-encoder"), cal)
@@ -183,7 +183,7 @@ def test_reranker_off_by_default_and_clear_error_when_missing(tmp_path):
 
 
 def test_rank_metrics():
-    from evals.retrieval_eval import rank_metrics
+    from mad_guardrails.retrieval.evaluation import rank_metrics
 
     m = rank_metrics(["x:art_6", "x:art_5.1.c", "x:art_5.2", "x:art_7"], ["x:art_5", "x:art_7"])
     assert (m["recall@1"], m["recall@5"], m["mrr@10"]) == (0.0, 1.0, 0.5)
@@ -195,7 +195,7 @@ def test_rank_metrics():
 def test_run_retrieval_eval_on_small_index(small_retriever, tmp_path):
     import json
 
-    from evals.retrieval_eval import SYSTEMS, run_retrieval_eval
+    from mad_guardrails.retrieval.evaluation import SYSTEMS, run_retrieval_eval
 
     rows = [
         {"id": "t1", "query": "Is social scoring of citizens allowed?", "type": "benign_sensitive",
@@ -226,7 +226,7 @@ def test_run_retrieval_eval_on_small_index(small_retriever, tmp_path):
 
 
 def test_spread_over_articles_and_recital_weight(minilm_embedder, tmp_path):
-    from retrieval.index import RegIndex
+    from mad_guardrails.retrieval.index import RegIndex
 
     def p(uid, top, kind, text):
         return {"unit_id": uid, "doc": "x", "heading": "", "text": text, "embed_text": text, "top_id": top,

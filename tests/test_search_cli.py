@@ -1,4 +1,4 @@
-"""``guardrails search`` / ``guardrails index info|build`` through typer's CliRunner on the small real index."""
+"""``mad-guardrails search`` / ``mad-guardrails index info|build`` through typer's CliRunner on the small real index."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from guardrails.cli import app
+from mad_guardrails.guardrails.cli import app
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_search_argument_errors(runner, small_index_dir, tmp_path, prof):
     r = runner.invoke(app, ["search", "--index", str(small_index_dir), *prof])
     assert r.exit_code != 0 and "either a question or --queries" in str(r.exception)
     r = runner.invoke(app, ["search", "x", "--index", str(tmp_path / "nope"), *prof])
-    assert r.exit_code != 0 and "guardrails index build" in str(r.exception)
+    assert r.exit_code != 0 and "mad-guardrails index build" in str(r.exception)
 
 
 def test_index_info(runner, small_index_dir, prof):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from retrieval.training.data import (
+from mad_guardrails.retrieval.training.data import (
     QUERY_TYPES,
     Decontaminator,
     TrainPair,
@@ -19,7 +19,7 @@ from retrieval.training.data import (
     passage_refs,
     save_pairs,
 )
-from retrieval.training.negatives import mine_for_pairs, mine_rows
+from mad_guardrails.retrieval.training.negatives import mine_for_pairs, mine_rows
 
 
 def test_generator_gives_every_query_type_per_passage(tiny_corpus):

@@ -1,5 +1,5 @@
 """The trainers on tiny data (the bundled MiniLM, a few steps on CPU): the loss falls, checkpoints resume, and the
-artefacts load back -- the embedder adapter into :class:`retrieval.embedder.Embedder`, the relevance head into the
+artefacts load back -- the embedder adapter into :class:`mad_guardrails.retrieval.embedder.Embedder`, the relevance head into the
 retrieval relevance filter, predicting 0/1."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retrieval.training.data import TrainPair, passage_refs
+from mad_guardrails.retrieval.training.data import TrainPair, passage_refs
 
 pytest.importorskip("datasets")
 pytest.importorskip("peft")
@@ -46,8 +46,8 @@ def _margin(emb, pairs) -> float:
 
 
 def test_embedder_lora_training_loss_falls_resumes_and_adapter_loads(tmp_path, tiny_corpus):
-    from retrieval.embedder import Embedder
-    from retrieval.training.embedder_trainer import resolve_config, train_embedder
+    from mad_guardrails.retrieval.embedder import Embedder
+    from mad_guardrails.retrieval.training.embedder_trainer import resolve_config, train_embedder
 
     pairs = _pairs(tiny_corpus)
     cfg = resolve_config("cpu-small", dict(max_steps=6, batch_size=8, lr=3e-3, max_seq_length=48, save_steps=3,
@@ -74,11 +74,15 @@ def test_embedder_lora_training_loss_falls_resumes_and_adapter_loads(tmp_path, t
 
 
 def test_relevance_head_trains_and_predicts_zero_or_one(tmp_path, tiny_corpus):
-    from retrieval.config import RetrievalConfig
-    from retrieval.relevance import RelevanceFilter
-    from retrieval.relevance_head import HeadScorer, RelevanceHead
-    from retrieval.training.relevance_trainer import RelevanceTrainConfig, build_relevance_data, train_relevance
-    from retrieval.units import Evidence
+    from mad_guardrails.core.units import Evidence
+    from mad_guardrails.retrieval.config import RetrievalConfig
+    from mad_guardrails.retrieval.relevance import RelevanceFilter
+    from mad_guardrails.retrieval.relevance_head import HeadScorer, RelevanceHead
+    from mad_guardrails.retrieval.training.relevance_trainer import (
+        RelevanceTrainConfig,
+        build_relevance_data,
+        train_relevance,
+    )
 
     pairs = _pairs(tiny_corpus)
     refs = passage_refs(tiny_corpus)

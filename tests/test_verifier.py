@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from agents.schema import CoordinatorOutput, ProposedViolation, Quote
-from guardrails.verdict import CheckResult, VerificationReport
-from guardrails.verifier import Verifier, failures_for_repair, verify
-from policies.schema import KeyFact
-from retrieval.units import Evidence
+from mad_guardrails.core.debate import CoordinatorOutput, ProposedViolation, Quote
+from mad_guardrails.core.units import Evidence
+from mad_guardrails.core.verdict import CheckResult, VerificationReport
+from mad_guardrails.policies.schema import KeyFact
+from mad_guardrails.verifier import Verifier, failures_for_repair, verify
 
 ART_23_4_A = ("(a) without undue delay and in any event within 24 hours of becoming aware of the significant incident, "
               "an early warning;")

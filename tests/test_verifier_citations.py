@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agents.schema import Quote
-from guardrails.verifier.citations import citation_validity, covered_by_retrieved, find_owner
+from mad_guardrails.core.debate import Quote
+from mad_guardrails.verifier.citations import citation_validity, covered_by_retrieved, find_owner
 
 UNITS = {
     "nis2:art_23": "(a) without undue delay and in any event within 24 hours of becoming aware of the significant "

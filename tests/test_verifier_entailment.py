@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.schema import Argument, Claim, CoordinatorOutput, ProposedViolation, Quote
-from guardrails.verifier.entailment import EntailmentChecker, EntailmentItem, items_from, label_mapping
+from mad_guardrails.core.debate import Argument, Claim, CoordinatorOutput, ProposedViolation, Quote
+from mad_guardrails.verifier.entailment import EntailmentChecker, EntailmentItem, items_from, label_mapping
 
 ITEM = EntailmentItem(name="violation r1", premise="within 24 hours, an early warning",
                       hypothesis="The early warning is due within 24 hours.")
@@ -23,7 +23,7 @@ def test_no_model_is_skipped_with_the_reason():
 def test_unloadable_model_is_skipped_and_warned(tmp_path, caplog):
     missing = str(tmp_path / "no-such-nli-model")
     checker = EntailmentChecker(missing)
-    with caplog.at_level(logging.WARNING, logger="guardrails.verifier.entailment"):
+    with caplog.at_level(logging.WARNING, logger="mad_guardrails.verifier.entailment"):
         r = checker.check([ITEM])
     assert r.status == "skipped" and "could not be loaded" in r.detail and "no-such-nli-model" in r.detail
     assert any("entailment check is skipped" in rec.getMessage() for rec in caplog.records)

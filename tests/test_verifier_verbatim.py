@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from agents.schema import Quote
-from guardrails.verifier import Verifier
-from guardrails.verifier.normalize import content_equal_in, content_key, find_content_span, fold
-from guardrails.verifier.verbatim import (
+from mad_guardrails.core.debate import Quote
+from mad_guardrails.verifier import Verifier
+from mad_guardrails.verifier.normalize import content_equal_in, content_key, find_content_span, fold
+from mad_guardrails.verifier.verbatim import (
     ancestor_ids,
     check_quote,
     closest_span,

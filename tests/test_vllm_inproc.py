@@ -11,10 +11,10 @@ import os
 
 import pytest
 
-from agents.backends.vllm_inproc import VLLMInprocBackend
-from agents.config import LLMConfig, ServeConfig
-from agents.debater import Debater, turn_schema
-from agents.roles import load_roles
+from mad_guardrails.agents.backends.vllm_inproc import VLLMInprocBackend
+from mad_guardrails.agents.config import LLMConfig, ServeConfig
+from mad_guardrails.agents.debater import Debater, turn_schema
+from mad_guardrails.agents.roles import load_roles
 from tests.fixtures.llm_server import VLLM_AVAILABLE, VLLM_TEST_ARGS, VLLM_TEST_ENV
 from tests.test_agents import CASE, EV, RULES
 

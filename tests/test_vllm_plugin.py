@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 import torch
 
-from agents import vllm_plugin
+from mad_guardrails.agents import vllm_plugin
 
 VLLM = importlib.util.find_spec("vllm") is not None
 
@@ -70,7 +70,7 @@ def test_the_plugin_is_registered_for_vllm():
     from importlib.metadata import entry_points
 
     eps = {e.name: e.value for e in entry_points(group="vllm.general_plugins")}
-    assert eps.get("mad_guardrails_cpu_lora") == "agents.vllm_plugin:register"
+    assert eps.get("mad_guardrails_cpu_lora") == "mad_guardrails.agents.vllm_plugin:register"
 
 
 class _Runner:

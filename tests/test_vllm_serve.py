@@ -11,18 +11,18 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from agents.config import LLMConfig, ServeConfig
-from agents.serve import VLLMServer, ensure_server, pid_file, server_status, stop_server
-from guardrails.errors import BackendError
+from mad_guardrails.agents.config import LLMConfig, ServeConfig
+from mad_guardrails.agents.serve import VLLMServer, ensure_server, pid_file, server_status, stop_server
+from mad_guardrails.core.errors import BackendError
 from tests.fixtures.llm_server import VLLM_AVAILABLE, VLLM_TEST_ENV, free_port
 
 
 def test_command_line_of_the_offline_profile(monkeypatch, tmp_path):
-    import agents.models as models
+    import mad_guardrails.agents.models as models
 
     monkeypatch.setattr(models, "COORDINATOR_ADAPTER_DIR", tmp_path / "missing")
     monkeypatch.setattr(models, "smollm2_dir", lambda: tmp_path / "smollm2")
-    from guardrails.config import load_config
+    from mad_guardrails.guardrails.config import load_config
 
     sc = load_config("offline").llm.serve
     s = VLLMServer(sc)
@@ -81,7 +81,7 @@ def test_stop_never_signals_a_pid_that_is_not_vllm(guardrails_home):
 
 
 def test_cli_status_and_stop_without_a_server(guardrails_home):
-    from guardrails.cli import app
+    from mad_guardrails.guardrails.cli import app
 
     port = str(free_port())
     r = CliRunner().invoke(app, ["serve", "--profile", "offline", "--status", "--port", port, "--json"])

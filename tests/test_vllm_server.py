@@ -11,14 +11,14 @@ import time
 import httpx
 import pytest
 
-from agents.backends import make_backend
-from agents.backends.openai_http import OpenAIBackend
-from agents.coordinator import Coordinator, CoordinatorResult
-from agents.debater import Debater
-from agents.roles import load_roles
-from agents.schema import Argument, CoordinatorOutput
-from agents.serve import pid_file, server_status
-from guardrails.errors import BackendError
+from mad_guardrails.agents.backends import make_backend
+from mad_guardrails.agents.backends.openai_http import OpenAIBackend
+from mad_guardrails.agents.coordinator import Coordinator, CoordinatorResult
+from mad_guardrails.agents.debater import Debater
+from mad_guardrails.agents.roles import load_roles
+from mad_guardrails.agents.serve import pid_file, server_status
+from mad_guardrails.core.debate import Argument, CoordinatorOutput
+from mad_guardrails.core.errors import BackendError
 from tests.test_agents import CASE, EV, RULES
 
 pytestmark = pytest.mark.vllm
@@ -133,9 +133,9 @@ def test_server_is_supervised(vllm_server):
 
 async def test_grammar_constrained_coordinator_answer(vllm_llm_config):
     """The self-distillation teacher's path: a contract answer under the contract grammar, quotes verbatim."""
-    from agents.grammar import contract_grammar, grammar_accepts
-    from agents.parsing import parse_coordinator
-    from agents.prompting import coordinator_messages
+    from mad_guardrails.agents.grammar import contract_grammar, grammar_accepts
+    from mad_guardrails.agents.parsing import parse_coordinator
+    from mad_guardrails.agents.prompting import coordinator_messages
 
     g = contract_grammar(EV, [r.id for r in RULES])
     b = make_backend(vllm_llm_config)

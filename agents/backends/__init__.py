@@ -1,6 +1,6 @@
-"""LLM backends behind one interface (:class:`~agents.backends.base.LLMBackend`); :func:`make_backend` picks one.
+"""LLM backends behind one interface (:class:`~mad_guardrails.agents.backends.base.LLMBackend`); :func:`make_backend` picks one.
 
-    >>> from agents.config import LLMConfig
+    >>> from mad_guardrails.agents.config import LLMConfig
     >>> make_backend(LLMConfig(backend="fake")).name
     'fake'
 """
@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import logging
 
-from agents.backends.base import BaseBackend, LLMBackend, LLMResponse, TokenUsage, backend_error, error_reason
-from agents.config import LLMConfig
-from guardrails.errors import ConfigError
+from mad_guardrails.agents.backends.base import (
+    BaseBackend,
+    LLMBackend,
+    LLMResponse,
+    TokenUsage,
+    backend_error,
+    error_reason,
+)
+from mad_guardrails.agents.config import LLMConfig
+from mad_guardrails.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +30,12 @@ def model_aliases(cfg: LLMConfig) -> dict[str, str]:
     """Served names that fall back to the base model because their bundled adapter has not been trained yet."""
     if cfg.serve is None or not cfg.serve.lora_modules:
         return {}
-    from agents.models import resolve_lora_modules
+    from mad_guardrails.agents.models import resolve_lora_modules
 
     _, missing = resolve_lora_modules(cfg.serve.lora_modules)
     base = cfg.model
     for name in missing:
-        log.warning("LoRA module %r (%s) is not available yet (train it with `guardrails train coordinator`); "
+        log.warning("LoRA module %r (%s) is not available yet (train it with `mad-guardrails train coordinator`); "
                     "requests for %r use the base model %r", name, cfg.serve.lora_modules[name], name, base)
     return {name: base for name in missing}
 
@@ -44,23 +51,23 @@ def make_backend(cfg: LLMConfig) -> LLMBackend:
     """Build the backend named by ``cfg.backend`` (heavy libraries are imported only for the one chosen)."""
     aliases = model_aliases(cfg)
     if cfg.backend == "openai":
-        from agents.backends.openai_http import OpenAIBackend
+        from mad_guardrails.agents.backends.openai_http import OpenAIBackend
 
         return OpenAIBackend(cfg, model_aliases=aliases)
     if cfg.backend == "vllm":
-        from agents.backends.vllm_inproc import VLLMInprocBackend
+        from mad_guardrails.agents.backends.vllm_inproc import VLLMInprocBackend
 
         return VLLMInprocBackend(cfg, model_aliases=aliases)
     if cfg.backend == "llamacpp":
-        from agents.backends.llamacpp import LlamaCppBackend
+        from mad_guardrails.agents.backends.llamacpp import LlamaCppBackend
 
         return LlamaCppBackend(cfg, model_aliases=aliases)
     if cfg.backend == "transformers":
-        from agents.backends.transformers_peft import TransformersBackend
+        from mad_guardrails.agents.backends.transformers_peft import TransformersBackend
 
         return TransformersBackend(cfg, model_aliases=aliases)
     if cfg.backend == "fake":
-        from agents.backends.fake import FakeBackend
+        from mad_guardrails.agents.backends.fake import FakeBackend
 
         return FakeBackend(cfg=cfg, model_aliases=aliases)
     raise ConfigError(f"unknown backend {cfg.backend!r}", where="llm.backend",

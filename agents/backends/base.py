@@ -3,11 +3,11 @@
 Backends implement :class:`LLMBackend` (``chat`` and ``aclose``). The shared machinery lives in :class:`BaseBackend`:
 a concurrency semaphore (``cfg.concurrency``), a per-call timeout (``cfg.timeout_s``), retries with exponential
 backoff on retryable failures (429 / 5xx / connection errors, ``cfg.retries`` extra attempts) and one error type,
-:class:`guardrails.errors.BackendError`, whose ``reason`` is ``timeout`` / ``connection`` / ``http_<status>`` /
+:class:`mad_guardrails.core.errors.BackendError`, whose ``reason`` is ``timeout`` / ``connection`` / ``http_<status>`` /
 ``unparseable`` / ``backend``::
 
     >>> import asyncio
-    >>> from agents.backends.fake import FakeBackend
+    >>> from mad_guardrails.agents.backends.fake import FakeBackend
     >>> b = FakeBackend(['{"stance": "compliant"}'])
     >>> r = asyncio.run(b.chat([{"role": "user", "content": "hi"}], json_schema={"type": "object"}))
     >>> r.parsed
@@ -27,8 +27,8 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from agents.config import LLMConfig
-from guardrails.errors import BackendError
+from mad_guardrails.agents.config import LLMConfig
+from mad_guardrails.core.errors import BackendError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,7 +103,7 @@ def extract_json_object(text: str) -> dict | None:
     True
 
     Only top-level objects count: the inner objects of an answer cut at ``max_tokens`` are not "the" answer
-    (:func:`agents.parsing.close_partial_json` reads what survives of the outer one).
+    (:func:`mad_guardrails.agents.parsing.close_partial_json` reads what survives of the outer one).
 
     >>> extract_json_object('{"stance": "x", "claims": [{"text": "a"}') is None
     True

@@ -19,8 +19,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from agents.backends.base import BaseBackend, LLMResponse, TokenUsage, backend_error
-from agents.config import LLMConfig
+from mad_guardrails.agents.backends.base import BaseBackend, LLMResponse, TokenUsage, backend_error
+from mad_guardrails.agents.config import LLMConfig
 
 Script = str | dict | BaseException | Callable[[list[dict], dict], Any]
 

@@ -5,7 +5,7 @@ Optional: ``pip install 'mad-guardrails[llamacpp]'`` (it compiles from source, ~
 package ships. Structured output uses llama.cpp's schema-constrained ``response_format``. LoRA adapters are not
 supported here (an adapter name falls back to the base model with a warning).
 
-    >>> from agents.config import LLMConfig
+    >>> from mad_guardrails.agents.config import LLMConfig
     >>> LlamaCppBackend(LLMConfig(backend="llamacpp", model="bundled:smollm2")).name
     'llamacpp'
 """
@@ -17,9 +17,9 @@ import logging
 import threading
 from pathlib import Path
 
-from agents.backends.base import BaseBackend, LLMResponse, TokenUsage, backend_error
-from agents.config import LLMConfig
-from guardrails.errors import ConfigError, ModelUnavailableError
+from mad_guardrails.agents.backends.base import BaseBackend, LLMResponse, TokenUsage, backend_error
+from mad_guardrails.agents.config import LLMConfig
+from mad_guardrails.core.errors import ConfigError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class LlamaCppBackend(BaseBackend):
 
     def gguf_path(self) -> Path:
         if self.model_spec.startswith("bundled:smollm2"):
-            from agents.models import smollm2_gguf_path
+            from mad_guardrails.agents.models import smollm2_gguf_path
 
             return smollm2_gguf_path()
         p = Path(self.model_spec).expanduser()
@@ -54,7 +54,7 @@ class LlamaCppBackend(BaseBackend):
         except ImportError as e:
             raise ConfigError("llm.backend is 'llamacpp' but llama-cpp-python is not installed", where="llm.backend",
                               fix="pip install 'mad-guardrails[llamacpp]' (compiles llama.cpp, ~7.5 min), or use "
-                                  "backend 'openai' with `guardrails serve`") from e
+                                  "backend 'openai' with `mad-guardrails serve`") from e
         self._llm = Llama(model_path=str(self.gguf_path()), n_ctx=self.n_ctx, n_threads=self.n_threads,
                           verbose=False, seed=self.cfg.seed if self.cfg.seed is not None else -1)
         return self._llm

@@ -1,12 +1,12 @@
-"""OpenAI-compatible HTTP backend: a vLLM server (``guardrails serve``), a llama.cpp server or any compatible endpoint.
+"""OpenAI-compatible HTTP backend: a vLLM server (``mad-guardrails serve``), a llama.cpp server or any compatible endpoint.
 
 Structured output uses vLLM's parameter ``extra_body={"structured_outputs": {"json": schema}}`` (``guided_json`` was
 removed in vLLM 0.12); when a server rejects it (HTTP 400/422) the backend switches, once and for good, to the OpenAI
 ``response_format={"type": "json_schema", ...}``. A LoRA adapter is just another served model name
 (``vllm serve BASE --enable-lora --lora-modules coordinator=PATH`` → ``model="coordinator"``). The client is built with
-``max_retries=0``: retries with backoff happen in :class:`~agents.backends.base.BaseBackend`.
+``max_retries=0``: retries with backoff happen in :class:`~mad_guardrails.agents.backends.base.BaseBackend`.
 
-    >>> from agents.config import LLMConfig
+    >>> from mad_guardrails.agents.config import LLMConfig
     >>> b = OpenAIBackend(LLMConfig(base_url="http://127.0.0.1:8011/v1", model="smollm2"))
     >>> b.name
     'openai'
@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator
 
 import openai
 
-from agents.backends.base import BaseBackend, LLMResponse, TokenUsage, backend_error
-from agents.config import LLMConfig
+from mad_guardrails.agents.backends.base import BaseBackend, LLMResponse, TokenUsage, backend_error
+from mad_guardrails.agents.config import LLMConfig
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class OpenAIBackend(BaseBackend):
         if isinstance(e, openai.APIConnectionError):
             return backend_error(
                 "connection", f"cannot connect ({e.__cause__ or e})", where=where,
-                fix="start the server (guardrails serve --profile offline) or correct llm.base_url", retryable=True)
+                fix="start the server (mad-guardrails serve --profile offline) or correct llm.base_url", retryable=True)
         if isinstance(e, openai.APIStatusError):
             status = e.status_code
             msg = _status_message(e)

@@ -1,13 +1,13 @@
 """transformers + peft in process: a base model plus LoRA adapters (e.g. the coordinator's) where vLLM is unavailable.
 
-The base model is ``llm.serve.model`` (or ``llm.model``), resolved by :func:`agents.models.resolve_model`
+The base model is ``llm.serve.model`` (or ``llm.model``), resolved by :func:`mad_guardrails.agents.models.resolve_model`
 (``bundled:smollm2`` → the converted SmolLM2 folder); adapters are ``llm.serve.lora_modules`` (name → path), loaded
 with ``PeftModel.from_pretrained`` / ``load_adapter``. A call for an adapter's name runs with that adapter active; any
 other name runs the base model (adapters disabled). No constrained decoding here: with a ``json_schema`` the backend
 parses the first JSON object of the answer (``parsed`` stays ``None`` when there is none). Slow on CPU — use it for
 small checks and as a fallback.
 
-    >>> from agents.config import LLMConfig, ServeConfig
+    >>> from mad_guardrails.agents.config import LLMConfig, ServeConfig
     >>> b = TransformersBackend(LLMConfig(backend="transformers", model="smollm2",
     ...                                   serve=ServeConfig(model="bundled:smollm2")))
     >>> b.name
@@ -21,10 +21,10 @@ import logging
 import threading
 import time
 
-from agents.backends.base import BaseBackend, LLMResponse, TokenUsage, backend_error
-from agents.config import LLMConfig, ServeConfig
-from agents.models import resolve_lora_modules, resolve_model
-from guardrails.errors import ModelUnavailableError
+from mad_guardrails.agents.backends.base import BaseBackend, LLMResponse, TokenUsage, backend_error
+from mad_guardrails.agents.config import LLMConfig, ServeConfig
+from mad_guardrails.agents.models import resolve_lora_modules, resolve_model
+from mad_guardrails.core.errors import ModelUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@ round's message lists, or just ``await asyncio.gather(*(b.chat(m) for m in ...))
 arrive within ``batch_window_s`` are micro-batched into one engine call. Structured output goes through
 ``SamplingParams(structured_outputs=StructuredOutputsParams(json=schema))``, adapters through ``LoRARequest``.
 
-The engine is configured from ``LLMConfig.serve`` (the same :class:`~agents.config.ServeConfig` that ``guardrails
+The engine is configured from ``LLMConfig.serve`` (the same :class:`~mad_guardrails.agents.config.ServeConfig` that ``guardrails
 serve`` uses): ``model``, ``lora_modules``, ``max_lora_rank``, ``env``, and ``extra_args`` translated into ``vllm.LLM``
 keyword arguments (``--max-model-len 4096`` → ``max_model_len=4096``, ``--enforce-eager`` → ``enforce_eager=True``).
 
-    >>> from agents.config import LLMConfig, ServeConfig
+    >>> from mad_guardrails.agents.config import LLMConfig, ServeConfig
     >>> _engine_kwargs(["--enforce-eager", "--max-model-len", "4096", "--dtype", "bfloat16"])
     {'enforce_eager': True, 'max_model_len': 4096, 'dtype': 'bfloat16'}
 """
@@ -24,10 +24,10 @@ import threading
 import time
 from typing import Any
 
-from agents.backends.base import BaseBackend, LLMResponse, TokenUsage, backend_error, extract_json_object
-from agents.config import LLMConfig, ServeConfig
-from agents.models import resolve_lora_modules, resolve_model
-from guardrails.errors import ConfigError
+from mad_guardrails.agents.backends.base import BaseBackend, LLMResponse, TokenUsage, backend_error, extract_json_object
+from mad_guardrails.agents.config import LLMConfig, ServeConfig
+from mad_guardrails.agents.models import resolve_lora_modules, resolve_model
+from mad_guardrails.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ Sources:
 * :func:`disjoint_from` — drops training cases that share a rule or an oracle unit with the held-out cases, so the
   held-out score measures provisions the adapter never saw.
 
-    >>> from policies.schema import Rule, RuleExample
+    >>> from mad_guardrails.policies.schema import Rule, RuleExample
     >>> r = Rule(id="x.r1", title="T", summary="S", kind="obligation", provisions=["nis2:art_23.4.a"],
     ...          default_action="block", examples=[RuleExample(text="Send it within 72 hours.", label="violates")])
     >>> cs = cases_from_rule_examples([r], known=lambda uid: True)
@@ -27,10 +27,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from agents.schema import Case, Decision
-from guardrails.errors import InputError
-from policies.schema import Rule
-from retrieval.units import id_covers
+from mad_guardrails.core.debate import Case, Decision
+from mad_guardrails.core.errors import InputError
+from mad_guardrails.core.units import id_covers
+from mad_guardrails.policies.schema import Rule
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The six evaluation axes of the seed coordinator (SEEDS.md §2), base vs adapter, in one report.
 
-Every answer is scored by :func:`agents.training.raft.score_answer` (the project's verifier); then per model:
+Every answer is scored by :func:`mad_guardrails.agents.training.raft.score_answer` (the project's verifier); then per model:
 
 * ``strict_verbatim`` — mean, over answers that quote something, of the share of their quotes that are exact
   substrings of the cited unit (normal set: oracle present, K distractors);
@@ -18,7 +18,7 @@ plus ``parse_rate``, ``answered`` (share of items with ≥ 1 quote), ``oracle_qu
 whose answer quotes an oracle unit), ``decision_accuracy`` (where the case is labelled) and ``false_allow`` (share of
 cases labelled flag/block that the answer allows).
 
-    >>> from agents.training.raft import AnswerScore
+    >>> from mad_guardrails.agents.training.raft import AnswerScore
     >>> s = [AnswerScore(parsed=True, n_quotes=2, strict=0.5, content=1.0, citation=1.0, rouge_l=0.4),
     ...      AnswerScore(parsed=False, refusal=True)]
     >>> a = six_axes(s, [True, True], [], [None, None])
@@ -35,11 +35,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from agents.backends.base import LLMBackend
-from agents.training.raft import AnswerScore, RaftItem, score_answer
-from guardrails.records import read_models
-from guardrails.verifier import Verifier
-from policies.schema import Rule
+from mad_guardrails.agents.backends.base import LLMBackend
+from mad_guardrails.agents.training.raft import AnswerScore, AnswerVerifier, RaftItem, score_answer
+from mad_guardrails.core.records import read_models
+from mad_guardrails.policies.schema import Rule
 
 ROUGE_THRESHOLD = 0.30
 CONDITIONS = ("normal", "stress")
@@ -125,8 +124,8 @@ async def predict_with_backend(items: Sequence[RaftItem], messages: Callable[[Ra
                                progress: bool = True) -> list[Prediction]:
     """Greedy answers through a served backend (vLLM: ``model`` = the base name or the LoRA module's name), appended to
     ``out``; items already answered there are skipped (resume). ``grammar``: each answer under ``grammar(item)``
-    (the coordinator's ``grammar`` mode, :mod:`agents.grammar`)."""
-    from guardrails.progress import make_progress
+    (the coordinator's ``grammar`` mode, :mod:`mad_guardrails.agents.grammar`)."""
+    from mad_guardrails.core.progress import make_progress
 
     done = {p.item_id for p in read_predictions(out) if p.error is None}
     todo = [it for it in items if it.id not in done]
@@ -155,7 +154,7 @@ async def predict_with_backend(items: Sequence[RaftItem], messages: Callable[[Ra
 
 def predict_local(items: Sequence[RaftItem], messages: Callable[[RaftItem], list[dict]], gen, out: Path, *,
                   label: str, condition: str, max_tokens: int = 320, progress: bool = True) -> list[Prediction]:
-    """Greedy answers from a :class:`agents.training.generate.LocalGenerator` (all at once, batched)."""
+    """Greedy answers from a :class:`mad_guardrails.agents.training.generate.LocalGenerator` (all at once, batched)."""
     done = {p.item_id for p in read_predictions(out) if p.error is None}
     todo = [it for it in items if it.id not in done]
     if todo:
@@ -170,7 +169,7 @@ def predict_local(items: Sequence[RaftItem], messages: Callable[[RaftItem], list
 
 
 # --------------------------------------------------------------------------------------------------- scoring
-def score_condition(items: Sequence[RaftItem], preds: Sequence[Prediction], verifier: Verifier,
+def score_condition(items: Sequence[RaftItem], preds: Sequence[Prediction], verifier: AnswerVerifier,
                     rules: Callable[[str], Rule | None] | None = None) -> list[AnswerScore]:
     """Scores aligned with ``items``; an item without a prediction (or with a backend error) scores as unparseable."""
     by_id = {p.item_id: p for p in preds if p.error is None}
@@ -178,7 +177,7 @@ def score_condition(items: Sequence[RaftItem], preds: Sequence[Prediction], veri
 
 
 def evaluate(items: dict[str, Sequence[RaftItem]], preds: dict[str, dict[str, Sequence[Prediction]]],
-             verifier: Verifier, rules: Callable[[str], Rule | None] | None = None, *,
+             verifier: AnswerVerifier, rules: Callable[[str], Rule | None] | None = None, *,
              settings: dict | None = None) -> EvalReport:
     """``items``: condition → items; ``preds``: model label → condition → predictions. One :class:`SixAxes` per
     model."""

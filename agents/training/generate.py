@@ -1,8 +1,8 @@
 """Batched generation with transformers (+ an optional peft adapter): best-of-N teacher samples and eval answers in
 one process, many prompts at a time — the fast path on a GPU (or for a tiny model on a CPU).
 
-The served path (vLLM with ``--lora-modules``, any :class:`~agents.backends.base.LLMBackend`) goes through
-:func:`agents.training.raft.sample_candidates` / :func:`agents.training.evaluate.predict_with_backend` instead; both
+The served path (vLLM with ``--lora-modules``, any :class:`~mad_guardrails.agents.backends.base.LLMBackend`) goes through
+:func:`mad_guardrails.agents.training.raft.sample_candidates` / :func:`mad_guardrails.agents.training.evaluate.predict_with_backend` instead; both
 write the same JSONL records.
 
     >>> GenOut(text="EVIDENCE: ...", finish_reason="stop").finish_reason
@@ -37,7 +37,7 @@ class LocalGenerator:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from agents.models import resolve_model
+        from mad_guardrails.agents.models import resolve_model
 
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         if dtype == "auto":
@@ -69,7 +69,7 @@ class LocalGenerator:
         """``n`` answers for each prompt (in prompt order)."""
         import torch
 
-        from guardrails.progress import make_progress
+        from mad_guardrails.core.progress import make_progress
 
         texts = [self.tok.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in prompts]
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # similar lengths batch together

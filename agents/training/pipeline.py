@@ -27,23 +27,22 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from agents.training.cases import CoordCase, cases_from_jsonl, cases_from_rule_examples, disjoint_from
-from agents.training.raft import (
+from mad_guardrails.agents.training.cases import CoordCase, cases_from_jsonl, cases_from_rule_examples, disjoint_from
+from mad_guardrails.agents.training.raft import (
     DistractorPool,
     RaftConfig,
     RaftItem,
     build_items,
-    corpus_verifier,
     item_messages,
     read_items,
     write_jsonl,
 )
-from guardrails.errors import ConfigError
-from guardrails.paths import PROJECT_ROOT
+from mad_guardrails.core.errors import ConfigError
+from mad_guardrails.core.paths import evals_data_dir
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HELDOUT = PROJECT_ROOT / "evals" / "data" / "regulatory_cases.jsonl"
+DEFAULT_HELDOUT = evals_data_dir() / "regulatory_cases.jsonl"
 
 
 class Workdir:
@@ -90,38 +89,28 @@ class Resources:
 
     @cached_property
     def corpus(self):
-        from guardrails.paths import corpus_dir, shared_corpus
-        from retrieval.corpus import load_corpus
+        from mad_guardrails.core.paths import corpus_dir, shared_corpus
+        from mad_guardrails.retrieval.corpus import load_corpus
 
         path = self.corpus_path
         if path is None:
             path = corpus_dir() if any(corpus_dir().glob("*.units.jsonl")) else shared_corpus()
         if path is None:
             raise ConfigError("no corpus to build RAFT examples from", where="--corpus",
-                              fix="pass --corpus (a folder like shared/data/corpus) or run `guardrails corpus fetch`")
+                              fix="pass --corpus (a folder like shared/data/corpus) or run `mad-guardrails corpus fetch`")
         return load_corpus(path, progress=True)
 
     @cached_property
     def policy_set(self):
-        from policies.loader import load_packs
+        from mad_guardrails.policies.loader import load_packs
 
         return load_packs(self.packs)
-
-    @cached_property
-    def verifier(self):
-        from policies.loader import rule_text
-
-        def text(rule_id: str) -> str | None:
-            r = self.policy_set.get(rule_id)
-            return None if r is None else rule_text(r)
-
-        return corpus_verifier(self.corpus.get, text)
 
     def rule(self, rule_id: str):
         return self.policy_set.get(rule_id)
 
     def messages(self, item: RaftItem, evidence_chars: int | None = None) -> list[dict]:
-        from agents.prompting import DEFAULT_EVIDENCE_CHARS
+        from mad_guardrails.agents.prompting import DEFAULT_EVIDENCE_CHARS
 
         return item_messages(item, self.rule, evidence_chars=evidence_chars or self.evidence_chars
                              or DEFAULT_EVIDENCE_CHARS)
@@ -162,7 +151,7 @@ def _sample(cases: list[CoordCase], n: int, rng: random.Random) -> list[CoordCas
 
 def stage_build(work: Workdir, res: Resources, s: BuildSettings) -> BuildStats:
     """Pick held-out and training cases and write their RAFT items."""
-    from agents.training.cases import MAX_ORACLE
+    from mad_guardrails.agents.training.cases import MAX_ORACLE
 
     rng = random.Random(s.seed)
     corpus, ps = res.corpus, res.policy_set
@@ -208,14 +197,14 @@ def load_items(work: Workdir, which: str) -> list[RaftItem]:
     p = work.items(which)
     if not p.is_file():
         raise ConfigError(f"{p.name} not found", where=str(work.root),
-                          fix="run `guardrails train coordinator build` with the same --work first")
+                          fix="run `mad-guardrails train coordinator build` with the same --work first")
     return read_items(p)
 
 
 def ship_adapter(adapter_dir: Path, dest: Path, *, max_lora_rank: int = 32, report: Path | None = None) -> Path:
     """Copy a trained adapter (config + weights + training record + its README) into the project
     (``agents/adapters/...``), with the evaluation report as ``evaluation.json`` when given."""
-    from agents.training.trainer import check_vllm_compatible
+    from mad_guardrails.agents.training.trainer import check_vllm_compatible
 
     problems = check_vllm_compatible(adapter_dir, max_lora_rank)
     if problems:

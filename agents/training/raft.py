@@ -3,21 +3,21 @@ targets in the quote-first EVIDENCE/ANSWER contract self-distilled from a teache
 
 Three steps, each resumable on its own:
 
-1. :func:`build_items` — for each :class:`~agents.training.cases.CoordCase` the evidence the coordinator is shown:
+1. :func:`build_items` — for each :class:`~mad_guardrails.agents.training.cases.CoordCase` the evidence the coordinator is shown:
    its oracle units plus ``k_distractors`` other units (half from the same act — near misses — half from other acts,
    never a part or parent of an oracle unit), shuffled; in a share ``p_drop_oracle`` of the items the oracle units are
    left out (replaced by more distractors), so the model also learns what to do when retrieval missed;
-2. :func:`sample_candidates` — best-of-N answers from a teacher :class:`~agents.backends.base.LLMBackend` (the
+2. :func:`sample_candidates` — best-of-N answers from a teacher :class:`~mad_guardrails.agents.backends.base.LLMBackend` (the
    served base model itself for self-distillation), appended to a JSONL file as they arrive (a re-run skips the
    answers already there);
 3. :func:`select_examples` — every candidate scored by the project's verifier (:func:`score_answer`: strict verbatim,
    citation validity, number consistency) and a composite score; only candidates that pass the hard filters are kept,
    the top ``top_k`` per item, re-rendered canonically (:func:`render_contract`) as the training target.
 
-The prompt is exactly what :class:`agents.coordinator.Coordinator` sends (``prompts/coordinator.j2`` via
-:func:`agents.prompting.coordinator_messages`), so the adapter is trained on the contract it is served under.
+The prompt is exactly what :class:`mad_guardrails.agents.coordinator.Coordinator` sends (``prompts/coordinator.j2`` via
+:func:`mad_guardrails.agents.prompting.coordinator_messages`), so the adapter is trained on the contract it is served under.
 
-    >>> from agents.schema import CoordinatorOutput, Quote
+    >>> from mad_guardrails.core.debate import CoordinatorOutput, Quote
     >>> out = CoordinatorOutput(evidence=[Quote(doc_id="gdpr:art_33.1", text="not later than 72 hours after")],
     ...                         decision="allow", rationale="Matches Article 33.", confidence=0.8)
     >>> print(render_contract(out))
@@ -39,23 +39,38 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
-from agents.backends.base import LLMBackend
-from agents.grammar import sentences
-from agents.parsing import ParseError, parse_coordinator
-from agents.prompting import DEFAULT_EVIDENCE_CHARS, coordinator_messages, evidence_view
-from agents.schema import Case, CoordinatorOutput, Decision, ProposedViolation, Quote
-from agents.training.cases import CoordCase
-from agents.training.rouge import best_rouge_l
-from guardrails.records import read_models
-from guardrails.verifier import Verifier
-from guardrails.verifier.verbatim import clean_id, dedupe_quotes
-from policies.schema import Rule
-from retrieval.units import Evidence, Unit, id_covers
+from mad_guardrails.agents.backends.base import LLMBackend
+from mad_guardrails.agents.grammar import sentences
+from mad_guardrails.agents.parsing import ParseError, parse_coordinator
+from mad_guardrails.agents.prompting import DEFAULT_EVIDENCE_CHARS, coordinator_messages, evidence_view
+from mad_guardrails.agents.training.cases import CoordCase
+from mad_guardrails.agents.training.rouge import best_rouge_l
+from mad_guardrails.core.debate import (
+    Case,
+    CoordinatorOutput,
+    Decision,
+    ProposedViolation,
+    Quote,
+    clean_id,
+    dedupe_quotes,
+)
+from mad_guardrails.core.records import read_models
+from mad_guardrails.core.units import Evidence, Unit, id_covers
+from mad_guardrails.policies.schema import Rule
 
 log = logging.getLogger(__name__)
+
+
+class AnswerVerifier(Protocol):
+    """What scoring needs of a verifier (the app passes :class:`mad_guardrails.verifier.Verifier`; training code
+    takes it as an argument and never imports the layer above)."""
+
+    def verify(self, out: CoordinatorOutput, evidence: Sequence[Evidence], output: str, facts: Sequence,
+               transcript: Sequence | None = None): ...
 
 #: unit kinds that make good distractors (self-contained passages, not whole long articles)
 DISTRACTOR_KINDS = ("paragraph", "point", "framework_element", "recital", "section")
@@ -205,7 +220,7 @@ def build_items(cases: Sequence[CoordCase], units: Callable[[str], Unit | None],
 
 def item_messages(item: RaftItem, rules: Callable[[str], Rule | None], *,
                   evidence_chars: int = DEFAULT_EVIDENCE_CHARS) -> list[dict]:
-    """The coordinator's prompt for ``item`` (no debate transcript), as :class:`agents.coordinator.Coordinator`
+    """The coordinator's prompt for ``item`` (no debate transcript), as :class:`mad_guardrails.agents.coordinator.Coordinator`
     renders it."""
     shown = [r for r in (rules(x) for x in item.rule_ids) if r is not None]
     return coordinator_messages(item.case, item.evidence, shown, [], None, evidence_chars=evidence_chars)
@@ -321,8 +336,8 @@ async def sample_candidates(items: Sequence[RaftItem], messages: Callable[[RaftI
     """``n`` sampled answers per item from ``backend`` (indices ``start``..``start+n-1``, seeds ``seed·1000 + i``),
     appended to ``out`` as they come; samples already in ``out`` are not asked again (resume). Backend errors are
     recorded, not raised. ``grammar``: each answer constrained to ``grammar(item)`` (see
-    :mod:`agents.grammar`)."""
-    from guardrails.progress import make_progress
+    :mod:`mad_guardrails.agents.grammar`)."""
+    from mad_guardrails.core.progress import make_progress
 
     done = {(c.item_id, c.i) for c in read_candidates(out) if c.error is None}
     todo = [(it, [i for i in range(start, start + n) if (it.id, i) not in done]) for it in items]
@@ -365,7 +380,7 @@ def _decision_agreement(decision: str, expected: str | None) -> float | None:
     return 0.5 if {decision, expected} == {"flag", "block"} else 0.0
 
 
-def score_answer(item: RaftItem, text: str | None, verifier: Verifier,
+def score_answer(item: RaftItem, text: str | None, verifier: AnswerVerifier,
                  rules: Callable[[str], Rule | None] | None = None, *, require_decision: bool = False) -> AnswerScore:
     """Score one answer to ``item`` with the verifier: strict / content verbatim and citation validity of every quote
     (EVIDENCE and violations), number consistency against the shown rules' key facts, share of quotes on oracle units,
@@ -468,7 +483,7 @@ class SelectionStats(BaseModel):
     by_source: dict[str, int] = Field(default_factory=dict)
 
 
-def select_examples(items: Sequence[RaftItem], candidates: Iterable[Candidate], verifier: Verifier,
+def select_examples(items: Sequence[RaftItem], candidates: Iterable[Candidate], verifier: AnswerVerifier,
                     messages: Callable[[RaftItem], list[dict]], *, rules: Callable[[str], Rule | None] | None = None,
                     top_k: int = 1, max_examples: int | None = None, fallback: str | None = None,
                     require_decision: bool = False, seed: int = 0) -> tuple[list[RaftExample], SelectionStats]:
@@ -547,15 +562,3 @@ def read_items(path: Path) -> list[RaftItem]:
 
 def read_examples(path: Path) -> list[RaftExample]:
     return [RaftExample.model_validate_json(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-
-
-def corpus_verifier(unit: Callable[[str], Unit | None], rule_text: Callable[[str], str | None]) -> Verifier:
-    """A :class:`Verifier` over a corpus (``unit(id) -> Unit``) and the policy rules (``policy:<rule_id>`` texts)."""
-
-    def lookup(uid: str) -> str | None:
-        if uid.startswith("policy:"):
-            return rule_text(uid.split(":", 1)[1])
-        u = unit(uid)
-        return u.text if u is not None else None
-
-    return Verifier(lookup=lookup, known=lambda uid: lookup(uid) is not None)

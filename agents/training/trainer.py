@@ -31,7 +31,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from guardrails.errors import ConfigError, ModelUnavailableError
+from mad_guardrails.core.errors import ConfigError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -325,11 +325,11 @@ def train_lora(examples: Sequence[TrainExample], base_model: str, out_dir: str |
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from agents.models import resolve_model
-    from guardrails.progress import make_progress
+    from mad_guardrails.agents.models import resolve_model
+    from mad_guardrails.core.progress import make_progress
 
     if not examples:
-        raise ConfigError("no training examples", fix="build them first: guardrails train coordinator build")
+        raise ConfigError("no training examples", fix="build them first: mad-guardrails train coordinator build")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dev = _device(device)

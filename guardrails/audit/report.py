@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from guardrails.audit.runner import ResultRow, atomic_write
-from guardrails.verdict import Verdict
+from mad_guardrails.core.verdict import Verdict
+from mad_guardrails.guardrails.audit.runner import ResultRow, atomic_write
 
 DECISIONS = ("allow", "flag", "block", "error")
 DECISION_COLORS = {"allow": "#2e7d32", "flag": "#e0a100", "block": "#c62828", "error": "#7b1fa2"}
@@ -288,7 +288,7 @@ def render_html(summary: AuditSummary, rows: list[ResultRow]) -> str:
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True)
-    tpl = env.from_string(files("prompts").joinpath("report.html.j2").read_text(encoding="utf-8"))
+    tpl = env.from_string(files("mad_guardrails.prompts").joinpath("report.html.j2").read_text(encoding="utf-8"))
     by_id = {r.id: r for r in rows}
     ver_failures = [_case_view(r, snippet=240) for r in rows
                     if r.status == "ok" and not r.parsed().verification.passed]

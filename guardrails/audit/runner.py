@@ -9,7 +9,7 @@ killed run (Ctrl-C, SIGKILL, a power cut) loses at most the rows in flight. Star
 * at the end rewrites the file in input order with exactly one row per input id.
 
 A row is ``{"id", "status": "ok"|"error", "verdict": {...}|null, "error": str|null, "metadata": {...}, "line",
-"query", "output"}``. ``error`` rows are inputs that could not be checked (see :mod:`guardrails.audit.reader`) or a
+"query", "output"}``. ``error`` rows are inputs that could not be checked (see :mod:`mad_guardrails.guardrails.audit.reader`) or a
 check that raised; a check that failed inside the guardrail is an ``ok`` row whose verdict failed closed (``flag``).
 
 ``run.json`` beside the results records the config hash and mode; resuming with another config or mode is refused
@@ -30,9 +30,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from guardrails.audit.reader import AuditRow, reason
-from guardrails.errors import ConfigError, InputError
-from guardrails.verdict import Verdict
+from mad_guardrails.core.errors import ConfigError, InputError
+from mad_guardrails.core.verdict import Verdict
+from mad_guardrails.guardrails.audit.reader import AuditRow, reason
 
 RESULTS_FILE = "verdicts.jsonl"
 MANIFEST_FILE = "run.json"
@@ -234,7 +234,7 @@ def thread_id(row: AuditRow) -> str:
 class AuditRunner:
     """Check the rows of an audit, ``concurrency`` at a time, with a guardrail opened only when there is work.
 
-    ``open_guardrail()`` returns a :class:`~guardrails.guardrail.Guardrail` (used as a context manager and closed at
+    ``open_guardrail()`` returns a :class:`~mad_guardrails.guardrails.guardrail.Guardrail` (used as a context manager and closed at
     the end); it is not called when every row already has a result (resuming a finished audit just re-reports).
     The graph's checkpointer, when it has one, lets a check cut short mid-debate resume (thread ``audit-<id>-<content hash>``); the
     thread is deleted once its row is saved.
@@ -377,7 +377,7 @@ class AuditRunner:
     async def _run_all(self, todo: list[AuditRow], counts: Counts, total: int) -> None:
         from rich.progress import TextColumn
 
-        from guardrails.progress import make_progress
+        from mad_guardrails.core.progress import make_progress
 
         queue: asyncio.Queue[AuditRow] = asyncio.Queue()
         with make_progress(TextColumn("{task.fields[counts]}"), disable=not self.progress) as progress:

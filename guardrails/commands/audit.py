@@ -1,4 +1,4 @@
-"""``guardrails audit INPUT``: check a JSONL/CSV file of AI outputs and write verdicts plus reports.
+"""``mad-guardrails audit INPUT``: check a JSONL/CSV file of AI outputs and write verdicts plus reports.
 
 Exit codes (for CI gates):
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from guardrails.progress import console
+from mad_guardrails.core.progress import console
 
 FAIL_ON = ("block", "flag", "never")
 
@@ -24,7 +24,7 @@ FAIL_ON = ("block", "flag", "never")
 def exit_code(counts, fail_on: str) -> int:
     """The exit code for an audit's decision counts (see the module docstring).
 
-    >>> from guardrails.audit.runner import Counts
+    >>> from mad_guardrails.guardrails.audit.runner import Counts
     >>> exit_code(Counts(allow=3, flag=1), "block"), exit_code(Counts(allow=3, flag=1), "flag")
     (0, 3)
     >>> exit_code(Counts(allow=3, error=1), "block"), exit_code(Counts(block=1, error=1), "never")
@@ -45,7 +45,7 @@ def load_factory(spec: str):
     import os
     import sys
 
-    from guardrails.errors import ConfigError
+    from mad_guardrails.core.errors import ConfigError
 
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -83,11 +83,11 @@ def register(app: typer.Typer) -> None:
                                             "(plugins, tests)"),
     ) -> None:
         """Audit a file of AI outputs (help text above)."""
-        from guardrails.audit.reader import read_rows
-        from guardrails.audit.report import write_reports
-        from guardrails.audit.runner import AuditRunner
-        from guardrails.config import load_config
-        from guardrails.errors import InputError
+        from mad_guardrails.core.errors import InputError
+        from mad_guardrails.guardrails.audit.reader import read_rows
+        from mad_guardrails.guardrails.audit.report import write_reports
+        from mad_guardrails.guardrails.audit.runner import AuditRunner
+        from mad_guardrails.guardrails.config import load_config
 
         if fail_on not in FAIL_ON:
             raise InputError(f"--fail-on {fail_on!r} is not one of {', '.join(FAIL_ON)}", fix="e.g. --fail-on block")
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         factory = load_factory(components) if components else None
 
         def open_guardrail():
-            from guardrails.guardrail import Guardrail
+            from mad_guardrails.guardrails.guardrail import Guardrail
 
             with console.status("loading the guardrail (index, models, LLM server)..."):
                 parts = factory(cfg) if factory else None

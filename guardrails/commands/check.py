@@ -1,4 +1,4 @@
-"""``guardrails check``: check one output from the command line."""
+"""``mad-guardrails check``: check one output from the command line."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from guardrails.progress import console
+from mad_guardrails.core.progress import console
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check one AI output against the regulations and policy packs; prints the verdict."""
         if show_graph:
-            from guardrails.graph import graph_spec
+            from mad_guardrails.guardrails.graph import graph_spec
 
             spec = graph_spec()
             typer.echo("graph TD")
@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(0)
         if output is None or output == "-":
             output = sys.stdin.read()
-        from guardrails.guardrail import Guardrail
+        from mad_guardrails.guardrails.guardrail import Guardrail
 
         with console.status("loading the guardrail (index, models, LLM server)..."):
             g = Guardrail.from_config(profile, checkpoint=checkpoint)

@@ -1,4 +1,4 @@
-"""``guardrails console``: the interactive debate console (``guardrails/console.py``)."""
+"""``mad-guardrails console``: the interactive debate console (``guardrails/console.py``)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import sys
 
 import typer
 
-from guardrails.progress import console as err_console
+from mad_guardrails.core.progress import console as err_console
 
 
 def register(app: typer.Typer) -> None:
     @app.command("console", help="Paste an AI output and watch the agents debate it live: evidence, each round's "
                  "arguments with their quotes, the verifier's checks and the verdict. Between rounds you can "
                  "interject (:ask); :help lists the commands. With stdin piped, the whole of stdin is checked once and "
-                 "nothing is asked (exit code as `guardrails check`: 0 allow, 1 flag, 3 block).")
+                 "nothing is asked (exit code as `mad-guardrails check`: 0 allow, 1 flag, 3 block).")
     def console(
         profile: str = typer.Option("offline", "--profile", "-p", help="profile name or config YAML path"),
         mode: str = typer.Option("balanced", "--mode", help="strict | balanced | permissive"),
@@ -25,11 +25,11 @@ def register(app: typer.Typer) -> None:
         """The debate console (help text above)."""
         from rich.console import Console
 
-        from guardrails.commands.audit import load_factory
-        from guardrails.config import load_config
-        from guardrails.console import MODES, DebateConsole, run_piped, stdin_is_interactive
-        from guardrails.errors import InputError
-        from guardrails.guardrail import Guardrail, validate_output
+        from mad_guardrails.core.errors import InputError
+        from mad_guardrails.guardrails.commands.audit import load_factory
+        from mad_guardrails.guardrails.config import load_config
+        from mad_guardrails.guardrails.console import MODES, DebateConsole, run_piped, stdin_is_interactive
+        from mad_guardrails.guardrails.guardrail import Guardrail, validate_output
 
         if mode not in MODES:
             raise InputError(f"unknown mode {mode!r}", fix=f"use one of {', '.join(MODES)}")

@@ -1,11 +1,11 @@
-"""``guardrails corpus``: fetch, add, list and show the regulatory corpus (citable units per act).
+"""``mad-guardrails corpus``: fetch, add, list and show the regulatory corpus (citable units per act).
 
-    guardrails corpus fetch all                      # official sources (EUR-Lex, NIST) -> $GUARDRAILS_HOME/corpus
-    guardrails corpus fetch eu-ai-act --base-url http://mirror.local/corpus/
-    guardrails corpus add ../shared/data/corpus      # every act folder of a shared-corpus-like tree
-    guardrails corpus add policy.pdf --doc acme-policy
-    guardrails corpus list
-    guardrails corpus show eu-ai-act:art_5.1.c
+    mad-guardrails corpus fetch all                      # official sources (EUR-Lex, NIST) -> $GUARDRAILS_HOME/corpus
+    mad-guardrails corpus fetch eu-ai-act --base-url http://mirror.local/corpus/
+    mad-guardrails corpus add ../shared/data/corpus      # every act folder of a shared-corpus-like tree
+    mad-guardrails corpus add policy.pdf --doc acme-policy
+    mad-guardrails corpus list
+    mad-guardrails corpus show eu-ai-act:art_5.1.c
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ CORPUS_OPT = typer.Option(None, "--corpus", help="corpus folder (default: $GUARD
 
 
 def _corpus_dir(corpus: Optional[Path]) -> Path:
-    from guardrails.paths import corpus_dir
+    from mad_guardrails.core.paths import corpus_dir
 
     return Path(corpus) if corpus is not None else corpus_dir()
 
@@ -56,9 +56,9 @@ def register(app: typer.Typer) -> None:
         """Download acts from their official sources (or a mirror) and ingest them."""
         from rich.console import Console
 
-        from guardrails.errors import GuardrailError
-        from retrieval.fetch import base_url_from_env, fetch_act, fetch_names
-        from retrieval.ingest.base import catalog
+        from mad_guardrails.core.errors import GuardrailError
+        from mad_guardrails.retrieval.fetch import base_url_from_env, fetch_act, fetch_names
+        from mad_guardrails.retrieval.ingest.base import catalog
 
         out = Console()
         err = Console(stderr=True)
@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
             for n in notes:
                 out.print(f"  {n}", highlight=False, soft_wrap=True)
         if base_url_from_env(base_url) is None and failures == len(names) > 1:
-            err.print("no act could be fetched; offline? add local copies: guardrails corpus add FILE --doc ID")
+            err.print("no act could be fetched; offline? add local copies: mad-guardrails corpus add FILE --doc ID")
         if failures:
             raise typer.Exit(2)
 
@@ -105,10 +105,17 @@ def register(app: typer.Typer) -> None:
         """Ingest local files into the corpus."""
         from rich.console import Console
 
-        from guardrails.errors import CorpusError, GuardrailError
-        from guardrails.progress import make_progress
-        from retrieval.corpus import Corpus
-        from retrieval.ingest import act_files, act_folders, infer_doc, ingest_act_dir, ingest_file, sha256_file
+        from mad_guardrails.core.errors import CorpusError, GuardrailError
+        from mad_guardrails.core.progress import make_progress
+        from mad_guardrails.retrieval.corpus import Corpus
+        from mad_guardrails.retrieval.ingest import (
+            act_files,
+            act_folders,
+            infer_doc,
+            ingest_act_dir,
+            ingest_file,
+            sha256_file,
+        )
 
         out = Console()
         target = _corpus_dir(corpus)
@@ -154,8 +161,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from guardrails.errors import GuardrailError
-        from retrieval.corpus import Corpus, manifest_json
+        from mad_guardrails.core.errors import GuardrailError
+        from mad_guardrails.retrieval.corpus import Corpus, manifest_json
 
         try:
             c = Corpus.load(_corpus_dir(corpus))
@@ -181,8 +188,8 @@ def register(app: typer.Typer) -> None:
         """Print one unit (heading, parent, children, verbatim text)."""
         from rich.console import Console
 
-        from guardrails.errors import CorpusError, GuardrailError
-        from retrieval.corpus import Corpus
+        from mad_guardrails.core.errors import CorpusError, GuardrailError
+        from mad_guardrails.retrieval.corpus import Corpus
 
         try:
             doc = unit_id.partition(":")[0]
@@ -191,7 +198,7 @@ def register(app: typer.Typer) -> None:
             if u is None:
                 raise CorpusError(f"no unit {unit_id!r}", where=str(_corpus_dir(corpus)),
                                   fix="ids look like eu-ai-act:art_5.1.c, nist-csf-2.0:GV.OC-01; see "
-                                  "`guardrails corpus list`")
+                                  "`mad-guardrails corpus list`")
         except GuardrailError as e:
             _fail(e)
         out = Console()

@@ -1,10 +1,10 @@
-"""``guardrails index build|info`` and ``guardrails search``: build, inspect and query the regulatory index.
+"""``mad-guardrails index build|info`` and ``mad-guardrails search``: build, inspect and query the regulatory index.
 
-    guardrails index build --corpus ../shared/data/corpus          # ingest + embed + FAISS/BM25 + calibrate
-    guardrails index info
-    guardrails search "How fast must a bank report a major ICT incident?" -k 5
-    guardrails search "..." --json                                 # [{"id", "score", "text"}, ...] best first
-    guardrails search --queries questions.jsonl                    # one JSON line per {"query": ...} row
+    mad-guardrails index build --corpus ../shared/data/corpus          # ingest + embed + FAISS/BM25 + calibrate
+    mad-guardrails index info
+    mad-guardrails search "How fast must a bank report a major ICT incident?" -k 5
+    mad-guardrails search "..." --json                                 # [{"id", "score", "text"}, ...] best first
+    mad-guardrails search --queries questions.jsonl                    # one JSON line per {"query": ...} row
 
 Heavy imports (torch, faiss, sentence-transformers) happen inside the commands so ``guardrails --help`` stays fast.
 """
@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _index_dir(index: Path | None, cfg, profile: str) -> Path:
-    from guardrails import paths
+    from mad_guardrails.core import paths
 
     return Path(index or cfg.index_dir or paths.index_dir(profile)).expanduser()
 
@@ -36,7 +36,7 @@ def policy_passages(packs: list[str] | None = None, disabled: list[str] | None =
     """The enabled rules of the policy packs as passages of the pseudo-doc ``policy`` (``policy:<rule id>``, text
     from ``PolicySet.as_units()``); empty when the policy loader is not available."""
     try:
-        from policies.loader import load_packs  # the policies work; optional here
+        from mad_guardrails.policies.loader import load_packs  # the policies work; optional here
     except ImportError:
         return []
     policy_set = load_packs(packs or ["builtin"], disabled or [])
@@ -68,13 +68,13 @@ def build(
     from rich.console import Console
     from rich.table import Table
 
-    from guardrails import paths
-    from guardrails.config import load_config
-    from guardrails.errors import CorpusError
-    from retrieval.corpus import load_corpus
-    from retrieval.embedder import Embedder
-    from retrieval.index import RegIndex, corpus_top_of
-    from retrieval.relevance import calibrate_index, default_calibration
+    from mad_guardrails.core import paths
+    from mad_guardrails.core.errors import CorpusError
+    from mad_guardrails.guardrails.config import load_config
+    from mad_guardrails.retrieval.corpus import load_corpus
+    from mad_guardrails.retrieval.embedder import Embedder
+    from mad_guardrails.retrieval.index import RegIndex, corpus_top_of
+    from mad_guardrails.retrieval.relevance import calibrate_index, default_calibration
 
     err = Console(stderr=True)
     full_cfg = load_config(profile)
@@ -87,15 +87,15 @@ def build(
         shared = paths.shared_corpus()
         raise CorpusError(
             "no corpus here", where=str(corpus_path),
-            fix="ingest one (`guardrails corpus fetch all`) or pass --corpus DIR"
+            fix="ingest one (`mad-guardrails corpus fetch all`) or pass --corpus DIR"
             + (f" (e.g. --corpus {shared})" if shared else ""),
         )
     t0 = time.perf_counter()
     wanted = [d.strip() for d in docs.split(",")] if docs else None
     if policies_only:
-        from retrieval.corpus import Corpus
+        from mad_guardrails.retrieval.corpus import Corpus
 
-        err.print("[yellow]--policies-only: no regulation text is indexed; add the acts (`guardrails corpus add "
+        err.print("[yellow]--policies-only: no regulation text is indexed; add the acts (`mad-guardrails corpus add "
                   "DIR`) and rebuild to cite them[/]")
         corp = Corpus()
     else:
@@ -143,8 +143,8 @@ def info(
     from rich.console import Console
     from rich.table import Table
 
-    from guardrails.config import load_config
-    from retrieval.index import RegIndex
+    from mad_guardrails.guardrails.config import load_config
+    from mad_guardrails.retrieval.index import RegIndex
 
     cfg = load_config(profile).retrieval
     idx = RegIndex.load(_index_dir(index, cfg, profile), None, use_gpu="never", verify=False)
@@ -174,12 +174,12 @@ def search(
     doc: list[str] = typer.Option(None, "--doc", help="restrict to an act id (repeatable)"),
 ) -> None:
     """Retrieve the regulatory passages for a question (or for every row of --queries)."""
-    from guardrails.config import load_config
-    from guardrails.errors import InputError
+    from mad_guardrails.core.errors import InputError
+    from mad_guardrails.guardrails.config import load_config
 
     if (question is None) == (queries is None):
         raise InputError("give either a question or --queries FILE (not both, not neither)",
-                         fix='guardrails search "your question"  or  guardrails search --queries q.jsonl')
+                         fix='mad-guardrails search "your question"  or  mad-guardrails search --queries q.jsonl')
     if mode is not None and mode not in ("hybrid", "dense", "bm25"):
         raise InputError(f"unknown --mode {mode!r}", fix="use hybrid, dense or bm25")
     if queries is not None and not queries.exists():
@@ -192,7 +192,7 @@ def search(
         update["mode"] = mode
     cfg = cfg.model_copy(update=update)
 
-    from retrieval.retriever import Retriever
+    from mad_guardrails.retrieval.retriever import Retriever
 
     retriever = Retriever.from_config(cfg, profile, index_dir=index)
     docs = list(doc) if doc else None
@@ -210,7 +210,7 @@ def search(
 
 def _search_file(retriever, path: Path, docs: list[str] | None, batch: int = 32) -> None:
     """One output line per input line: ``{"query", "results"}`` or ``{"line", "error"}`` for a bad row."""
-    from guardrails.errors import GuardrailError
+    from mad_guardrails.core.errors import GuardrailError
 
     items: list[tuple[int, dict[str, Any] | None, str | None]] = []  # (line, row, error)
     with open(path, encoding="utf-8", errors="replace") as fh:

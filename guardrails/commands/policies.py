@@ -1,4 +1,4 @@
-"""``guardrails policies list|show|validate``: inspect and check the policy packs."""
+"""``mad-guardrails policies list|show|validate``: inspect and check the policy packs."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from policies.loader import load_packs
+        from mad_guardrails.policies.loader import load_packs
 
         ps = load_packs(packs or ["builtin"], disabled=disable or ())
         rules = ps.all_rules if all_ else ps.rules
@@ -61,8 +61,8 @@ def register(app: typer.Typer) -> None:
         """Show one rule in full: summary, provisions, key facts with quotes, triggers, examples, origin."""
         from rich.console import Console
 
-        from guardrails.errors import InputError
-        from policies.loader import load_packs
+        from mad_guardrails.core.errors import InputError
+        from mad_guardrails.policies.loader import load_packs
 
         ps = load_packs(packs or ["builtin"])
         r = ps.get(rule_id, include_disabled=True)
@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
             near = difflib.get_close_matches(rule_id, [x.id for x in ps.all_rules], n=3, cutoff=0.5)
             raise InputError(f"no rule with id {rule_id!r}",
                              fix=("did you mean " + ", ".join(near) + "? " if near else "")
-                             + "`guardrails policies list` shows all ids")
+                             + "`mad-guardrails policies list` shows all ids")
         if as_json:
             typer.echo(r.model_dump_json(indent=2))
             return
@@ -114,8 +114,8 @@ def register(app: typer.Typer) -> None:
 
         from rich.console import Console
 
-        from policies.loader import PolicyError, load_packs
-        from policies.validate import format_report, validate_sources
+        from mad_guardrails.policies.loader import PolicyError, load_packs
+        from mad_guardrails.policies.validate import format_report, validate_sources
 
         sources = [str(directory)] if directory else ["builtin"]
         rep = validate_sources(sources, corpus=False if no_corpus else (corpus or "auto"))

@@ -1,4 +1,4 @@
-"""``guardrails serve``: start, inspect and stop the vLLM server of a profile (debaters + coordinator adapter)."""
+"""``mad-guardrails serve``: start, inspect and stop the vLLM server of a profile (debaters + coordinator adapter)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import typer
 
-from guardrails.progress import console
+from mad_guardrails.core.progress import console
 
 
 def register(app: typer.Typer) -> None:
@@ -24,9 +24,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the profile's LLM with vLLM (OpenAI-compatible API): base model for the debaters, LoRA adapter for
         the coordinator. Foreground by default (Ctrl-C stops it); logs go to $GUARDRAILS_HOME/logs/."""
-        from agents.serve import VLLMServer, server_status, stop_server
-        from guardrails.config import load_config
-        from guardrails.errors import ConfigError
+        from mad_guardrails.agents.serve import VLLMServer, server_status, stop_server
+        from mad_guardrails.core.errors import ConfigError
+        from mad_guardrails.guardrails.config import load_config
 
         cfg = load_config(profile)
         sc = cfg.llm.serve
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
                           f"coordinator uses the base model[/]")
         if detach:
             server.detach()
-            console.print(f"detached; stop it with: guardrails serve --profile {profile} --stop")
+            console.print(f"detached; stop it with: mad-guardrails serve --profile {profile} --stop")
             return
 
         def _term(*_):

@@ -1,11 +1,11 @@
-"""``guardrails train embedder|relevance`` (and, from agents/training/, ``coordinator``): the training pipelines.
+"""``mad-guardrails train embedder|relevance`` (and, from agents/training/, ``coordinator``): the training pipelines.
 
-    guardrails train embedder --preset cpu-small                 # data → negatives → eval base → train → eval after
-    guardrails train embedder --prepare-only --out DIR            # only write DIR/data (pairs, passages, vectors)
-    guardrails train embedder --data DIR/data --preset gpu --no-eval --base-model PATH   # train where the GPU is
-    guardrails train embedder --eval-only --adapter DIR/adapter   # base vs an existing adapter, one report
-    guardrails train embedder ... --install                       # copy the adapter into the project if it wins
-    guardrails train relevance --data DIR/data --preset cpu-small # relevance head vs the dense threshold
+    mad-guardrails train embedder --preset cpu-small                 # data → negatives → eval base → train → eval after
+    mad-guardrails train embedder --prepare-only --out DIR            # only write DIR/data (pairs, passages, vectors)
+    mad-guardrails train embedder --data DIR/data --preset gpu --no-eval --base-model PATH   # train where the GPU is
+    mad-guardrails train embedder --eval-only --adapter DIR/adapter   # base vs an existing adapter, one report
+    mad-guardrails train embedder ... --install                       # copy the adapter into the project if it wins
+    mad-guardrails train relevance --data DIR/data --preset cpu-small # relevance head vs the dense threshold
 
 Every run shows progress bars, checkpoints under ``<out>/.../checkpoints`` (``--resume`` continues), and is
 seeded (``--seed``). Reports: ``<out>/eval/compare.md`` (embedder), ``<out>/relevance/relevance_compare.md``.
@@ -29,21 +29,15 @@ def register(app: typer.Typer) -> None:
     _register_coordinator()
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# `guardrails train coordinator` -- RESERVED for the coordinator RAFT/QLoRA trainer (agents/training/).
-# `agents/training/cli.py` exposes `register_coordinator(train_app: typer.Typer)`; it is mounted here
-# when present. Nothing else in this file needs to change.
-# ----------------------------------------------------------------------------------------------------------------
 def _register_coordinator() -> None:
-    try:
-        from agents.training.cli import register_coordinator
-    except ImportError:
-        return
+    """``train coordinator``: the coordinator's RAFT / QLoRA pipeline (agents/training) with its CLI."""
+    from mad_guardrails.guardrails.commands.train_coordinator import register_coordinator
+
     register_coordinator(train_app)
 
 
 def _default_out(name: str) -> Path:
-    from guardrails import paths
+    from mad_guardrails.core import paths
 
     return paths.home() / "training" / name
 
@@ -55,9 +49,9 @@ def _console():
 
 
 def _load_corpus(corpus: Path | None, docs: str | None):
-    from guardrails import paths
-    from guardrails.errors import CorpusError
-    from retrieval.corpus import load_corpus
+    from mad_guardrails.core import paths
+    from mad_guardrails.core.errors import CorpusError
+    from mad_guardrails.retrieval.corpus import load_corpus
 
     path = corpus or paths.corpus_dir()
     if not Path(path).exists() or (Path(path).is_dir() and not any(Path(path).iterdir())):
@@ -66,7 +60,7 @@ def _load_corpus(corpus: Path | None, docs: str | None):
             path = shared
         else:
             raise CorpusError("no corpus here", where=str(path),
-                              fix="ingest one (`guardrails corpus fetch all`) or pass --corpus DIR")
+                              fix="ingest one (`mad-guardrails corpus fetch all`) or pass --corpus DIR")
     wanted = [d.strip() for d in docs.split(",")] if docs else None
     return load_corpus(path, docs=wanted, progress=True)
 
@@ -131,8 +125,8 @@ def embedder(
     device: str = typer.Option(None, "--device", help="auto | cpu | cuda"),
 ) -> None:
     """Fine-tune the embedder (LoRA, MNRL + hard negative in MatryoshkaLoss) and evaluate base vs adapted."""
-    from retrieval.training.embedder_trainer import resolve_config, train_embedder
-    from retrieval.training.prepare import load_prepared, prepare_embedder_data
+    from mad_guardrails.retrieval.training.embedder_trainer import resolve_config, train_embedder
+    from mad_guardrails.retrieval.training.prepare import load_prepared, prepare_embedder_data
 
     con = _console()
     out = Path(out or _default_out("embedder"))
@@ -145,24 +139,26 @@ def embedder(
     if data is None and not (resume and (data_dir / "pairs.jsonl.gz").exists()):
         gen = None
         if llm:
-            from retrieval.training.data import LLMQueryGenerator
+            from mad_guardrails.agents.backends import make_backend
+            from mad_guardrails.guardrails.config import load_config
+            from mad_guardrails.retrieval.training.data import LLMQueryGenerator
 
-            gen = LLMQueryGenerator.from_config(profile)
+            gen = LLMQueryGenerator(make_backend(load_config(profile).llm))
         corp = _load_corpus(corpus, docs)
         info = prepare_embedder_data(corp, data_dir, seed=data_seed, per_type=per_type, test_fraction=test_fraction,
-                                     holdout_eval_golds=holdout_eval_golds, llm=gen, mine=mine)
+                                     holdout_eval_golds=holdout_eval_golds, llm=gen, rules=_pack_rules(), mine=mine)
         s = info["summary"]
         con.print(f"data → {data_dir}: {s['train']['n']} train pairs ({s['train']['keys']} units), "
                   f"{s['test']['n']} test pairs ({s['test']['keys']} units); by type {s['train']['by_type']}; "
                   f"{info['dropped_near_heldout']} dropped as too close to a held-out query")
     if prepare_only:
         return
-    from retrieval.training.prepare import ensure_mined
+    from mad_guardrails.retrieval.training.prepare import ensure_mined
 
     ensure_mined(data_dir, base=cfg.base_model)
     pairs, refs, _ = load_prepared(data_dir)
     if holdout_eval_golds and data is not None:  # prepared without the strict split: apply it now
-        from retrieval.training.data import heldout_gold_keys, resplit
+        from mad_guardrails.retrieval.training.data import heldout_gold_keys, resplit
 
         pairs = resplit(pairs, heldout_gold_keys())
         con.print(f"strict split: {sum(p.split == 'test' for p in pairs)} test pairs "
@@ -171,7 +167,7 @@ def embedder(
     if eval_only:
         for a in adapter or []:
             if not _is_adapter_dir(a):
-                from guardrails.errors import InputError
+                from mad_guardrails.core.errors import InputError
 
                 raise InputError("not an adapter folder (no adapter_config.json)", where=str(a),
                                  fix="pass the 'adapter' folder of a training run")
@@ -185,7 +181,7 @@ def embedder(
             adapters["adapted"] = res.adapter_dir
     if not evaluate or not adapters:
         return
-    from retrieval.training.evaluate import compare_embedders
+    from mad_guardrails.retrieval.training.evaluate import compare_embedders
 
     report = compare_embedders(refs, pairs, base=cfg.base_model, adapters=adapters, dims=cfg.matryoshka_dims,
                                pipeline=pipeline, out_dir=out / "eval")
@@ -193,7 +189,7 @@ def embedder(
     con.print(f"report → {out / 'eval' / 'compare.md'}")
     verdict = report.get("verdict", {})
     if install:
-        from retrieval.embedder import BUNDLED_ADAPTER_DIR
+        from mad_guardrails.retrieval.embedder import BUNDLED_ADAPTER_DIR
 
         winners = [m for m, v in verdict.get("models", {}).items() if v["beats_base"]]
         if not verdict.get("decided"):
@@ -206,14 +202,14 @@ def embedder(
             (BUNDLED_ADAPTER_DIR / "evaluation.json").write_text(json.dumps(
                 {"verdict": verdict, "rerank": report["rerank"], "ir": report["ir"]}, indent=1) + "\n",
                 encoding="utf-8")
-            con.print("[bold]indexes built with the old embedder must be rebuilt:[/] `guardrails index build` "
+            con.print("[bold]indexes built with the old embedder must be rebuilt:[/] `mad-guardrails index build` "
                       "(the manifest's adapter fingerprint changed)")
 
 
 def _print_compare(report: dict) -> None:
     from rich.table import Table
 
-    from guardrails.progress import console
+    from mad_guardrails.core.progress import console
 
     t = Table(title="4-candidate reranking (recall@1 / recall@3 / MRR)")
     for c in ("set", "model", "type", "n", "R@1", "R@3", "MRR"):
@@ -269,8 +265,8 @@ def relevance(
     device: str = typer.Option(None, "--device"),
 ) -> None:
     """Train the binary relevance head (MiniLM cross-encoder + LoRA) and compare it with the dense threshold."""
-    from retrieval.training.prepare import load_prepared, prepare_embedder_data
-    from retrieval.training.relevance_trainer import (
+    from mad_guardrails.retrieval.training.prepare import load_prepared, prepare_embedder_data
+    from mad_guardrails.retrieval.training.relevance_trainer import (
         compare_filters,
         load_examples,
         prepare_relevance_examples,
@@ -287,15 +283,15 @@ def relevance(
                                       device=device))
     data_dir = data or out / "data"
     if not (data_dir / "pairs.jsonl.gz").exists():
-        prepare_embedder_data(_load_corpus(corpus, docs), data_dir)
-    from retrieval.training.prepare import ensure_mined
+        prepare_embedder_data(_load_corpus(corpus, docs), data_dir, rules=_pack_rules())
+    from mad_guardrails.retrieval.training.prepare import ensure_mined
 
     ensure_mined(data_dir, base=cfg.base_model)
     pairs, refs, vecs = load_prepared(data_dir)
     ex_path = examples or out / "examples.jsonl.gz"
     if examples is None and not (resume and ex_path.exists()):
         if vecs is None:
-            from retrieval.embedder import Embedder
+            from mad_guardrails.retrieval.embedder import Embedder
 
             vecs = Embedder.load(cfg.base_model).encode_passages([r.embed_text for r in refs])
         rows = prepare_relevance_examples(pairs, refs, vecs, cfg, base=cfg.base_model)
@@ -309,7 +305,7 @@ def relevance(
     rows = load_examples(ex_path)
     if eval_only:
         if head is None:
-            from guardrails.errors import InputError
+            from mad_guardrails.core.errors import InputError
 
             raise InputError("--eval-only needs --head DIR", fix="pass the 'head' folder of a training run")
         head_dir = head
@@ -323,11 +319,11 @@ def relevance(
     heldout = [e for e in rows if e.split == "test"]
     rep = compare_filters(head_dir, refs, heldout, base=cfg.base_model, adapter=embedder_adapter,
                           out_dir=out / "relevance")
-    from guardrails.progress import console
+    from mad_guardrails.core.progress import console
 
     console.print((out / "relevance" / "relevance_compare.md").read_text(encoding="utf-8"))
     if install:
-        from retrieval.relevance_head import BUNDLED_RELEVANCE_DIR
+        from mad_guardrails.retrieval.relevance_head import BUNDLED_RELEVANCE_DIR
 
         if rep["verdict"]["head_wins"]:
             _install(head_dir, BUNDLED_RELEVANCE_DIR, "relevance head")
@@ -335,3 +331,14 @@ def relevance(
                                                                    encoding="utf-8")
         else:
             con.print("[yellow]the head does not beat the threshold filter: not installed[/]")
+
+
+def _pack_rules() -> list:
+    """The built-in packs' rules (their titles and key facts name passages for the synthetic queries); none when the
+    packs do not load."""
+    try:
+        from mad_guardrails.policies.loader import load_packs
+
+        return list(load_packs().rules)
+    except Exception:  # noqa: BLE001 -- the packs are an optional source of facts
+        return []

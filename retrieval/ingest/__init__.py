@@ -3,14 +3,14 @@
 Loaders (each ``load_<format>(path, doc) -> list[Unit]`` returning the structural units: articles, recitals,
 annexes, framework elements, sections):
 
-* :mod:`retrieval.ingest.jsonl`  — the shared unit JSONL of the EU acts, NIST core / risks / actions JSONL
-* :mod:`retrieval.ingest.markdown` — Markdown conversions (EU ``#### Article N — title`` style, NIST prose sections)
-* :mod:`retrieval.ingest.eurlex_html` — the official EUR-Lex HTML page of an act
-* :mod:`retrieval.ingest.pdf` — NIST publications (pypdf; numbered section headings)
-* :mod:`retrieval.ingest.text` — plain text, one unit per paragraph
+* :mod:`mad_guardrails.retrieval.ingest.jsonl`  — the shared unit JSONL of the EU acts, NIST core / risks / actions JSONL
+* :mod:`mad_guardrails.retrieval.ingest.markdown` — Markdown conversions (EU ``#### Article N — title`` style, NIST prose sections)
+* :mod:`mad_guardrails.retrieval.ingest.eurlex_html` — the official EUR-Lex HTML page of an act
+* :mod:`mad_guardrails.retrieval.ingest.pdf` — NIST publications (pypdf; numbered section headings)
+* :mod:`mad_guardrails.retrieval.ingest.text` — plain text, one unit per paragraph
 
 :func:`ingest_file` picks the loader by extension / content sniffing and adds the paragraph / point sub-units
-(:mod:`retrieval.chunking`); :func:`ingest_act_dir` ingests a folder of one act laid out like
+(:mod:`mad_guardrails.retrieval.chunking`); :func:`ingest_act_dir` ingests a folder of one act laid out like
 ``shared/data/corpus/<act>/``.
 """
 
@@ -21,9 +21,10 @@ import hashlib
 import re
 from pathlib import Path
 
-from guardrails.errors import CorpusError
-from retrieval.chunking import expand
-from retrieval.ingest.base import (
+from mad_guardrails.core.errors import CorpusError
+from mad_guardrails.core.units import Unit
+from mad_guardrails.retrieval.chunking import expand
+from mad_guardrails.retrieval.ingest.base import (
     SUPPORTED_FORMATS,
     act_info,
     catalog,
@@ -32,7 +33,6 @@ from retrieval.ingest.base import (
     looks_binary,
     read_bytes,
 )
-from retrieval.units import Unit
 
 __all__ = [
     "SUPPORTED_FORMATS",
@@ -94,15 +94,15 @@ def load_file(path: str | Path, doc: str, fmt: str | None = None) -> list[Unit]:
     path = Path(path)
     fmt = fmt or sniff_format(path)
     if fmt == "jsonl":
-        from retrieval.ingest.jsonl import load_jsonl as loader
+        from mad_guardrails.retrieval.ingest.jsonl import load_jsonl as loader
     elif fmt == "markdown":
-        from retrieval.ingest.markdown import load_markdown as loader
+        from mad_guardrails.retrieval.ingest.markdown import load_markdown as loader
     elif fmt == "eurlex_html":
-        from retrieval.ingest.eurlex_html import load_eurlex_html as loader
+        from mad_guardrails.retrieval.ingest.eurlex_html import load_eurlex_html as loader
     elif fmt == "pdf":
-        from retrieval.ingest.pdf import load_pdf as loader
+        from mad_guardrails.retrieval.ingest.pdf import load_pdf as loader
     elif fmt == "text":
-        from retrieval.ingest.text import load_text as loader
+        from mad_guardrails.retrieval.ingest.text import load_text as loader
     else:
         raise CorpusError(f"unknown format {fmt!r}", where=str(path),
                           fix=f"use one of: {', '.join(SUPPORTED_FORMATS)}")
@@ -140,7 +140,7 @@ def ingest_file(path: str | Path, doc: str | None = None, *, fmt: str | None = N
                 subunits: bool = True) -> list[Unit]:
     """Units of one file (plus paragraph/point sub-units).
 
-    >>> from guardrails.paths import shared_corpus
+    >>> from mad_guardrails.core.paths import shared_corpus
     >>> root = shared_corpus()
     >>> units = ingest_file(root / "nis2" / "nis2_directive_2022-2555_units.jsonl") if root else []
     >>> (not root) or any(u.id == "nis2:art_23.4.a" for u in units)

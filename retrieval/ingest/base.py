@@ -1,6 +1,6 @@
 """What every loader shares: the act catalog (``retrieval/sources.yaml``), strict text decoding, unit construction.
 
-Decoding fails with a :class:`~guardrails.errors.CorpusError` that names the file and the fix (empty, binary,
+Decoding fails with a :class:`~mad_guardrails.core.errors.CorpusError` that names the file and the fix (empty, binary,
 UTF-16, Latin-1 ...)::
 
     >>> act_info("eu-ai-act").title
@@ -20,8 +20,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from guardrails.errors import CorpusError
-from retrieval.units import Unit
+from mad_guardrails.core.errors import CorpusError
+from mad_guardrails.core.units import Unit
 
 SUPPORTED_FORMATS = ("jsonl", "markdown", "eurlex_html", "pdf", "text")
 
@@ -87,7 +87,7 @@ def _load_catalog_text(text: str, where: str) -> dict[str, ActInfo]:
 @lru_cache(maxsize=1)
 def catalog() -> dict[str, ActInfo]:
     """All acts of ``retrieval/sources.yaml`` by doc id (cached)."""
-    text = resources.files("retrieval").joinpath("sources.yaml").read_text(encoding="utf-8")
+    text = resources.files("mad_guardrails.retrieval").joinpath("sources.yaml").read_text(encoding="utf-8")
     return _load_catalog_text(text, "retrieval/sources.yaml")
 
 
@@ -127,7 +127,7 @@ def read_bytes(path: Path) -> bytes:
         raise CorpusError("file not found", where=str(path), fix="check the path") from None
     except IsADirectoryError:
         raise CorpusError("is a folder, a file was expected", where=str(path),
-                          fix="pass a file, or use `guardrails corpus add DIR` for a folder of acts") from None
+                          fix="pass a file, or use `mad-guardrails corpus add DIR` for a folder of acts") from None
     except OSError as e:
         raise CorpusError(f"cannot read the file ({e.strerror})", where=str(path), fix="check its permissions") from e
     if not data.strip():

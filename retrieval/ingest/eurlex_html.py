@@ -30,9 +30,9 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from guardrails.errors import CorpusError
-from retrieval.ingest.base import check_doc_id, eu_heading, eu_local_id, make_unit, read_text
-from retrieval.units import Unit
+from mad_guardrails.core.errors import CorpusError
+from mad_guardrails.core.units import Unit
+from mad_guardrails.retrieval.ingest.base import check_doc_id, eu_heading, eu_local_id, make_unit, read_text
 
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
 _SKIP = {"script", "style", "head", "nav", "button", "noscript"}

@@ -8,7 +8,7 @@ Row schemas (recognised per row by their keys):
   (function|category|subcategory), ``function``, ``category``, ``name``, ``text``.
 * NIST AI 600-1 risks: ``risk_id``, ``name``, ``definition``; suggested actions: ``action_id``, ``function``,
   ``subcategory_id``, ``subcategory_text``, ``suggested_action``, ``gai_risks`` ...
-* Units saved by :meth:`retrieval.corpus.Corpus.save` (``id``, ``doc``, ``kind``, ``text`` ...): read back as is.
+* Units saved by :meth:`mad_guardrails.retrieval.corpus.Corpus.save` (``id``, ``doc``, ``kind``, ``text`` ...): read back as is.
 
     >>> import json, tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "x_units.jsonl"
@@ -26,9 +26,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from guardrails.errors import CorpusError
-from retrieval.ingest.base import check_doc_id, eu_heading, eu_local_id, make_unit, read_text
-from retrieval.units import Unit
+from mad_guardrails.core.errors import CorpusError
+from mad_guardrails.core.units import Unit
+from mad_guardrails.retrieval.ingest.base import check_doc_id, eu_heading, eu_local_id, make_unit, read_text
 
 _EU_KINDS = {"article", "recital", "annex"}
 

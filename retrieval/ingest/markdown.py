@@ -24,8 +24,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.ingest.base import check_doc_id, eu_heading, eu_local_id, make_unit, read_text, slug
-from retrieval.units import Unit
+from mad_guardrails.core.units import Unit
+from mad_guardrails.retrieval.ingest.base import check_doc_id, eu_heading, eu_local_id, make_unit, read_text, slug
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _ART = re.compile(r"^Article\s+(\d+[a-z]?)\s*(?:[—–:-]\s*(.*))?$", re.I)

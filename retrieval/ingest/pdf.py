@@ -21,9 +21,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from guardrails.errors import CorpusError
-from retrieval.ingest.base import check_doc_id, make_unit, read_bytes
-from retrieval.units import Unit
+from mad_guardrails.core.errors import CorpusError
+from mad_guardrails.core.units import Unit
+from mad_guardrails.retrieval.ingest.base import check_doc_id, make_unit, read_bytes
 
 _TOC_LINE = re.compile(r"^(?P<title>.+?)\s*\.{4,}\s*(?P<page>\d+|[ivxlc]+)\s*$", re.I)
 _NUM_HEAD = re.compile(r"^(?P<num>\d{1,2}(?:\.\d{1,2}){0,3})\.?\s+(?P<title>[A-Z][^\n]{1,100})$")

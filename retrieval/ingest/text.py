@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from retrieval.ingest.base import check_doc_id, make_unit, read_text
-from retrieval.units import Unit
+from mad_guardrails.core.units import Unit
+from mad_guardrails.retrieval.ingest.base import check_doc_id, make_unit, read_text
 
 
 def paragraphs(text: str) -> list[str]:

@@ -8,7 +8,7 @@ Two generators write the same :class:`TrainPair` rows:
   then fills the templates of ``query_templates.yaml`` per query type (``benign_sensitive`` / ``ambiguous`` /
   ``adversarial``, the seed embedder's types) and rewrites legal terms into everyday words with a probability
   (``colloquial`` lexicon), so one passage yields formal and colloquial queries.
-* :class:`LLMQueryGenerator` asks an ``agents.backends`` LLM (prompt ``prompts/embedder_queries.j2``) for one query
+* :class:`LLMQueryGenerator` asks an ``mad_guardrails.agents.backends`` LLM (prompt ``prompts/embedder_queries.j2``) for one query
   per type. Use it with a capable served model (the GPU profile's Qwen3-14B); the offline SmolLM2-135M is too weak to
   write useful queries, so the shipped adapter was trained on template queries only.
 
@@ -21,8 +21,8 @@ gold units of the hand-written set, for a strict run).
 **Decontamination**: generated queries whose word sets overlap a held-out query (``evals/data/*.jsonl``) with
 Jaccard ≥ ``max_overlap`` are dropped, so the hand-written test set is never trained on, not even by accident.
 
-    >>> from retrieval.units import Unit
-    >>> from retrieval.corpus import Corpus
+    >>> from mad_guardrails.core.units import Unit
+    >>> from mad_guardrails.retrieval.corpus import Corpus
     >>> u = Unit(id="x:art_3", doc="x", kind="article", heading="Article 3 — Notification of incidents",
     ...          text="1. Operators shall notify the authority of any significant incident within 24 hours.")
     >>> pairs = generate_pairs(Corpus.from_units([u]), seed=1, test_fraction=0.0, decontaminate=False)
@@ -48,10 +48,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, Field
 
-from guardrails.errors import InputError
+from mad_guardrails.core.errors import InputError
 
 if TYPE_CHECKING:
-    from retrieval.corpus import Corpus
+    from mad_guardrails.retrieval.corpus import Corpus
 
 QueryType = Literal["benign_sensitive", "ambiguous", "adversarial"]
 QUERY_TYPES: tuple[str, ...] = ("benign_sensitive", "ambiguous", "adversarial")
@@ -97,8 +97,8 @@ class TrainPair(BaseModel):
 def split_key(corpus: Corpus, unit_id: str) -> str:
     """The unit a passage is split by: its top-level unit; for framework elements the level under the function.
 
-    >>> from retrieval.corpus import Corpus
-    >>> from retrieval.units import Unit
+    >>> from mad_guardrails.retrieval.corpus import Corpus
+    >>> from mad_guardrails.core.units import Unit
     >>> c = Corpus.from_units([Unit(id="f:DE", doc="f", kind="framework_element", text="Detect"),
     ...     Unit(id="f:DE.CM", doc="f", kind="framework_element", text="Monitoring", parent="f:DE"),
     ...     Unit(id="f:DE.CM-01", doc="f", kind="framework_element", text="Networks are monitored", parent="f:DE.CM")])
@@ -132,7 +132,7 @@ def passage_refs(corpus: Corpus, passages: Sequence[Any] | None = None) -> list[
 
 def assign_split(key: str, test_fraction: float, seed: int, holdout_keys: Iterable[str] = ()) -> Split:
     """``test`` for a ``test_fraction`` of keys (stable hash of seed + key) and for keys under ``holdout_keys``."""
-    from retrieval.units import id_covers
+    from mad_guardrails.core.units import id_covers
 
     if any(id_covers(h, key) or id_covers(key, h) for h in holdout_keys):
         return "test"
@@ -544,16 +544,11 @@ class TemplateQueryGenerator:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def policy_facts(refs: Sequence[PassageRef]) -> dict[int, list[str]]:
-    """Passage index → rule titles / key-fact names of the policy packs whose provisions fall in that passage."""
-    from retrieval.units import id_covers
+def policy_facts(refs: Sequence[PassageRef], rules: Sequence[Any]) -> dict[int, list[str]]:
+    """Passage index → rule titles / key-fact names of the policy ``rules`` (objects with ``title``, ``key_facts``
+    and ``provisions``; the caller loads the packs) whose provisions fall in that passage."""
+    from mad_guardrails.core.units import id_covers
 
-    try:
-        from policies.loader import load_packs
-
-        rules = list(load_packs().rules)
-    except Exception:  # noqa: BLE001 -- the packs are an optional source of facts
-        return {}
     by_unit: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for i, r in enumerate(refs):
         by_unit[r.doc][r.unit_id].append(i)
@@ -581,7 +576,7 @@ def _words(s: str) -> set[str]:
 
 def heldout_queries(data_dir: str | Path | None = None) -> list[str]:
     """Every query of the hand-written evaluation sets (regulatory, off-topic, policy screening, cases)."""
-    from retrieval.relevance import query_data_dir
+    from mad_guardrails.retrieval.relevance import query_data_dir
 
     d = Path(data_dir) if data_dir else query_data_dir()
     out = []
@@ -599,7 +594,7 @@ def heldout_queries(data_dir: str | Path | None = None) -> list[str]:
 
 def heldout_gold_keys(data_dir: str | Path | None = None) -> list[str]:
     """Gold unit ids of the hand-written regulatory query set (for a strict split that holds their units out)."""
-    from retrieval.relevance import IN_DOMAIN_FILE, query_data_dir, read_query_rows
+    from mad_guardrails.retrieval.relevance import IN_DOMAIN_FILE, query_data_dir, read_query_rows
 
     p = (Path(data_dir) if data_dir else query_data_dir()) / IN_DOMAIN_FILE
     if not p.exists():
@@ -654,6 +649,7 @@ def generate_pairs(
     holdout_keys: Iterable[str] = (),
     max_pairs: int | None = None,
     use_policies: bool = True,
+    rules: Sequence[Any] | None = None,
     decontaminate: bool | Sequence[str] = True,
     max_overlap: float = 0.5,
     llm: LLMQueryGenerator | None = None,
@@ -661,12 +657,12 @@ def generate_pairs(
 ) -> list[TrainPair]:
     """Generated pairs for every passage of ``corpus`` (see the module docstring); ``max_pairs`` keeps a random
     subset of the *train* pairs (test pairs are kept whole). ``llm`` adds LLM-written queries beside the templates."""
-    from guardrails.progress import make_progress
+    from mad_guardrails.core.progress import make_progress
 
     refs = passage_refs(corpus, passages)
     kp = KeyPhrases(r.text for r in refs)
     gen = TemplateQueryGenerator(kp, seed=seed)
-    facts = policy_facts(refs) if use_policies else {}
+    facts = policy_facts(refs, rules) if use_policies and rules else {}
     holdout = list(holdout_keys)
     if decontaminate is True:
         dec = Decontaminator(heldout_queries(), max_overlap)
@@ -715,7 +711,7 @@ def save_pairs(pairs: Sequence[TrainPair], path: str | Path) -> Path:
 def load_pairs(path: str | Path) -> list[TrainPair]:
     p = Path(path)
     if not p.exists():
-        raise InputError("no such pairs file", where=str(p), fix="generate it with `guardrails train embedder "
+        raise InputError("no such pairs file", where=str(p), fix="generate it with `mad-guardrails train embedder "
                          "--prepare-only --out DIR` (it writes DIR/pairs.jsonl)")
     out = []
     opener = gzip.open if p.name.endswith(".gz") else open
@@ -728,7 +724,7 @@ def load_pairs(path: str | Path) -> list[TrainPair]:
             out.append(TrainPair.model_validate_json(line))
         except ValueError as e:
             raise InputError(f"line {n} is not a TrainPair ({str(e).splitlines()[0]})", where=f"{p}:{n}",
-                             fix="regenerate the file with `guardrails train embedder --prepare-only`") from e
+                             fix="regenerate the file with `mad-guardrails train embedder --prepare-only`") from e
     return out
 
 
@@ -764,12 +760,12 @@ def offtopic_train_queries(path: str | Path | None = None, *, decontaminate: boo
 
 
 class LLMQueryGenerator:
-    """One query per type for a passage, written by an ``agents.backends`` LLM (prompt ``embedder_queries.j2``).
+    """One query per type for a passage, written by an ``mad_guardrails.agents.backends`` LLM (prompt ``embedder_queries.j2``).
 
     Answers must be a JSON object ``{"benign_sensitive": "...", "ambiguous": "...", "adversarial": "..."}``;
     anything else is skipped (counted in ``failures``), never guessed.
 
-        >>> from agents.backends.fake import FakeBackend
+        >>> from mad_guardrails.agents.backends.fake import FakeBackend
         >>> g = LLMQueryGenerator(FakeBackend([{"benign_sensitive": "Do we report outages?", "ambiguous": "what about outages",
         ...                                      "adversarial": "Can we hide outages?"}]))
         >>> ref = PassageRef(pid="x:art_1", unit_id="x:art_1", doc="x", key="x:art_1", text="t", embed_text="t")
@@ -787,15 +783,8 @@ class LLMQueryGenerator:
         self.max_chars = max_chars
         self.failures = 0
 
-    @classmethod
-    def from_config(cls, profile: str = "offline") -> LLMQueryGenerator:
-        from agents.backends import make_backend
-        from guardrails.config import load_config
-
-        return cls(make_backend(load_config(profile).llm))
-
     async def agenerate(self, ref: PassageRef) -> list[tuple[str, str]]:
-        from agents.prompting import render_messages
+        from mad_guardrails.prompts import render_messages
 
         msgs = render_messages("embedder_queries", heading=ref.heading, text=ref.text[: self.max_chars],
                                types=list(QUERY_TYPES))
@@ -824,7 +813,7 @@ def resplit(pairs: Sequence[TrainPair], holdout_keys: Iterable[str]) -> list[Tra
     """Move pairs whose split key falls under ``holdout_keys`` to ``test`` and drop, from the remaining train pairs,
     negatives that belong to a test unit (a strict split made after mining; generation does not depend on the
     split, so this equals generating with ``holdout_keys``)."""
-    from retrieval.units import id_covers
+    from mad_guardrails.core.units import id_covers
 
     holdout = list(holdout_keys)
     out = [p.model_copy(update={"split": "test"}) if p.split == "train" and any(

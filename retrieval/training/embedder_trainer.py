@@ -31,15 +31,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrails.config import resolve_preset
-from guardrails.errors import ConfigError, InputError
-from retrieval.training.data import TrainPair
+from mad_guardrails.core.errors import ConfigError, InputError
+from mad_guardrails.core.yamlio import resolve_preset
+from mad_guardrails.retrieval.training.data import TrainPair
 
 
 class EmbedderTrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    base_model: str = Field(default="bundled:all-MiniLM-L6-v2", description="model spec as in retrieval.embedder")
+    base_model: str = Field(default="bundled:all-MiniLM-L6-v2", description="model spec as in mad_guardrails.retrieval.embedder")
     epochs: float = 1.0
     max_steps: int = Field(default=-1, description="> 0 stops after that many optimizer steps (tests, smoke runs)")
     batch_size: int = 32
@@ -152,10 +152,10 @@ def latest_checkpoint(directory: Path) -> Path | None:
 
 
 def make_rich_callback(desc: str):
-    """A transformers TrainerCallback driving a :func:`guardrails.progress.make_progress` bar (steps, ETA, loss)."""
+    """A transformers TrainerCallback driving a :func:`mad_guardrails.core.progress.make_progress` bar (steps, ETA, loss)."""
     from transformers import TrainerCallback
 
-    from guardrails.progress import make_progress
+    from mad_guardrails.core.progress import make_progress
 
     class RichProgress(TrainerCallback):
         def __init__(self):
@@ -202,7 +202,7 @@ def _load_base(cfg: EmbedderTrainConfig, device: str):
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from retrieval.embedder import resolve_model
+    from mad_guardrails.retrieval.embedder import resolve_model
 
     resolved = resolve_model(cfg.base_model)
     with warnings.catch_warnings():
@@ -237,7 +237,7 @@ def train_embedder(
     from datasets import Dataset
     from transformers import set_seed
 
-    from retrieval.embedder import _auto_device
+    from mad_guardrails.retrieval.embedder import _auto_device
 
     (Trainer, Args, MatryoshkaLoss, MNRL, BatchSamplers) = _st_imports()
     out = Path(out_dir)
@@ -331,7 +331,7 @@ def train_embedder(
 
 def save_adapter(model, adapter_dir: str | Path, *, base: str) -> Path:
     """Write only the LoRA weights + ``adapter_config.json`` (peft format, loadable by ``PeftModel.from_pretrained``
-    on the bare transformers model -- what :class:`retrieval.embedder.Embedder` does)."""
+    on the bare transformers model -- what :class:`mad_guardrails.retrieval.embedder.Embedder` does)."""
     d = Path(adapter_dir)
     d.mkdir(parents=True, exist_ok=True)
     tm = model.transformers_model if hasattr(model, "transformers_model") else model[0].auto_model
@@ -348,7 +348,7 @@ def save_adapter(model, adapter_dir: str | Path, *, base: str) -> Path:
 
 def merge_adapter(base: str, adapter_dir: str | Path, out_dir: str | Path) -> Path:
     """The adapter merged into the base, saved as a full sentence-transformers folder."""
-    from retrieval.embedder import Embedder
+    from mad_guardrails.retrieval.embedder import Embedder
 
     emb = Embedder.load(base, adapter=str(adapter_dir), device="cpu")
     emb.model.save(str(out_dir))

@@ -10,7 +10,7 @@ On two query sets -- the held-out *generated* pairs (test split: units never see
    the *base* model from its ranks 6–50 (same act first, other units), the same candidates for both models; a unit
    scores the max cosine over its passages. Recall@1, recall@3 and MRR, overall and **per query type**.
 3. optionally (``pipeline=True``) **the real retrieval pipeline**: an index is built per model (dense FAISS + BM25,
-   relevance threshold calibrated on the dev split) and ``evals.retrieval_eval.run_retrieval_eval`` measures BM25 /
+   relevance threshold calibrated on the dev split) and ``mad_guardrails.retrieval.evaluation.run_retrieval_eval`` measures BM25 /
    dense / hybrid / hybrid+filter on the hand-written set (``all`` queries and the ``test`` split). This is the
    number that decides whether an adapter ships (hybrid Recall@10 and MRR@10).
 
@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from guardrails.records import write_report
-from retrieval.training.data import PassageRef, TrainPair
-from retrieval.training.negatives import RANK_RANGE, RelatedIndex, mine_rows
-from retrieval.units import id_covers
+from mad_guardrails.core.records import write_report
+from mad_guardrails.core.units import id_covers
+from mad_guardrails.retrieval.training.data import PassageRef, TrainPair
+from mad_guardrails.retrieval.training.negatives import RANK_RANGE, RelatedIndex, mine_rows
 
 IR_KS = (1, 5, 10)
 
@@ -67,8 +67,8 @@ def generated_eval_set(pairs: Sequence[TrainPair], *, max_queries: int | None = 
 
 def handwritten_eval_set(path: str | Path | None = None, split: str = "all", docs: set[str] | None = None
                          ) -> EvalSet:
-    """``evals/data/regulatory_queries.jsonl`` (``split`` all / dev / test as in evals.retrieval_eval)."""
-    from retrieval.relevance import IN_DOMAIN_FILE, is_dev_query, query_data_dir, read_query_rows
+    """``evals/data/regulatory_queries.jsonl`` (``split`` all / dev / test as in mad_guardrails.retrieval.evaluation)."""
+    from mad_guardrails.retrieval.relevance import IN_DOMAIN_FILE, is_dev_query, query_data_dir, read_query_rows
 
     p = Path(path) if path else query_data_dir() / IN_DOMAIN_FILE
     rows = [r for r in read_query_rows(p) if split == "all" or is_dev_query(r["id"]) == (split == "dev")]
@@ -202,12 +202,12 @@ class _CachedPassages:
 def pipeline_eval(emb, refs: Sequence[PassageRef], p_full: np.ndarray, work_dir: Path, *,
                   splits: Sequence[str] = ("all", "test"), st_evaluator: bool = False) -> dict[str, Any]:
     """Build an index with ``emb`` (vectors reused), calibrate its relevance threshold on the dev split, and run
-    ``evals.retrieval_eval`` on the hand-written set for each split. Returns ``{split: {system: {all, by_type}}}``."""
-    from evals.retrieval_eval import run_retrieval_eval
-    from retrieval.config import RetrievalConfig
-    from retrieval.index import RegIndex
-    from retrieval.relevance import calibrate_index
-    from retrieval.retriever import Retriever
+    ``mad_guardrails.retrieval.evaluation`` on the hand-written set for each split. Returns ``{split: {system: {all, by_type}}}``."""
+    from mad_guardrails.retrieval.config import RetrievalConfig
+    from mad_guardrails.retrieval.evaluation import run_retrieval_eval
+    from mad_guardrails.retrieval.index import RegIndex
+    from mad_guardrails.retrieval.relevance import calibrate_index
+    from mad_guardrails.retrieval.retriever import Retriever
 
     rows = [{"unit_id": r.unit_id, "passage_id": r.pid, "doc": r.doc, "kind": r.kind, "heading": r.heading,
              "text": r.text, "embed_text": r.embed_text} for r in refs]
@@ -244,7 +244,7 @@ def compare_embedders(
     """Evaluate ``{"base": None, name: adapter_dir, ...}`` on the generated test split and the hand-written set
     (see the module docstring); writes ``compare.json`` / ``compare.md`` to ``out_dir`` when given. ``vectors``
     gives precomputed passage vectors per model name (e.g. computed on a GPU machine)."""
-    from retrieval.embedder import Embedder
+    from mad_guardrails.retrieval.embedder import Embedder
 
     t0 = time.perf_counter()
     adapters = adapters or {"base": None}
@@ -325,7 +325,7 @@ def to_markdown(r: dict[str, Any]) -> str:
                 L.append(f"| {s} | {m} | {d[4:]} | {_f(v['accuracy@1'])} | {_f(v['accuracy@5'])} | "
                          f"{_f(v['accuracy@10'])} | {_f(v['mrr@10'])} | {_f(v['ndcg@10'])} |")
     if r.get("pipeline"):
-        L += ["", "## Real pipeline on the hand-written set (evals.retrieval_eval)", "",
+        L += ["", "## Real pipeline on the hand-written set (mad_guardrails.retrieval.evaluation)", "",
               "| model | split | system | type | n | R@1 | R@5 | R@10 | MRR@10 | NDCG@10 | abstained |",
               "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for m, splits in r["pipeline"].items():

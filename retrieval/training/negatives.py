@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from retrieval.training.data import PassageRef, TrainPair
-from retrieval.units import id_covers
+from mad_guardrails.core.units import id_covers
+from mad_guardrails.retrieval.training.data import PassageRef, TrainPair
 
 RANK_RANGE = (6, 50)
 

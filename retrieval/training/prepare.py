@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from guardrails.errors import InputError
-from guardrails.records import read_models, write_models
-from retrieval.training.data import (
+from mad_guardrails.core.errors import InputError
+from mad_guardrails.core.records import read_models, write_models
+from mad_guardrails.retrieval.training.data import (
     LLMQueryGenerator,
     PassageRef,
     TrainPair,
@@ -31,10 +31,10 @@ from retrieval.training.data import (
     save_pairs,
     summarize,
 )
-from retrieval.training.negatives import RANK_RANGE, mine_for_pairs
+from mad_guardrails.retrieval.training.negatives import RANK_RANGE, mine_for_pairs
 
 if TYPE_CHECKING:
-    from retrieval.corpus import Corpus
+    from mad_guardrails.retrieval.corpus import Corpus
 
 PAIRS_FILE = "pairs.jsonl.gz"
 REFS_FILE = "refs.jsonl.gz"
@@ -61,6 +61,7 @@ def prepare_embedder_data(
     n_negatives: int = 3,
     rank_range: tuple[int, int] = RANK_RANGE,
     llm: LLMQueryGenerator | None = None,
+    rules: Sequence[Any] | None = None,
     docs: Sequence[str] | None = None,
     mine: bool = True,
     progress: bool = True,
@@ -73,7 +74,7 @@ def prepare_embedder_data(
     passages = corpus.passages() if docs is None else [p for d in docs for p in corpus.passages(doc=d)]
     holdout = heldout_gold_keys() if holdout_eval_golds else []
     pairs = generate_pairs(corpus, passages=passages, per_type=per_type, seed=seed, test_fraction=test_fraction,
-                           holdout_keys=holdout, llm=llm, progress=progress)
+                           holdout_keys=holdout, llm=llm, rules=rules, progress=progress)
     refs = passage_refs(corpus, passages)
     save_pairs(pairs, out / PAIRS_FILE)
     save_refs(refs, out / REFS_FILE)
@@ -93,7 +94,7 @@ def ensure_mined(data_dir: str | Path, *, base: str = "bundled:all-MiniLM-L6-v2"
                  rank_range: tuple[int, int] = RANK_RANGE, progress: bool = True) -> str | None:
     """Mine hard negatives (and store the base passage vectors) in a prepared folder whose pairs have none yet.
     Returns the base model's description, or None when nothing was to do."""
-    from retrieval.embedder import Embedder
+    from mad_guardrails.retrieval.embedder import Embedder
 
     d = Path(data_dir)
     pairs = load_pairs(d / PAIRS_FILE)

@@ -12,7 +12,7 @@ off-topic queries (``offtopic_train.yaml``; the held-out ``evals/data/offtopic_*
 
 **Model**: the bundled MiniLM read as a cross-encoder (``[CLS] query [SEP] passage``), a one-logit classifier on
 the pooled output, LoRA (r=16) on attention + MLP; only the adapter + classifier + pooler are saved (a few MB):
-``<out>/head`` loads with :class:`retrieval.relevance_head.RelevanceHead`. Weighted BCE, AdamW, linear warmup/decay,
+``<out>/head`` loads with :class:`mad_guardrails.retrieval.relevance_head.RelevanceHead`. Weighted BCE, AdamW, linear warmup/decay,
 checkpoints every ``save_steps`` with ``resume``, a rich progress bar, seeded.
 
 **Comparison** (:func:`compare_filters`): pair accuracy on held-out generated pairs (test units only), and through
@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrails.config import resolve_preset
-from guardrails.errors import InputError
-from guardrails.records import read_models, write_models, write_report
-from retrieval.relevance_head import HEAD_CONFIG, pair_text
-from retrieval.training.data import PassageRef, TrainPair
+from mad_guardrails.core.errors import InputError
+from mad_guardrails.core.records import read_models, write_models, write_report
+from mad_guardrails.core.yamlio import resolve_preset
+from mad_guardrails.retrieval.relevance_head import HEAD_CONFIG, pair_text
+from mad_guardrails.retrieval.training.data import PassageRef, TrainPair
 
 
 class RelevanceTrainConfig(BaseModel):
@@ -97,7 +97,7 @@ def save_examples(rows: Sequence[RelExample], path: str | Path) -> Path:
 
 def load_examples(path: str | Path) -> list[RelExample]:
     return read_models(path, RelExample,
-                       missing_fix="write it with `guardrails train relevance --prepare-only --out DIR`")
+                       missing_fix="write it with `mad-guardrails train relevance --prepare-only --out DIR`")
 
 
 def build_relevance_data(
@@ -185,10 +185,10 @@ def train_relevance(examples: Sequence[RelExample], cfg: RelevanceTrainConfig, o
     from peft import LoraConfig, PeftModel, TaskType, get_peft_model
     from transformers import get_linear_schedule_with_warmup, set_seed
 
-    from guardrails.progress import make_progress
-    from retrieval.embedder import _auto_device, resolve_model
-    from retrieval.relevance_head import load_base_classifier
-    from retrieval.training.embedder_trainer import lora_target_regex
+    from mad_guardrails.core.progress import make_progress
+    from mad_guardrails.retrieval.embedder import _auto_device, resolve_model
+    from mad_guardrails.retrieval.relevance_head import load_base_classifier
+    from mad_guardrails.retrieval.training.embedder_trainer import lora_target_regex
 
     out = Path(out_dir)
     ckpt_root = out / "checkpoints"
@@ -310,10 +310,10 @@ def compare_filters(
     regulatory queries (splits all / test; the threshold is calibrated on the dev split)."""
     import tempfile
 
-    from retrieval.config import RetrievalConfig
-    from retrieval.embedder import Embedder
-    from retrieval.index import RegIndex
-    from retrieval.relevance import (
+    from mad_guardrails.retrieval.config import RetrievalConfig
+    from mad_guardrails.retrieval.embedder import Embedder
+    from mad_guardrails.retrieval.index import RegIndex
+    from mad_guardrails.retrieval.relevance import (
         IN_DOMAIN_FILE,
         OFF_TOPIC_FILES,
         RelevanceFilter,
@@ -323,9 +323,9 @@ def compare_filters(
         query_data_dir,
         read_query_rows,
     )
-    from retrieval.relevance_head import HeadScorer, RelevanceHead
-    from retrieval.retriever import Retriever
-    from retrieval.training.evaluate import _CachedPassages
+    from mad_guardrails.retrieval.relevance_head import HeadScorer, RelevanceHead
+    from mad_guardrails.retrieval.retriever import Retriever
+    from mad_guardrails.retrieval.training.evaluate import _CachedPassages
 
     t0 = time.perf_counter()
     emb = Embedder.load(base, adapter=adapter) if adapter else Embedder.load(base)
@@ -433,9 +433,9 @@ def prepare_relevance_examples(pairs: Sequence[TrainPair], refs: Sequence[Passag
                                cfg: RelevanceTrainConfig, *, base: str = "bundled:all-MiniLM-L6-v2",
                                offtopic: Sequence[str] | None = None) -> list[RelExample]:
     """Embed our off-topic training queries with the base model, take their top dense hits, build the examples."""
-    from retrieval.embedder import Embedder
-    from retrieval.training.data import offtopic_train_queries
-    from retrieval.training.negatives import top_rows
+    from mad_guardrails.retrieval.embedder import Embedder
+    from mad_guardrails.retrieval.training.data import offtopic_train_queries
+    from mad_guardrails.retrieval.training.negatives import top_rows
 
     qs = list(offtopic) if offtopic is not None else offtopic_train_queries()
     hits: list[list[int]] = [[] for _ in qs]

@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from agents.schema import Argument, Quote
-from retrieval.units import Evidence
+from mad_guardrails.core.debate import Argument, Quote
+from mad_guardrails.core.units import Evidence
 
 SCHEMA_VERSION = "1.0"
 

@@ -1,31 +1,35 @@
-"""``guardrails train coordinator ...``: RAFT self-distillation of the coordinator, LoRA/QLoRA, six-axis evaluation.
+"""``mad-guardrails train coordinator ...``: RAFT self-distillation of the coordinator, LoRA/QLoRA, six-axis evaluation.
 
 The ``train`` command group (``guardrails/commands/train.py``) calls :func:`register_coordinator` once::
 
-    from agents.training.cli import register_coordinator
+    from mad_guardrails.guardrails.commands.train_coordinator import register_coordinator
     register_coordinator(train_app)
 
-Stages (see :mod:`agents.training.pipeline`; every stage takes ``--work`` and resumes where it stopped)::
+Stages (see :mod:`mad_guardrails.agents.training.pipeline`; every stage takes ``--work`` and resumes where it stopped)::
 
-    guardrails train coordinator build   --work W              # RAFT items: train / held-out / stress
-    guardrails train coordinator sample  --work W --local      # best-of-N teacher answers (or --profile offline)
-    guardrails train coordinator sample  --work W --serve --constrained   # ... under the contract grammar (vLLM)
-    guardrails train coordinator select  --work W              # verifier filter -> examples.jsonl
-    guardrails train coordinator fit     --work W --preset smollm2 --seed 0
-    guardrails train coordinator predict --work W --local      # base + adapter answers on held-out items
-    guardrails train coordinator eval    --work W [--ship]     # six axes; --ship copies a winning adapter
-    guardrails train coordinator run     --work W --local      # all of the above
+    mad-guardrails train coordinator build   --work W              # RAFT items: train / held-out / stress
+    mad-guardrails train coordinator sample  --work W --local      # best-of-N teacher answers (or --profile offline)
+    mad-guardrails train coordinator sample  --work W --serve --constrained   # ... under the contract grammar (vLLM)
+    mad-guardrails train coordinator select  --work W              # verifier filter -> examples.jsonl
+    mad-guardrails train coordinator fit     --work W --preset smollm2 --seed 0
+    mad-guardrails train coordinator predict --work W --local      # base + adapter answers on held-out items
+    mad-guardrails train coordinator eval    --work W [--ship]     # six axes; --ship copies a winning adapter
+    mad-guardrails train coordinator run     --work W --local      # all of the above
 
-The same app runs without the project's CLI (on a GPU box): ``python -m agents.training.cli run --work W --local``.
+The same app runs on its own (on a GPU box): ``python -m mad_guardrails.guardrails.commands.train_coordinator run --work W --local``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
+
+from mad_guardrails.core.units import Unit
+from mad_guardrails.verifier import Verifier
 
 coordinator_app = typer.Typer(
     name="coordinator", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -36,25 +40,25 @@ WORK_HELP = "work folder of the run (default $GUARDRAILS_HOME/train/coordinator)
 
 
 def register_coordinator(train_app: typer.Typer) -> None:
-    """Add ``coordinator`` (this module's commands) to the ``guardrails train`` group."""
+    """Add ``coordinator`` (this module's commands) to the ``mad-guardrails train`` group."""
     train_app.add_typer(coordinator_app, name="coordinator")
 
 
 def _work(work: Path | None):
-    from agents.training.pipeline import Workdir
-    from guardrails.paths import home
+    from mad_guardrails.agents.training.pipeline import Workdir
+    from mad_guardrails.core.paths import home
 
     return Workdir(work or home() / "train" / "coordinator")
 
 
 def _res(corpus: Path | None, evidence_chars: int | None = None):
-    from agents.training.pipeline import Resources
+    from mad_guardrails.agents.training.pipeline import Resources
 
     return Resources(corpus, evidence_chars=evidence_chars)
 
 
 def _echo(obj) -> None:
-    from guardrails.progress import console
+    from mad_guardrails.core.progress import console
 
     console.print_json(json.dumps(obj, default=str))
 
@@ -64,13 +68,13 @@ def _backend(profile: str, adapter: Path | None, serve: bool, port: int | None, 
     """(backend, server or None, base model name, adapter model name) for a profile; with ``serve`` a vLLM server is
     started for the command (with ``adapter`` as its ``coordinator`` LoRA module when given). Offline batch work gets
     longer timeouts than interactive checks (``request_timeout``, ``startup_timeout``)."""
-    from agents.backends import make_backend
-    from guardrails.config import load_config
+    from mad_guardrails.agents.backends import make_backend
+    from mad_guardrails.guardrails.config import load_config
 
     cfg = load_config(profile).llm
     cfg.timeout_s = max(cfg.timeout_s, request_timeout)
     if serve and port is None:
-        from agents.serve import free_port
+        from mad_guardrails.agents.serve import free_port
 
         port = free_port()  # never the profile's port: another server may answer there and pose as ours
     if cfg.serve is not None:
@@ -82,10 +86,10 @@ def _backend(profile: str, adapter: Path | None, serve: bool, port: int | None, 
         cfg.serve.port = port
         cfg.base_url = f"http://127.0.0.1:{port}/v1"
     if serve:
-        from agents.serve import VLLMServer
+        from mad_guardrails.agents.serve import VLLMServer
 
         if cfg.serve is None:
-            from guardrails.errors import ConfigError
+            from mad_guardrails.core.errors import ConfigError
 
             raise ConfigError("the profile has no llm.serve section", where=profile, fix="drop --serve")
         server = VLLMServer(cfg.serve).start(wait=True)
@@ -111,7 +115,7 @@ def build(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Build RAFT items: case + oracle units + K distractors (oracle dropped in a share), train and held-out."""
-    from agents.training.pipeline import DEFAULT_HELDOUT, BuildSettings, stage_build
+    from mad_guardrails.agents.training.pipeline import DEFAULT_HELDOUT, BuildSettings, stage_build
 
     s = BuildSettings(n_train=n_train, n_heldout=n_heldout, heldout_file=str(heldout_file or DEFAULT_HELDOUT),
                       train_sources=[x.strip() for x in train_sources.split(",") if x.strip()], k_distractors=k,
@@ -123,10 +127,10 @@ def build(
 def _item_grammar(res, evidence_chars: int, *, local: bool):
     """item -> the contract grammar of what its prompt shows (agents/grammar.py), for ``--constrained``; only a
     served model (vLLM) enforces it, so ``--local`` is refused."""
-    from agents.grammar import contract_grammar
+    from mad_guardrails.agents.grammar import contract_grammar
 
     if local:
-        from guardrails.errors import ConfigError
+        from mad_guardrails.core.errors import ConfigError
 
         raise ConfigError("--constrained needs a served model", where="--local",
                           fix="drop --local (use --profile offline --serve: vLLM enforces the grammar)")
@@ -142,7 +146,7 @@ def _teacher_messages(items, res):
     """Teacher prompts with a worked example from another training item (see :func:`raft.with_demo`)."""
     import zlib
 
-    from agents.training.raft import demo_answer, pick_demos, with_demo
+    from mad_guardrails.agents.training.raft import demo_answer, pick_demos, with_demo
 
     demos = pick_demos(items)
     if not demos:
@@ -181,8 +185,8 @@ def sample(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Best-of-N teacher answers for the training items (self-distillation: the base model is the teacher)."""
-    from agents.training.pipeline import load_items
-    from agents.training.raft import Candidate, read_candidates, sample_candidates
+    from mad_guardrails.agents.training.pipeline import load_items
+    from mad_guardrails.agents.training.raft import Candidate, read_candidates, sample_candidates
 
     w = _work(work)
     items = load_items(w, "train")[:limit] if limit else load_items(w, "train")
@@ -190,7 +194,7 @@ def sample(
     teacher = _teacher_messages(items, res) if demo else res.messages
     grammar = _item_grammar(res, evidence_chars, local=local) if constrained else None
     if local:
-        from agents.training.generate import LocalGenerator
+        from mad_guardrails.agents.training.generate import LocalGenerator
 
         done = {(c.item_id, c.i) for c in read_candidates(w.candidates) if c.error is None}
         todo = [it for it in items if any((it.id, i) not in done for i in range(start, start + n))]
@@ -238,13 +242,13 @@ def select(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Score every candidate with the verifier; keep the top-k that pass strict verbatim + citation validity."""
-    from agents.training.pipeline import load_items
-    from agents.training.raft import read_candidates, select_examples, write_jsonl
+    from mad_guardrails.agents.training.pipeline import load_items
+    from mad_guardrails.agents.training.raft import read_candidates, select_examples, write_jsonl
 
     w = _work(work)
     res = _res(corpus, evidence_chars)
     items = load_items(w, "train")
-    examples, stats = select_examples(items, read_candidates(w.candidates), res.verifier, res.messages,
+    examples, stats = select_examples(items, read_candidates(w.candidates), _verifier(res), res.messages,
                                       rules=res.rule, top_k=top_k, max_examples=max_examples, fallback=fallback,
                                       require_decision=require_decision, seed=seed)
     write_jsonl(w.examples, examples)
@@ -276,12 +280,12 @@ def fit(
     out: Path = typer.Option(None, "--out", help="adapter folder (default <work>/adapter)"),
 ) -> None:
     """Train the LoRA (CPU) / QLoRA (GPU, 4-bit NF4) adapter on the selected examples."""
-    from agents.training.raft import read_examples
-    from agents.training.trainer import TrainExample, check_vllm_compatible, preset, train_lora
+    from mad_guardrails.agents.training.raft import read_examples
+    from mad_guardrails.agents.training.trainer import TrainExample, check_vllm_compatible, preset, train_lora
 
     w = _work(work)
     if not w.examples.is_file():
-        from guardrails.errors import ConfigError
+        from mad_guardrails.core.errors import ConfigError
 
         raise ConfigError("examples.jsonl not found", where=str(w.root), fix="run `... coordinator select` first")
     p = preset(preset_name, r=r, alpha=alpha, dropout=dropout, lr=lr, epochs=epochs, grad_accum=grad_accum,
@@ -318,8 +322,8 @@ def predict(
                                      "coordinator's 'grammar' mode)"),
 ) -> None:
     """Greedy answers of the base model and of the adapter on the held-out items (normal and stress)."""
-    from agents.training.evaluate import predict_local, predict_with_backend
-    from agents.training.pipeline import load_items
+    from mad_guardrails.agents.training.evaluate import predict_local, predict_with_backend
+    from mad_guardrails.agents.training.pipeline import load_items
 
     w = _work(work)
     res = _res(None, evidence_chars)
@@ -330,7 +334,7 @@ def predict(
     counts = {}
     grammar = _item_grammar(res, evidence_chars, local=local) if constrained else None
     if local:
-        from agents.training.generate import LocalGenerator
+        from mad_guardrails.agents.training.generate import LocalGenerator
 
         gen = LocalGenerator(model, batch_size=batch_size)
         for label in want:
@@ -380,10 +384,16 @@ def evaluate_cmd(
 ) -> None:
     """The six axes of the seed coordinator (strict / content verbatim, citation validity, ROUGE-L >= 0.30, false
     refusals with the oracle present, strict verbatim under stress), one column per model."""
-    from agents.models import COORDINATOR_ADAPTER_DIR
-    from agents.training.evaluate import adapter_wins, evaluate, markdown_table, read_predictions, write_report
-    from agents.training.pipeline import load_items, ship_adapter
-    from guardrails.progress import console
+    from mad_guardrails.agents.models import COORDINATOR_ADAPTER_DIR
+    from mad_guardrails.agents.training.evaluate import (
+        adapter_wins,
+        evaluate,
+        markdown_table,
+        read_predictions,
+        write_report,
+    )
+    from mad_guardrails.agents.training.pipeline import load_items, ship_adapter
+    from mad_guardrails.core.progress import console
 
     w = _work(work)
     res = _res(corpus, evidence_chars)
@@ -392,7 +402,7 @@ def evaluate_cmd(
     if limit:
         items = {c: v[:limit] for c, v in items.items()}
     preds = {lb: {c: read_predictions(w.predictions(lb, c)) for c in items} for lb in want}
-    report = evaluate(items, preds, res.verifier, res.rule, settings={"work": str(w.root), "labels": want,
+    report = evaluate(items, preds, _verifier(res), res.rule, settings={"work": str(w.root), "labels": want,
                                                                      "limit": limit})
     stem = report_name or ("eval_report" if want == ["base", "adapter"] else "eval_report_" + "_".join(want))
     j, m = write_report(report, w.root, stem)
@@ -450,11 +460,11 @@ def run_all(
                start=n, constrained=constrained, limit=None, seed=seed)
     select(work=work, corpus=corpus, top_k=1, max_examples=max_examples, evidence_chars=1500, fallback=None,
            require_decision=require_decision, seed=seed)
-    from agents.training.raft import read_examples
+    from mad_guardrails.agents.training.raft import read_examples
 
     labels = "base,adapter"
     if not read_examples(_work(work).examples):
-        from guardrails.progress import console
+        from mad_guardrails.core.progress import console
 
         console.print("[yellow]the verifier kept no candidate: nothing to train on; evaluating the base model only[/]")
         labels = "base"
@@ -468,6 +478,29 @@ def run_all(
             constrained=False)
     evaluate_cmd(work=work, corpus=corpus, labels=labels, limit=None, ship=ship, adapter=None,
                  evidence_chars=1500, report_name=None, as_json=False)
+
+
+def corpus_verifier(unit: Callable[[str], Unit | None], rule_text: Callable[[str], str | None]) -> Verifier:
+    """A :class:`Verifier` over a corpus (``unit(id) -> Unit``) and the policy rules (``policy:<rule_id>`` texts)."""
+
+    def lookup(uid: str) -> str | None:
+        if uid.startswith("policy:"):
+            return rule_text(uid.split(":", 1)[1])
+        u = unit(uid)
+        return u.text if u is not None else None
+
+    return Verifier(lookup=lookup, known=lambda uid: lookup(uid) is not None)
+
+
+def _verifier(res) -> Verifier:
+    """The project's verifier over the run's corpus and policy rules."""
+    from mad_guardrails.policies.loader import rule_text
+
+    def text(rule_id: str) -> str | None:
+        r = res.policy_set.get(rule_id)
+        return None if r is None else rule_text(r)
+
+    return corpus_verifier(res.corpus.get, text)
 
 
 if __name__ == "__main__":

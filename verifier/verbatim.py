@@ -2,7 +2,7 @@
 
 * **strict verbatim** — the quote is an exact substring of the cited unit's text;
 * **content verbatim** — equal after normalising whitespace, quotes, dashes, hyphenation, ellipses and case
-  (see :mod:`guardrails.verifier.normalize`).
+  (see :mod:`mad_guardrails.verifier.normalize`).
 
 Both are reported, as the seed coordinator's evaluation does: content minus strict measures *near-miss* quotes
 (cosmetically altered text). A quote that is neither gets the most similar span of the unit in its failure message.
@@ -30,9 +30,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from agents.schema import Quote
-from guardrails.verdict import CheckResult
-from guardrails.verifier.normalize import elision_fragments, find_content_span, fold, word_count
+from mad_guardrails.core.debate import Quote, clean_id, dedupe_quotes  # noqa: F401 -- re-exported
+from mad_guardrails.core.verdict import CheckResult
+from mad_guardrails.verifier.normalize import elision_fragments, find_content_span, fold, word_count
 
 Lookup = Callable[[str], "str | None"]
 
@@ -42,11 +42,6 @@ MIN_QUOTE_WORDS = 3
 NEAR_MISS = 0.8
 
 QuoteStatus = Literal["strict", "content", "near_miss", "not_found", "not_a_quote", "unknown_unit"]
-
-
-def clean_id(unit_id: str) -> str:
-    """The cited id without the brackets / whitespace a model may have copied with it (``"[nis2:art_23] "``)."""
-    return unit_id.strip().strip("[]").strip()
 
 
 def ancestor_ids(unit_id: str) -> list[str]:
@@ -172,17 +167,6 @@ def check_quote(quote: Quote, lookup: Lookup, *, min_words: int = MIN_QUOTE_WORD
     ratio, closest = closest_span(text, source)
     return QuoteCheck(status="near_miss" if ratio >= near_miss else "not_found", checked_against=at,
                       similarity=ratio, closest=closest, **base)
-
-
-def dedupe_quotes(quotes: Iterable[Quote]) -> list[Quote]:
-    """Quotes in first-seen order, one per (cited id, text)."""
-    seen, out = set(), []
-    for q in quotes:
-        k = (clean_id(q.doc_id), q.text.strip())
-        if k not in seen:
-            seen.add(k)
-            out.append(q)
-    return out
 
 
 def check_quotes(quotes: Iterable[Quote], lookup: Lookup, *, min_words: int = MIN_QUOTE_WORDS) -> list[QuoteCheck]:

@@ -1,4 +1,7 @@
-"""``guardrails eval``: run the guardrail and its baselines on eval sets, print and write the metrics."""
+"""``mad-guardrails eval``: run the guardrail and its baselines on eval sets, print and write the metrics.
+
+The evals layer sits above the app, so the app does not import it: this ``register(app)`` is found through the entry
+point group ``mad_guardrails.commands`` (``pyproject.toml``), the way any package can add a command."""
 
 from __future__ import annotations
 
@@ -32,9 +35,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print metrics.json to stdout instead of the table"),
     ) -> None:
         """Evaluate the guardrail (mad) against baselines at equal compute on labelled sets; resumable."""
-        from evals.harness import EvalOptions, default_out_dir, run_eval
-        from evals.loaders import available_sets
-        from guardrails.progress import console
+        from mad_guardrails.core.progress import console
+        from mad_guardrails.evals.harness import EvalOptions, default_out_dir, run_eval
+        from mad_guardrails.evals.loaders import available_sets
 
         names = list(sets or []) or _present_sets(available_sets())
         if list_sets:
@@ -57,7 +60,7 @@ def register(app: typer.Typer) -> None:
         else:
             from rich.console import Console
 
-            from evals.report import rich_table
+            from mad_guardrails.evals.report import rich_table
 
             n_done = sum(1 for _ in res.records) // max(1, len(res.metrics))
             Console(width=None if sys.stdout.isatty() else 160).print(rich_table(
@@ -69,9 +72,9 @@ def register(app: typer.Typer) -> None:
 
 def _present_sets(names: list[str]) -> list[str]:
     """The sets whose data files exist here (the default when no set is named)."""
-    from evals.loaders import load_spec, resolve_paths
-    from guardrails.errors import GuardrailError
-    from guardrails.progress import console
+    from mad_guardrails.core.errors import GuardrailError
+    from mad_guardrails.core.progress import console
+    from mad_guardrails.evals.loaders import load_spec, resolve_paths
 
     out = []
     for n in names:
@@ -89,7 +92,7 @@ def _list(names: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from evals.loaders import QUERY_TYPES, load_set, load_spec
+    from mad_guardrails.evals.loaders import QUERY_TYPES, load_set, load_spec
 
     con = Console()
     wide = con.width >= 140

@@ -2,7 +2,7 @@
 
 A citation of ``X`` is *retrieved* when some retrieved evidence id ``R`` is ``X``, encloses it (``R = nis2:art_23``,
 ``X = nis2:art_23.4.a``: the agents saw the whole article) or is a point of it (``R = nis2:art_23.4.a``,
-``X = nis2:art_23``) — :func:`retrieval.units.id_covers` both ways. Policy rules (``policy:<rule_id>``) are valid
+``X = nis2:art_23``) — :func:`mad_guardrails.core.units.id_covers` both ways. Policy rules (``policy:<rule_id>``) are valid
 whenever the rule exists: the agents are shown the screened rules, not retrieved passages.
 
 A *citation-index slip* is a correct quote under the wrong id: the quote is not in the cited unit but is, verbatim
@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from agents.schema import Quote
-from guardrails.verdict import CheckResult
-from guardrails.verifier.normalize import content_equal_in
-from guardrails.verifier.verbatim import Lookup, _short, clean_id, dedupe_quotes, resolve_text
-from retrieval.units import id_covers
+from mad_guardrails.core.debate import Quote
+from mad_guardrails.core.units import id_covers
+from mad_guardrails.core.verdict import CheckResult
+from mad_guardrails.verifier.normalize import content_equal_in
+from mad_guardrails.verifier.verbatim import Lookup, _short, clean_id, dedupe_quotes, resolve_text
 
 Known = Callable[[str], bool]
 

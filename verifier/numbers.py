@@ -18,7 +18,7 @@ Written numbers (``seventy-two``, ``one hundred and twenty``) are understood.
 to months (1 year = 12 months); working days stay working days. Across the hours and months families the comparison
 is approximate and says so: 1 month = 28 to 31 days.
 
-**Comparison with a fact** (:func:`check_numbers`). A fact (:class:`policies.schema.KeyFact`) is *mentioned* when one
+**Comparison with a fact** (:func:`check_numbers`). A fact (:class:`mad_guardrails.policies.schema.KeyFact`) is *mentioned* when one
 of its ``terms`` (case-insensitive, simple plural / inflection: ``warning`` ~ ``warnings``, ``notify`` ~
 ``notified``) occurs in a sentence of the output together with a quantity of the fact's dimension. Pairing a term
 with a quantity:
@@ -68,8 +68,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from guardrails.verdict import CheckResult
-from policies.schema import KeyFact
+from mad_guardrails.core.verdict import CheckResult
+from mad_guardrails.policies.schema import KeyFact
 
 # --------------------------------------------------------------------------------------------- number words
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from guardrails.errors import InputError
+from mad_guardrails.core.errors import InputError
 
 M = TypeVar("M", bound=BaseModel)
 

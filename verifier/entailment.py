@@ -24,8 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agents.schema import Argument, CoordinatorOutput
-from guardrails.verdict import CheckResult
+from mad_guardrails.core.debate import Argument, CoordinatorOutput
+from mad_guardrails.core.verdict import CheckResult
 
 log = logging.getLogger(__name__)
 

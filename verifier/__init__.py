@@ -1,6 +1,6 @@
 """The verifier: deterministic checks of the coordinator's verdict before it is released.
 
-Checks (each its own module and function, each returning a :class:`guardrails.verdict.CheckResult`):
+Checks (each its own module and function, each returning a :class:`mad_guardrails.core.verdict.CheckResult`):
 
 ==================== ======================================================================================
 ``strict_verbatim``  each quote is an exact substring of the unit it cites (:mod:`.verbatim`)
@@ -10,8 +10,8 @@ Checks (each its own module and function, each returning a :class:`guardrails.ve
 ``entailment``       an NLI model where one is configured, else skipped (:mod:`.entailment`)
 ==================== ======================================================================================
 
-    >>> from agents.schema import CoordinatorOutput, ProposedViolation, Quote
-    >>> from retrieval.units import Evidence
+    >>> from mad_guardrails.core.debate import CoordinatorOutput, ProposedViolation, Quote
+    >>> from mad_guardrails.core.units import Evidence
     >>> text = "(a) without undue delay and in any event within 24 hours of becoming aware of the incident"
     >>> v = Verifier(lookup={"nis2:art_23.4.a": text}.get, known=lambda i: i in ("nis2:art_23.4.a", "policy:r1"))
     >>> co = CoordinatorOutput(decision="block", violations=[ProposedViolation(
@@ -28,18 +28,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from agents.schema import Argument, CoordinatorOutput, Quote
-from guardrails.verdict import CheckResult, VerificationReport
-from guardrails.verifier.citations import citation_validity, is_policy_id
-from guardrails.verifier.entailment import EntailmentChecker, items_from
-from guardrails.verifier.numbers import (
+from mad_guardrails.core.debate import Argument, CoordinatorOutput, Quote
+from mad_guardrails.core.units import Evidence, id_covers
+from mad_guardrails.core.verdict import CheckResult, VerificationReport
+from mad_guardrails.policies.schema import KeyFact
+from mad_guardrails.verifier.citations import citation_validity, is_policy_id
+from mad_guardrails.verifier.entailment import EntailmentChecker, items_from
+from mad_guardrails.verifier.numbers import (
     NumberFinding,
     check_numbers,
     number_consistency,
     numbers_in_evidence_vs_output,
     tally_numbers,
 )
-from guardrails.verifier.verbatim import (
+from mad_guardrails.verifier.verbatim import (
     MIN_QUOTE_WORDS,
     QuoteCheck,
     check_quote,
@@ -49,8 +51,6 @@ from guardrails.verifier.verbatim import (
     dedupe_quotes,
     strict_verbatim,
 )
-from policies.schema import KeyFact
-from retrieval.units import Evidence, id_covers
 
 __all__ = [
     "Verifier", "verify", "failures_for_repair", "strict_verbatim", "content_verbatim", "citation_validity",

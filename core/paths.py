@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
+#: the repository root in a checkout (editable install); in a wheel install, the site-packages folder of the package
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def package_dir(package: str) -> Path:
+    """The folder of an installed sub-package (``"mad_guardrails.policies"``), found through ``importlib.resources``:
+    the same in a checkout, an editable install and a wheel. Packaged data (packs, profiles, templates, adapters)
+    is located from here, never from the repository layout."""
+    return Path(str(resources.files(package)))
+
+
+def evals_data_dir() -> Path:
+    """The project's hand-written query and case sets (``evals/data``, package data of the evals layer; read as data
+    only, by lower layers' calibration and training code)."""
+    return package_dir("mad_guardrails.evals") / "data"
 
 
 def home() -> Path:
@@ -15,7 +30,7 @@ def home() -> Path:
 
 
 def corpus_dir() -> Path:
-    """Default folder of ingested corpus (units JSONL per act), filled by ``guardrails corpus fetch/add``."""
+    """Default folder of ingested corpus (units JSONL per act), filled by ``mad-guardrails corpus fetch/add``."""
     return home() / "corpus"
 
 

@@ -11,6 +11,7 @@ Every claim an agent makes carries quotes of the evidence it relies on, each wit
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -75,3 +76,19 @@ class CoordinatorOutput(BaseModel):
     rationale: str = ""
     confidence: float = Field(ge=0.0, le=1.0, default=0.5)
     raw: str | None = None
+
+
+def clean_id(unit_id: str) -> str:
+    """The cited id without the brackets / whitespace a model may have copied with it (``"[nis2:art_23] "``)."""
+    return unit_id.strip().strip("[]").strip()
+
+
+def dedupe_quotes(quotes: Iterable[Quote]) -> list[Quote]:
+    """Quotes in first-seen order, one per (cited id, text)."""
+    seen, out = set(), []
+    for q in quotes:
+        k = (clean_id(q.doc_id), q.text.strip())
+        if k not in seen:
+            seen.add(k)
+            out.append(q)
+    return out

@@ -16,8 +16,42 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from mad_guardrails.core.errors import InputError
+
 Decision = Literal["allow", "flag", "block"]
 Stance = Literal["violation", "compliant", "uncertain"]
+
+
+#: The one input limit (characters of the checked output, and of the query), enforced once where text comes in
+#: (:func:`validate_text`); long outputs are retrieved for window by window, never refused further down.
+MAX_INPUT_CHARS = 20_000
+
+
+def validate_text(value: object, max_chars: int = MAX_INPUT_CHARS, *, field: str = "output") -> str:
+    """The text to check, or an :class:`InputError` that says what to fix (bytes are decoded as UTF-8).
+
+    >>> validate_text("  ")
+    Traceback (most recent call last):
+    ...
+    mad_guardrails.core.errors.InputError: output is empty Fix: pass the AI output to check (a non-empty string)
+    """
+    if isinstance(value, bytes | bytearray):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"{field} is not valid UTF-8 (byte {e.start}: {bytes(value)[e.start:e.start + 4]!r})",
+                             fix="decode the text to str first, or re-encode it as UTF-8") from e
+    if not isinstance(value, str):
+        raise InputError(f"{field} must be a string, got {type(value).__name__}", fix="pass the AI output as text")
+    if "\x00" in value:
+        raise InputError(f"{field} contains NUL bytes: this looks like binary data, not text",
+                         fix="pass the decoded text of the AI output")
+    if not value.strip():
+        raise InputError(f"{field} is empty", fix="pass the AI output to check (a non-empty string)")
+    if len(value) > max_chars:
+        raise InputError(f"{field} has {len(value):,} characters; the limit is {max_chars:,}",
+                         fix="split the text into parts and check each, or raise max_input_chars in the config")
+    return value
 
 
 class Case(BaseModel):

@@ -12,12 +12,29 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from mad_guardrails.core.debate import Argument, Quote
+from mad_guardrails.core.errors import InputError
 from mad_guardrails.core.units import Evidence
 
 SCHEMA_VERSION = "1.0"
 
 Decision = Literal["allow", "flag", "block"]
 CheckStatus = Literal["pass", "fail", "skipped"]
+#: How the verdict was reached (the graph's terminal paths).
+Path = Literal["fast_allow", "fast_block", "debate", "failure"]
+#: The check modes, the one list every surface validates against (modes move thresholds, never code paths).
+Mode = Literal["strict", "balanced", "permissive"]
+MODES: tuple[str, ...] = ("strict", "balanced", "permissive")
+
+
+def check_mode(mode: str, *, where: str | None = None) -> str:
+    """``mode`` if it is one of :data:`MODES`, else an :class:`InputError` that lists them.
+
+    >>> check_mode("strict")
+    'strict'
+    """
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}", where=where, fix=f"use one of {', '.join(MODES)}")
+    return mode
 
 
 class CheckResult(BaseModel):
@@ -61,7 +78,7 @@ class Usage(BaseModel):
 class Verdict(BaseModel):
     schema_version: str = SCHEMA_VERSION
     decision: Decision
-    path: Literal["fast_allow", "fast_block", "debate", "failure"] = "debate"
+    path: Path = "debate"
     violations: list[Violation] = Field(default_factory=list)
     rationale: str = ""
     confidence: float = Field(ge=0.0, le=1.0, default=0.5)
@@ -74,7 +91,18 @@ class Verdict(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     models: dict[str, str] = Field(default_factory=dict)
     config_hash: str = ""
-    mode: Literal["strict", "balanced", "permissive"] = "balanced"
+    mode: Mode = "balanced"
+
+    @classmethod
+    def failed(cls, reason: str, *, action: Literal["flag", "block"] = "flag", **fields) -> Verdict:
+        """The fail-closed verdict (the only place one is built): ``action`` (``flag`` unless the config says
+        ``block``), path ``failure``, confidence 0 and the reason in ``failure`` and the rationale.
+
+        >>> Verdict.failed("timeout: the check took longer than 5 s").decision
+        'flag'
+        """
+        return cls(decision=action, path="failure", failure=reason, confidence=0.0,
+                   rationale=f"Failed closed: {reason}", **fields)
 
     # -- rendering for people ------------------------------------------------------------------------------
     def explain(self, *, evidence: bool = False) -> str:

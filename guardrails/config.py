@@ -11,17 +11,18 @@ import hashlib
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mad_guardrails.agents.config import DebateConfig, LLMConfig
+from mad_guardrails.core.debate import MAX_INPUT_CHARS
 from mad_guardrails.core.paths import package_dir
+from mad_guardrails.core.verdict import MODES
 from mad_guardrails.core.yamlio import read_named_yaml, validate_yaml, yaml_names
 from mad_guardrails.retrieval.config import RetrievalConfig
 
 C = TypeVar("C", bound=BaseModel)
 
 PROFILES_DIR = package_dir("mad_guardrails.guardrails") / "profiles"
-Mode = Literal["strict", "balanced", "permissive"]
 
 
 class ModeThresholds(BaseModel):
@@ -71,8 +72,20 @@ class GuardrailConfig(BaseModel):
     policies: PolicyConfig = Field(default_factory=PolicyConfig)
     modes: dict[str, ModeThresholds] = Field(default_factory=lambda: dict(DEFAULT_MODES))
     fail_action: Literal["flag", "block"] = "flag"
-    max_input_chars: int = 20_000
-    timeout_s: float = Field(default=120.0, description="whole-check deadline; past it the verdict fails closed")
+    max_input_chars: int = Field(default=MAX_INPUT_CHARS, ge=1, description="the one input limit, per text field")
+    timeout_s: float = Field(default=120.0, gt=0, description="whole-check deadline; past it the verdict fails closed")
+
+    @field_validator("modes")
+    @classmethod
+    def _known_modes(cls, v: dict[str, ModeThresholds]) -> dict[str, ModeThresholds]:
+        unknown = sorted(set(v) - set(MODES))
+        if unknown:
+            raise ValueError(f"unknown mode(s) {unknown}; the modes are {list(MODES)}")
+        return {**DEFAULT_MODES, **v}
+
+    def thresholds(self, mode: str | None) -> ModeThresholds:
+        """The thresholds of ``mode`` (``balanced`` when None)."""
+        return self.modes.get(mode or "balanced") or self.modes["balanced"]
 
     def hash(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]

@@ -15,13 +15,20 @@
                                                       └──────────────────────► finalize ─► END
     (fast_allow and fast_block also pass through verify: their quotes are checked like any other)
 
-The graph is data: :func:`graph_spec` lists its nodes and edges and ``compiled.get_graph().draw_mermaid()`` draws it.
-State holds only JSON-able values (pydantic dumps), so any LangGraph checkpointer (SQLite included) can persist it
-and a long check resumes. Non-serialisable parts (retriever, backends) live in :class:`~mad_guardrails.guardrails.components.Components`
-closed over by the node functions.
+The graph is data: :func:`graph_spec` reads the nodes and edges off the compiled graph (``compiled.get_graph()``),
+with each node's role taken from its function's docstring.
 
-Every node catches its own failures and records them in ``state["failure"]``; ``finalize`` turns a failure into the
-configured fail-closed decision (``flag`` by default), never ``allow``.
+**State** (:class:`GuardState`) holds typed values — the :class:`Case`, :class:`Evidence`, the
+:class:`FactCheck`, :class:`Argument` turns, the :class:`CoordinatorOutput`, the :class:`VerificationReport`, the
+:class:`Verdict` — parsed once where they enter and never re-validated. The checkpointers (in memory, SQLite) persist
+them through a serializer that allows exactly these types (:func:`serializer`), so a long check resumes.
+
+**Nodes** are module-level functions. The non-serialisable parts (retriever, screener, agents, verifier) and the
+config reach them through LangGraph's runtime context (:class:`GuardContext`, passed per invocation), so one
+compiled graph serves every :class:`~mad_guardrails.guardrails.guardrail.Guardrail`.
+
+Every node catches its own failures and records them in ``failure``; ``finalize`` turns a failure into the
+fail-closed verdict (:meth:`Verdict.failed`, ``flag`` by default), never ``allow``.
 """
 
 from __future__ import annotations
@@ -29,14 +36,18 @@ from __future__ import annotations
 import asyncio
 import operator
 import time
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
-from mad_guardrails.core.debate import Argument, Case, CoordinatorOutput, Quote
+from mad_guardrails.core.debate import Argument, Case, Claim, CoordinatorOutput, ProposedViolation, Quote
 from mad_guardrails.core.units import Evidence
 from mad_guardrails.core.verdict import CheckResult, Usage, Verdict, VerificationReport, Violation
+from mad_guardrails.verifier.facts import FactCheck, FactFinding
 
 # --------------------------------------------------------------------------------------------------- state
 
@@ -48,308 +59,369 @@ def _merge_sum(a: dict | None, b: dict | None) -> dict:
     return out
 
 
+class ScreenRow(TypedDict):
+    rule_id: str
+    score: float
+    triggers: list[str]
+
+
 class GuardState(TypedDict, total=False):
-    case: dict  # mad_guardrails.core.debate.Case
+    case: Case
     mode: str
     policies: list[str] | None  # restrict to these packs / rule ids
     pause_between_rounds: bool
     # retrieval + screening
-    evidence: list[dict]  # mad_guardrails.core.units.Evidence
+    evidence: list[Evidence]
     abstained: bool
     abstain_reason: str | None
-    screen: list[dict]  # {"rule_id", "score", "triggers"}
-    findings: list[dict]  # mad_guardrails.verifier.numbers.NumberFinding dumps (contradicted / consistent)
+    screen: list[ScreenRow]
+    facts: FactCheck  # the one key-fact check, shared by routing and verification
     path: str
     # debate
     round: int
-    transcript: Annotated[list[dict], operator.add]
+    transcript: Annotated[list[Argument], operator.add]
     consensus: bool
     # coordination + verification
-    coordinator: dict | None
+    coordinator: CoordinatorOutput | None
     coordinator_error: str | None
     feedback: list[str]
     repairs: int
-    verification: dict | None
+    verification: VerificationReport | None
     # bookkeeping
     failure: str | None
     usage: Annotated[dict, _merge_sum]
     timings: Annotated[dict, _merge_sum]
-    verdict: dict
+    verdict: Verdict
 
 
 class ArgueTask(TypedDict):
     role_index: int
     round: int
-    case: dict
-    evidence: list[dict]
+    case: Case
+    evidence: list[Evidence]
     rule_ids: list[str]
-    transcript: list[dict]
+    transcript: list[Argument]
 
 
-#: The graph as data: (node, description) and edges. Kept in sync with build_graph by a test.
-NODES: dict[str, str] = {
-    "retrieve": "hybrid retrieval of regulatory units (FAISS + BM25, relevance filter)",
-    "screen": "rank policy rules that may apply; deterministic key-fact checks (deadlines, dates, amounts)",
-    "fast_allow": "nothing relevant and nothing risky: allow without debate",
-    "fast_block": "a contradicted key fact (e.g. a wrong legal deadline): block without debate",
-    "start_round": "open a debate round (optionally pause for a person's interjection)",
-    "argue": "one agent's turn (prosecutor / defender / analyst), all agents of a round in parallel",
-    "moderate": "consensus check; end the debate early or run another round",
-    "coordinate": "the coordinator decides under the quote-first EVIDENCE/ANSWER contract",
-    "verify": "verbatim quotes, citation validity, number consistency, entailment",
-    "repair": "feed the verifier's failures back to the coordinator once",
-    "finalize": "build the Verdict; fail closed on any failure",
-}
-EDGES: list[tuple[str, str, str]] = [
-    ("__start__", "retrieve", ""),
-    ("retrieve", "screen", ""),
-    ("screen", "fast_allow", "clear allow"),
-    ("screen", "fast_block", "deterministic violation"),
-    ("screen", "start_round", "needs debate"),
-    ("screen", "finalize", "failure"),
-    ("start_round", "argue", "Send per agent"),
-    ("argue", "moderate", ""),
-    ("moderate", "start_round", "no consensus, rounds left"),
-    ("moderate", "coordinate", "consensus or last round"),
-    ("coordinate", "verify", ""),
-    ("verify", "repair", "a check failed, repair left"),
-    ("verify", "finalize", "passed or no repair left"),
-    ("repair", "coordinate", ""),
-    ("fast_allow", "verify", ""),
-    ("fast_block", "verify", "its quotes are verified too"),
-    ("finalize", "__end__", ""),
-]
+@dataclass
+class GuardContext:
+    """What the nodes need besides the state: the assembled parts and the config (LangGraph runtime context)."""
+
+    components: Any  # guardrails.components.Components
+    config: Any  # guardrails.config.GuardrailConfig
 
 
-def graph_spec() -> dict[str, Any]:
-    """The orchestrator as data (nodes with their role, edges with their condition)."""
-    return {"nodes": dict(NODES), "edges": [{"from": a, "to": b, "when": w} for a, b, w in EDGES]}
+#: pydantic types the state holds; the checkpoint serializer allows exactly these (plus LangGraph's own safe types)
+STATE_TYPES = (Case, Evidence, FactCheck, FactFinding, Argument, Claim, Quote, CoordinatorOutput, ProposedViolation,
+               VerificationReport, CheckResult, Verdict, Violation, Usage)
+
+
+def serializer():
+    """The checkpoint serializer: LangGraph's msgpack serializer, strict, with the state's types allowed."""
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    from mad_guardrails.policies.schema import KeyFact
+
+    return JsonPlusSerializer(allowed_msgpack_modules=None).with_msgpack_allowlist([*STATE_TYPES, KeyFact])
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+
+
+def _timed(name: str, t0: float) -> dict:
+    return {name: round(time.perf_counter() - t0, 4)}
+
+
+def _shown(state: GuardState, cfg) -> list[Evidence]:
+    """The evidence the agents see: the best ``debate.evidence_k`` units (the verdict keeps all it retrieved)."""
+    return state.get("evidence", [])[: cfg.debate.evidence_k]
+
+
+def _rules(c, rule_ids: list[str]):
+    return [r for r in (c.policy_set.get(i) for i in rule_ids) if r is not None]
+
+
+def _screened_ids(state: GuardState) -> list[str]:
+    return [s["rule_id"] for s in state.get("screen", [])]
+
+
+def rule_selected(rule, policies: list[str] | None) -> bool:
+    """Whether ``rule`` is among ``policies`` (rule ids, id prefixes, pack or act ids); no list = every rule."""
+    if not policies:
+        return True
+    return any(rule.id == p or rule.id.startswith(p + ".") or getattr(rule, "pack", None) == p
+               or rule.id.split(".", 1)[0] == p for p in policies)
+
+
+def _usage_of(resp) -> dict:
+    if resp is None:
+        return {"llm_calls": 1}
+    u = getattr(resp, "usage", None)
+    return {"llm_calls": 1, "prompt_tokens": getattr(u, "prompt_tokens", 0) or 0,
+            "completion_tokens": getattr(u, "completion_tokens", 0) or 0}
+
+
+#: characters of output per retrieval query; a longer output is retrieved for window by window (the embedders read
+#: 256–512 tokens; the retriever refuses nothing the input limit let in)
+RETRIEVAL_WINDOW_CHARS = 1500
+
+
+def retrieval_queries(case: Case, window: int = RETRIEVAL_WINDOW_CHARS) -> list[str]:
+    """The retrieval queries for a case: the query with the output, or, for a long output, the query with each
+    window of it (cut at sentence ends).
+
+    >>> len(retrieval_queries(Case(output="A. " * 2000, query="q?")))
+    4
+    """
+    import re
+
+    out = case.output.strip()
+    if len(out) <= window:
+        return ["\n".join(x for x in (case.query, out) if x)]
+    parts, cur = [], ""
+    for sent in re.split(r"(?<=[.!?;])\s+", out):
+        while len(sent) > window:  # one endless sentence: hard cut
+            if cur:
+                parts.append(cur)
+                cur = ""
+            parts.append(sent[:window])
+            sent = sent[window:]
+        if cur and len(cur) + 1 + len(sent) > window:
+            parts.append(cur)
+            cur = sent
+        else:
+            cur = f"{cur} {sent}".strip()
+    if cur:
+        parts.append(cur)
+    return ["\n".join(x for x in (case.query, p) if x) for p in parts]
+
+
+def _merge_results(results) -> tuple[list[Evidence], bool, str | None]:
+    """One evidence list from several retrievals: each unit once with its best score, re-ranked."""
+    if len(results) == 1:
+        r = results[0]
+        return list(r.evidence), bool(r.abstained), r.reason
+    best: dict[str, Evidence] = {}
+    for r in results:
+        for e in r.evidence:
+            if e.unit_id not in best or e.score > best[e.unit_id].score:
+                best[e.unit_id] = e
+    k = max((len(r.evidence) for r in results), default=0)
+    ranked = sorted(best.values(), key=lambda e: -e.score)[:k]
+    ev = [e.model_copy(update={"rank": i}) for i, e in enumerate(ranked, 1)]
+    abstained = all(r.abstained for r in results)
+    return ev, abstained, next((r.reason for r in results if r.reason), None) if abstained else None
+
+
+# --------------------------------------------------------------------------------------------------- nodes
+
+
+async def retrieve(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
+    """hybrid retrieval of regulatory units (FAISS + BM25, relevance filter); long outputs window by window"""
+    t0 = time.perf_counter()
+    c = runtime.context.components
+    queries = retrieval_queries(state["case"])
+    try:
+        if len(queries) == 1:
+            results = [await asyncio.to_thread(c.retriever.search, queries[0])]
+        else:
+            results = await asyncio.to_thread(c.retriever.search_many, queries)
+    except Exception as e:  # broken index, embedder crash: fail closed
+        return {"failure": f"retrieval failed: {type(e).__name__}: {e}", "evidence": [],
+                "timings": _timed("retrieve", t0)}
+    ev, abstained, reason = _merge_results(results)
+    return {"evidence": ev, "abstained": abstained, "abstain_reason": reason, "timings": _timed("retrieve", t0)}
+
+
+async def screen(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
+    """rank policy rules that may apply; the one key-fact check (deadlines, dates, amounts)"""
+    t0 = time.perf_counter()
+    c, cfg = runtime.context.components, runtime.context.config
+    case = state["case"]
+    try:
+        hits = await asyncio.to_thread(c.screener.screen, case.output, case.query, cfg.policies.screen_top * 2)
+        hits = [h for h in hits if rule_selected(h.rule, state.get("policies"))]
+        from mad_guardrails.verifier.facts import check_facts
+
+        # the facts of every screened rule (the wider list), checked together; the agents see the top ones
+        facts = check_facts(case.output, [h.rule for h in hits], query=case.query)
+        hits = hits[: cfg.policies.screen_top]
+    except Exception as e:
+        return {"failure": f"policy screening failed: {type(e).__name__}: {e}", "timings": _timed("screen", t0)}
+    rows = [ScreenRow(rule_id=h.rule.id, score=float(h.score),
+                      triggers=list(getattr(h, "matched_triggers", []) or [])) for h in hits]
+    return {"screen": rows, "facts": facts, "timings": _timed("screen", t0)}
+
+
+def route_after_screen(state: GuardState, runtime: Runtime[GuardContext]) -> str:
+    if state.get("failure"):
+        return "finalize"
+    facts = state.get("facts")
+    if facts is not None and facts.contradicted:
+        return "fast_block"
+    cfg = runtime.context.config
+    th = cfg.thresholds(state.get("mode"))
+    best_rel = max((e.relevance if e.relevance is not None else e.score
+                    for e in state.get("evidence", []) if e.source == "regulation"), default=0.0)
+    best_screen = max((s["score"] for s in state.get("screen", [])), default=0.0)
+    any_trigger = any(s["triggers"] for s in state.get("screen", []))
+    nothing_relevant = state.get("abstained") or best_rel <= th.fast_allow_max_relevance
+    if nothing_relevant and best_screen <= th.fast_allow_max_screen and not any_trigger:
+        return "fast_allow"
+    return "start_round"
+
+
+async def fast_allow(state: GuardState) -> dict:
+    """nothing relevant and nothing risky: allow without debate"""
+    reason = state.get("abstain_reason") or "no relevant regulatory evidence and no policy rule triggered"
+    return {"path": "fast_allow", "coordinator": CoordinatorOutput(
+        decision="allow", rationale=f"Fast path: {reason}.", confidence=0.8)}
+
+
+async def fast_block(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
+    """a contradicted key fact (e.g. a wrong legal deadline): block without debate"""
+    c = runtime.context.components
+    viols, quotes, extra_ev = [], [], []
+    evidence = list(state.get("evidence", []))
+    have = {e.unit_id for e in evidence}
+    for f in state["facts"].contradicted:
+        fact = f.fact
+        q = [Quote(doc_id=fact.provision, text=fact.quote)] if fact.quote else []
+        quotes += q
+        rule = c.policy_set.get(f.rule_id)
+        viols.append(ProposedViolation(rule_id=f.rule_id, provisions=[fact.provision],
+                                       severity=getattr(rule, "severity", "high"), explanation=f.explanation,
+                                       quotes=q))
+        if fact.provision not in have:  # make the cited provision part of the evidence the verdict shows
+            txt = c.retriever.lookup(fact.provision)
+            if txt:
+                have.add(fact.provision)
+                extra_ev.append(Evidence(unit_id=fact.provision, doc=fact.provision.split(":")[0], text=txt,
+                                         rank=len(have), score=1.0))
+    out = CoordinatorOutput(decision="block", evidence=quotes, violations=viols, confidence=0.9,
+                            rationale="Fast path: the output contradicts a key fact of the law: "
+                            + "; ".join(v.explanation for v in viols))
+    return {"path": "fast_block", "coordinator": out, "evidence": evidence + extra_ev}
+
+
+async def start_round(state: GuardState) -> dict:
+    """open a debate round (optionally pause for a person's interjection)"""
+    r = state.get("round", 0) + 1
+    upd: dict = {"round": r, "path": "debate"}
+    if state.get("pause_between_rounds") and r > 1:
+        answer = interrupt({"round": r, "question": "Interject a question or fact for the next round (or empty)"})
+        if answer:
+            case = state["case"]
+            upd["case"] = case.model_copy(update={"interjections": [*case.interjections, str(answer)]})
+    return upd
+
+
+def fan_out(state: GuardState, runtime: Runtime[GuardContext]) -> list[Send]:
+    c, cfg = runtime.context.components, runtime.context.config
+    return [Send("argue", ArgueTask(role_index=i, round=state["round"], case=state["case"],
+                                    evidence=_shown(state, cfg), rule_ids=_screened_ids(state),
+                                    transcript=state.get("transcript", [])))
+            for i in range(len(c.debaters))]
+
+
+async def argue(task: ArgueTask, runtime: Runtime[GuardContext]) -> dict:
+    """one agent's turn (prosecutor / defender / analyst), all agents of a round in parallel"""
+    t0 = time.perf_counter()
+    c = runtime.context.components
+    d = c.debaters[task["role_index"]]
+    try:
+        arg, resp = await d.turn(task["case"], task["evidence"], _rules(c, task["rule_ids"]), task["transcript"],
+                                 task["round"])
+    except Exception as e:  # a debater must never take the graph down
+        arg, resp = Argument(role=getattr(d.role, "name", "agent"), round=task["round"], stance="uncertain",
+                             error=f"{type(e).__name__}: {e}"), None
+    return {"transcript": [arg], "usage": _usage_of(resp), "timings": _timed("debate", t0)}
+
+
+async def moderate(state: GuardState) -> dict:
+    """consensus check; end the debate early or run another round"""
+    r = state["round"]
+    this_round = [a for a in state.get("transcript", []) if a.round == r]
+    ok = [a for a in this_round if not a.error]
+    consensus = bool(ok) and len(ok) == len(this_round) and len({a.stance for a in ok}) == 1
+    return {"consensus": consensus}
+
+
+def route_after_moderate(state: GuardState, runtime: Runtime[GuardContext]) -> str:
+    dc = runtime.context.config.debate
+    if state["round"] >= dc.max_rounds or (dc.early_stop and state.get("consensus")):
+        return "coordinate"
+    return "start_round"
+
+
+async def coordinate(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
+    """the coordinator decides under the quote-first EVIDENCE/ANSWER contract"""
+    t0 = time.perf_counter()
+    c, cfg = runtime.context.components, runtime.context.config
+    try:
+        res = await c.coordinator.decide(state["case"], _shown(state, cfg), _rules(c, _screened_ids(state)),
+                                         list(state.get("transcript", [])), state.get("feedback") or None)
+    except Exception as e:
+        return {"coordinator": None, "coordinator_error": f"{type(e).__name__}: {e}",
+                "timings": _timed("coordinate", t0)}
+    u = getattr(res, "usage", None)
+    usage = {"llm_calls": getattr(res, "calls", 1), "prompt_tokens": getattr(u, "prompt_tokens", 0) or 0,
+             "completion_tokens": getattr(u, "completion_tokens", 0) or 0}
+    out = res.output
+    return {"coordinator": out, "coordinator_error": res.error if out is None else None, "usage": usage,
+            "timings": _timed("coordinate", t0)}
+
+
+async def verify(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
+    """verbatim quotes, citation validity, number consistency, entailment"""
+    t0 = time.perf_counter()
+    c = runtime.context.components
+    co = state.get("coordinator")
+    if co is None:
+        rep = VerificationReport(checks=[CheckResult(name="coordinator_output", status="fail", failures=[
+            state.get("coordinator_error") or "no coordinator output"])])
+        return {"verification": rep, "timings": _timed("verify", t0)}
+    try:
+        rep = await asyncio.to_thread(c.verifier.verify, co, list(state.get("evidence", [])), state["case"].output,
+                                      state.get("facts") or FactCheck(), list(state.get("transcript", [])))
+    except Exception as e:
+        rep = VerificationReport(checks=[CheckResult(name="verifier", status="fail",
+                                                     failures=[f"verifier crashed: {type(e).__name__}: {e}"])])
+    rep.repaired = state.get("repairs", 0) > 0
+    return {"verification": rep, "timings": _timed("verify", t0)}
+
+
+def route_after_verify(state: GuardState, runtime: Runtime[GuardContext]) -> str:
+    rep = state["verification"]
+    if rep.passed or state.get("repairs", 0) >= runtime.context.config.verifier.repair_rounds:
+        return "finalize"
+    if state.get("path") in ("fast_allow", "fast_block"):
+        return "finalize"  # deterministic paths have nothing to repair; finalize downgrades what failed
+    if state.get("coordinator") is None and (state.get("coordinator_error") or "").startswith("BackendError"):
+        return "finalize"  # a dead backend is not repaired by asking again
+    return "repair"
+
+
+async def repair(state: GuardState) -> dict:
+    """feed the verifier's failures back to the coordinator once"""
+    from mad_guardrails.verifier import failures_for_repair
+
+    return {"feedback": failures_for_repair(state["verification"]), "repairs": state.get("repairs", 0) + 1}
+
+
+async def finalize(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
+    """build the Verdict; fail closed on any failure"""
+    return {"verdict": decide(state, runtime.context.components, runtime.context.config)}
 
 
 # --------------------------------------------------------------------------------------------------- graph
 
 
-def build_graph(components, cfg, *, checkpointer=None):
-    """Compile the StateGraph for a set of components and a GuardrailConfig."""
-    from mad_guardrails.verifier.numbers import check_numbers
-
-    c = components
-    max_rounds = cfg.debate.max_rounds
-
-    def shown(state) -> list[dict]:
-        """The evidence the agents see: the best ``debate.evidence_k`` units (the verdict keeps all it retrieved)."""
-        return state.get("evidence", [])[: cfg.debate.evidence_k]
-
-    def rules_for(rule_ids: list[str]):
-        return [r for r in (c.policy_set.get(i) for i in rule_ids) if r is not None]
-
-    def thresholds(state: GuardState):
-        return cfg.modes.get(state.get("mode") or "balanced") or cfg.modes["balanced"]
-
-    def timed(name: str, t0: float) -> dict:
-        return {name: round(time.perf_counter() - t0, 4)}
-
-    def allowed_rule(rule, policies: list[str] | None) -> bool:
-        if not policies:
-            return True
-        return any(rule.id == p or rule.id.startswith(p + ".") or getattr(rule, "pack", None) == p
-                   or rule.id.split(".", 1)[0] == p for p in policies)
-
-    # -- nodes -------------------------------------------------------------------------------------------
-    async def retrieve(state: GuardState) -> dict:
-        t0 = time.perf_counter()
-        case = Case.model_validate(state["case"])
-        text = "\n".join(x for x in (case.query, case.output) if x)
-        try:
-            res = await asyncio.to_thread(c.retriever.search, text)
-        except Exception as e:  # broken index, embedder crash: fail closed
-            return {"failure": f"retrieval failed: {type(e).__name__}: {e}", "evidence": [],
-                    "timings": timed("retrieve", t0)}
-        ev = [e.model_dump(mode="json") for e in res.evidence]
-        return {"evidence": ev, "abstained": bool(res.abstained), "abstain_reason": res.reason,
-                "timings": timed("retrieve", t0)}
-
-    async def screen(state: GuardState) -> dict:
-        t0 = time.perf_counter()
-        case = Case.model_validate(state["case"])
-        policies = state.get("policies")
-        try:
-            hits = await asyncio.to_thread(c.screener.screen, case.output, case.query, cfg.policies.screen_top * 2)
-            hits = [h for h in hits if allowed_rule(h.rule, policies)]
-            # key facts of the screened rules, checked together (nearest-term pairing needs all facts at once)
-            # (a fact is in scope only when checkable and, where two acts state different values under one term,
-            # when the text names its act: KeyFact.requires_any)
-            scope_text = "\n".join(x for x in (case.query, case.output) if x)
-            in_scope = [(h.rule, f) for h in hits if h.rule.enabled for f in h.rule.key_facts
-                        if f.in_scope(scope_text)]
-            owner = {id(f): r.id for r, f in in_scope}
-            facts = [f for _, f in in_scope]
-            findings = []
-            for fd in (check_numbers(case.output, facts) if facts else []):
-                if fd.status != "not_mentioned":
-                    d = fd.model_dump(mode="json")
-                    d["rule_id"] = owner.get(id(fd.fact)) or next(
-                        (h.rule.id for h in hits if fd.fact in h.rule.key_facts), "")
-                    findings.append(d)
-            hits = hits[: cfg.policies.screen_top]
-        except Exception as e:
-            return {"failure": f"policy screening failed: {type(e).__name__}: {e}", "timings": timed("screen", t0)}
-        screen_rows = [{"rule_id": h.rule.id, "score": float(h.score),
-                        "triggers": list(getattr(h, "matched_triggers", []) or [])} for h in hits]
-        return {"screen": screen_rows, "findings": findings, "timings": timed("screen", t0)}
-
-    def route_after_screen(state: GuardState) -> str:
-        if state.get("failure"):
-            return "finalize"
-        if any(f["status"] == "contradicted" for f in state.get("findings", [])):
-            return "fast_block"
-        th = thresholds(state)
-        best_rel = max((e.get("relevance") if e.get("relevance") is not None else e.get("score", 0.0)
-                        for e in state.get("evidence", []) if e.get("source") == "regulation"), default=0.0)
-        best_screen = max((s["score"] for s in state.get("screen", [])), default=0.0)
-        any_trigger = any(s["triggers"] for s in state.get("screen", []))
-        nothing_relevant = state.get("abstained") or best_rel <= th.fast_allow_max_relevance
-        if nothing_relevant and best_screen <= th.fast_allow_max_screen and not any_trigger:
-            return "fast_allow"
-        return "start_round"
-
-    async def fast_allow(state: GuardState) -> dict:
-        reason = state.get("abstain_reason") or "no relevant regulatory evidence and no policy rule triggered"
-        return {"path": "fast_allow", "coordinator": CoordinatorOutput(
-            decision="allow", rationale=f"Fast path: {reason}.", confidence=0.8).model_dump(mode="json")}
-
-    async def fast_block(state: GuardState) -> dict:
-        viols, quotes, extra_ev = [], [], []
-        have = {e["unit_id"] for e in state.get("evidence", [])}
-        for f in state.get("findings", []):
-            if f["status"] != "contradicted":
-                continue
-            fact = f["fact"]
-            q = [Quote(doc_id=fact["provision"], text=fact["quote"])] if fact.get("quote") else []
-            quotes += q
-            rule = c.policy_set.get(f["rule_id"])
-            viols.append({"rule_id": f["rule_id"], "provisions": [fact["provision"]],
-                          "severity": getattr(rule, "severity", "high"), "explanation": f["explanation"],
-                          "quotes": [x.model_dump() for x in q]})
-            if fact["provision"] not in have:  # make the cited provision part of the evidence the verdict shows
-                txt = c.retriever.lookup(fact["provision"])
-                if txt:
-                    have.add(fact["provision"])
-                    extra_ev.append(Evidence(unit_id=fact["provision"], doc=fact["provision"].split(":")[0],
-                                             text=txt, rank=len(have), score=1.0).model_dump(mode="json"))
-        out = CoordinatorOutput(decision="block", evidence=quotes, violations=viols, confidence=0.9,
-                                rationale="Fast path: the output contradicts a key fact of the law: "
-                                + "; ".join(v["explanation"] for v in viols))
-        return {"path": "fast_block", "coordinator": out.model_dump(mode="json"),
-                "evidence": state.get("evidence", []) + extra_ev}
-
-    async def start_round(state: GuardState) -> dict:
-        r = state.get("round", 0) + 1
-        upd: dict = {"round": r, "path": "debate"}
-        if state.get("pause_between_rounds") and r > 1:
-            answer = interrupt({"round": r, "question": "Interject a question or fact for the next round (or empty)"})
-            if answer:
-                case = Case.model_validate(state["case"])
-                case.interjections.append(str(answer))
-                upd["case"] = case.model_dump(mode="json")
-        return upd
-
-    def fan_out(state: GuardState) -> list[Send]:
-        rule_ids = [s["rule_id"] for s in state.get("screen", [])]
-        return [Send("argue", ArgueTask(role_index=i, round=state["round"], case=state["case"],
-                                        evidence=shown(state), rule_ids=rule_ids,
-                                        transcript=state.get("transcript", [])))
-                for i in range(len(c.debaters))]
-
-    async def argue(task: ArgueTask) -> dict:
-        t0 = time.perf_counter()
-        d = c.debaters[task["role_index"]]
-        try:
-            arg, resp = await d.turn(Case.model_validate(task["case"]),
-                                     [Evidence.model_validate(e) for e in task["evidence"]],
-                                     rules_for(task["rule_ids"]),
-                                     [Argument.model_validate(a) for a in task["transcript"]], task["round"])
-        except Exception as e:  # a debater must never take the graph down
-            arg, resp = Argument(role=getattr(d.role, "name", "agent"), round=task["round"], stance="uncertain",
-                                 error=f"{type(e).__name__}: {e}"), None
-        return {"transcript": [arg.model_dump(mode="json")], "usage": _usage_of(resp),
-                "timings": timed("debate", t0)}
-
-    async def moderate(state: GuardState) -> dict:
-        r = state["round"]
-        this_round = [a for a in state.get("transcript", []) if a["round"] == r]
-        ok = [a for a in this_round if not a.get("error")]
-        consensus = bool(ok) and len(ok) == len(this_round) and len({a["stance"] for a in ok}) == 1
-        return {"consensus": consensus}
-
-    def route_after_moderate(state: GuardState) -> str:
-        if state["round"] >= max_rounds or (cfg.debate.early_stop and state.get("consensus")):
-            return "coordinate"
-        return "start_round"
-
-    async def coordinate(state: GuardState) -> dict:
-        t0 = time.perf_counter()
-        try:
-            res = await c.coordinator.decide(
-                Case.model_validate(state["case"]), [Evidence.model_validate(e) for e in shown(state)],
-                rules_for([s["rule_id"] for s in state.get("screen", [])]),
-                [Argument.model_validate(a) for a in state.get("transcript", [])], state.get("feedback") or None)
-        except Exception as e:
-            return {"coordinator": None, "coordinator_error": f"{type(e).__name__}: {e}",
-                    "timings": timed("coordinate", t0)}
-        usage = {"llm_calls": getattr(res, "calls", 1),
-                 "prompt_tokens": getattr(getattr(res, "usage", None), "prompt_tokens", 0) or 0,
-                 "completion_tokens": getattr(getattr(res, "usage", None), "completion_tokens", 0) or 0}
-        out = res.output.model_dump(mode="json") if res.output is not None else None
-        return {"coordinator": out, "coordinator_error": res.error if out is None else None, "usage": usage,
-                "timings": timed("coordinate", t0)}
-
-    async def verify(state: GuardState) -> dict:
-        t0 = time.perf_counter()
-        co = state.get("coordinator")
-        if co is None:
-            return {"verification": VerificationReport(checks=[CheckResult(
-                name="coordinator_output", status="fail",
-                failures=[state.get("coordinator_error") or "no coordinator output"])]).model_dump(mode="json"),
-                "timings": timed("verify", t0)}
-        case = Case.model_validate(state["case"])
-        facts = [f for r in rules_for([s["rule_id"] for s in state.get("screen", [])]) for f in r.key_facts]
-        try:
-            rep = await asyncio.to_thread(
-                c.verifier.verify, CoordinatorOutput.model_validate(co),
-                [Evidence.model_validate(e) for e in state.get("evidence", [])], case.output, facts,
-                [Argument.model_validate(a) for a in state.get("transcript", [])])
-        except Exception as e:
-            rep = VerificationReport(checks=[CheckResult(name="verifier", status="fail",
-                                                         failures=[f"verifier crashed: {type(e).__name__}: {e}"])])
-        rep.repaired = state.get("repairs", 0) > 0
-        return {"verification": rep.model_dump(mode="json"), "timings": timed("verify", t0)}
-
-    def route_after_verify(state: GuardState) -> str:
-        rep = VerificationReport.model_validate(state["verification"])
-        if rep.passed or state.get("repairs", 0) >= cfg.verifier.repair_rounds:
-            return "finalize"
-        if state.get("path") in ("fast_allow", "fast_block"):
-            return "finalize"  # deterministic paths have nothing to repair; finalize downgrades what failed
-        if state.get("coordinator") is None and state.get("coordinator_error", "").startswith("BackendError"):
-            return "finalize"  # a dead backend is not repaired by asking again
-        return "repair"
-
-    async def repair(state: GuardState) -> dict:
-        from mad_guardrails.verifier import failures_for_repair
-
-        rep = VerificationReport.model_validate(state["verification"])
-        return {"feedback": failures_for_repair(rep), "repairs": state.get("repairs", 0) + 1}
-
-    async def finalize(state: GuardState) -> dict:
-        return {"verdict": _finalize(state, c, cfg).model_dump(mode="json")}
-
-    g = StateGraph(GuardState)
-    for name, fn in [("retrieve", retrieve), ("screen", screen), ("fast_allow", fast_allow),
-                     ("fast_block", fast_block), ("start_round", start_round), ("argue", argue),
-                     ("moderate", moderate), ("coordinate", coordinate), ("verify", verify), ("repair", repair),
-                     ("finalize", finalize)]:
-        g.add_node(name, fn)
+def _builder() -> StateGraph:
+    g = StateGraph(GuardState, context_schema=GuardContext)
+    for fn in (retrieve, screen, fast_allow, fast_block, start_round, argue, moderate, coordinate, verify, repair,
+               finalize):
+        g.add_node(fn.__name__, fn)
     g.add_edge(START, "retrieve")
     g.add_edge("retrieve", "screen")
     g.add_conditional_edges("screen", route_after_screen, ["fast_allow", "fast_block", "start_round", "finalize"])
@@ -362,36 +434,58 @@ def build_graph(components, cfg, *, checkpointer=None):
     g.add_edge("fast_allow", "verify")
     g.add_edge("fast_block", "verify")
     g.add_edge("finalize", END)
-    return g.compile(checkpointer=checkpointer)
+    return g
 
 
-def _usage_of(resp) -> dict:
-    if resp is None:
-        return {"llm_calls": 1}
-    u = getattr(resp, "usage", None)
-    return {"llm_calls": 1, "prompt_tokens": getattr(u, "prompt_tokens", 0) or 0,
-            "completion_tokens": getattr(u, "completion_tokens", 0) or 0}
+def build_graph(*, checkpointer=None):
+    """Compile the orchestrator. Invoke it with ``context=GuardContext(components, config)``."""
+    return _builder().compile(checkpointer=checkpointer)
 
 
-def _finalize(state: GuardState, c, cfg) -> Verdict:
+@lru_cache(maxsize=1)
+def _spec_graph():
+    return build_graph().get_graph()
+
+
+def graph_spec() -> dict[str, Any]:
+    """The compiled orchestrator as data: nodes with their role (the node function's docstring) and edges with
+    whether they are conditional.
+
+    >>> spec = graph_spec()
+    >>> "verify" in spec["nodes"], {"from": "retrieve", "to": "screen", "conditional": False} in spec["edges"]
+    (True, True)
+    """
+    g = _spec_graph()
+    docs = {fn.__name__: (fn.__doc__ or "").strip() for fn in (
+        retrieve, screen, fast_allow, fast_block, start_round, argue, moderate, coordinate, verify, repair, finalize)}
+    nodes = {n: docs.get(n, "") for n in g.nodes}
+    edges = [{"from": e.source, "to": e.target, "conditional": bool(e.conditional)} for e in g.edges]
+    return {"nodes": nodes, "edges": edges}
+
+
+def graph_mermaid() -> str:
+    return _spec_graph().draw_mermaid()
+
+
+# --------------------------------------------------------------------------------------------------- verdict
+
+
+def decide(state: GuardState, c, cfg) -> Verdict:
     """Turn the graph's state into a Verdict, failing closed."""
     mode = state.get("mode") or "balanced"
-    th = cfg.modes.get(mode) or cfg.modes["balanced"]
-    evidence = [Evidence.model_validate(e) for e in state.get("evidence", [])]
-    transcript = [Argument.model_validate(a) for a in state.get("transcript", [])]
-    rep = VerificationReport.model_validate(state["verification"]) if state.get("verification") else \
-        VerificationReport()
+    th = cfg.thresholds(mode)
+    rep = state.get("verification") or VerificationReport()
     usage = Usage(**{k: int(v) for k, v in (state.get("usage") or {}).items() if k in Usage.model_fields})
-    common = dict(evidence=evidence, transcript=transcript, verification=rep, usage=usage,
+    transcript = list(state.get("transcript", []))
+    common = dict(evidence=list(state.get("evidence", [])), transcript=transcript, verification=rep, usage=usage,
                   timings=dict(state.get("timings") or {}), models=dict(c.models), config_hash=cfg.hash(), mode=mode)
     failure = state.get("failure")
-    co_raw = state.get("coordinator")
-    if failure or co_raw is None:
+    co = state.get("coordinator")
+    if failure or co is None:
         reason = failure or f"coordinator gave no usable answer: {state.get('coordinator_error') or 'unknown'}"
-        return Verdict(decision=cfg.fail_action, path="failure", failure=reason, confidence=0.0,
-                       rationale=f"Failed closed: {reason}", **common)
-    co = CoordinatorOutput.model_validate(co_raw)
+        return Verdict.failed(reason, action=cfg.fail_action, **common)
     path = state.get("path") or "debate"
+
     def quote_ok(q: Quote) -> bool:
         try:
             return bool(c.verifier.quote_verified(q))
@@ -402,8 +496,8 @@ def _finalize(state: GuardState, c, cfg) -> Verdict:
     for v in co.violations:
         rule = c.policy_set.get(v.rule_id)
         violations.append(Violation(
-            rule_id=v.rule_id, title=getattr(rule, "title", ""), provisions=v.provisions or list(
-                getattr(rule, "provisions", []) or []),
+            rule_id=v.rule_id, title=getattr(rule, "title", ""),
+            provisions=v.provisions or list(getattr(rule, "provisions", []) or []),
             severity=getattr(rule, "severity", v.severity) if rule is not None else v.severity,
             explanation=v.explanation, quotes=v.quotes, verified=bool(v.quotes) and all(quote_ok(q) for q in v.quotes)))
 
@@ -413,7 +507,7 @@ def _finalize(state: GuardState, c, cfg) -> Verdict:
     if not rep.passed:
         notes.append("verification failed after repair: " + "; ".join(
             f"{ch.name}: {', '.join(ch.failures[:2])}" for ch in rep.checks if ch.status == "fail"))
-        if decision == "allow" or decision == "block":
+        if decision in ("allow", "block"):
             decision = "flag"  # an unverified verdict is never released as allow, nor as an unsupported block
     if decision == "allow" and path == "debate":
         # an allow must rest on evidence and must not overrule the debate: the verifier passes an answer that quotes

@@ -22,16 +22,15 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
 
-from mad_guardrails.core.debate import Case
+from mad_guardrails.core.debate import Case, validate_text
 from mad_guardrails.core.errors import InputError
-from mad_guardrails.core.verdict import Verdict
+from mad_guardrails.core.verdict import Mode, Verdict, check_mode
 from mad_guardrails.guardrails.config import GuardrailConfig, load_config
-
-Mode = Literal["strict", "balanced", "permissive"]
+from mad_guardrails.guardrails.graph import serializer
 
 
 class CheckItem(BaseModel):
@@ -46,24 +45,8 @@ class CheckItem(BaseModel):
 
 
 def validate_output(output: Any, max_chars: int, *, field: str = "output") -> str:
-    """Return the text to check or raise :class:`InputError` saying what to fix."""
-    if isinstance(output, bytes | bytearray):
-        try:
-            output = bytes(output).decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InputError(f"{field} is not valid UTF-8 (byte {e.start}: {bytes(output)[e.start:e.start + 4]!r})",
-                             fix="decode the text to str first, or re-encode it as UTF-8") from e
-    if not isinstance(output, str):
-        raise InputError(f"{field} must be a string, got {type(output).__name__}", fix="pass the AI output as text")
-    if "\x00" in output:
-        raise InputError(f"{field} contains NUL bytes: this looks like binary data, not text",
-                         fix="pass the decoded text of the AI output")
-    if not output.strip():
-        raise InputError(f"{field} is empty", fix="pass the AI output to check (a non-empty string)")
-    if len(output) > max_chars:
-        raise InputError(f"{field} has {len(output):,} characters; the limit is {max_chars:,}",
-                         fix="split the text into parts and check each, or raise max_input_chars in the config")
-    return output
+    """The text to check or an :class:`InputError` saying what to fix (:func:`~mad_guardrails.core.debate.validate_text`)."""
+    return validate_text(output, max_chars, field=field)
 
 
 class _LoopThread:
@@ -104,10 +87,11 @@ class Guardrail:
         else:
             from langgraph.checkpoint.memory import InMemorySaver
 
-            checkpointer = InMemorySaver()  # enables interrupts (console) and get_state for one process
-        from mad_guardrails.guardrails.graph import build_graph
+            checkpointer = InMemorySaver(serde=serializer())  # interrupts (console), get_state in one process
+        from mad_guardrails.guardrails.graph import GuardContext, build_graph
 
-        self.graph = build_graph(self._components, config, checkpointer=checkpointer)
+        self.graph = build_graph(checkpointer=checkpointer)
+        self._context = GuardContext(components=self._components, config=config)
 
     # -- construction ----------------------------------------------------------------------------------
     @classmethod
@@ -120,7 +104,9 @@ class Guardrail:
 
         self._checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
         self._checkpointer_cm = AsyncSqliteSaver.from_conn_string(str(self._checkpoint_path))
-        return await self._checkpointer_cm.__aenter__()
+        saver = await self._checkpointer_cm.__aenter__()
+        saver.serde = serializer()
+        return saver
 
     @property
     def components(self):
@@ -131,8 +117,7 @@ class Guardrail:
         text = validate_output(output, self.config.max_input_chars)
         if query is not None:
             query = validate_output(query, self.config.max_input_chars, field="query")
-        if mode not in ("strict", "balanced", "permissive"):
-            raise InputError(f"unknown mode {mode!r}", fix="use one of strict, balanced, permissive")
+        check_mode(mode)
         if policies:
             known = {r.id for r in self._components.policy_set.rules}
             prefixes = {r.id.split(".", 1)[0] for r in self._components.policy_set.rules}
@@ -144,7 +129,7 @@ class Guardrail:
                                      fix="use a pack/act id (e.g. 'nis2') or a rule id; "
                                          "`mad-guardrails policies list` shows them")
         case = Case(output=text, query=query, context=context)
-        return {"case": case.model_dump(mode="json"), "mode": mode, "policies": list(policies or []) or None,
+        return {"case": case, "mode": mode, "policies": list(policies or []) or None,
                 "pause_between_rounds": pause, "round": 0, "repairs": 0, "transcript": [], "usage": {},
                 "timings": {}, "failure": None}
 
@@ -162,7 +147,8 @@ class Guardrail:
             if existing is not None and existing.values.get("verdict"):
                 return Verdict.model_validate(existing.values["verdict"])  # already finished: same answer
             inp = None if existing is not None and existing.next else state  # resume an interrupted thread
-            out = await asyncio.wait_for(self.graph.ainvoke(inp, cfg), timeout=self.config.timeout_s)
+            out = await asyncio.wait_for(self.graph.ainvoke(inp, cfg, context=self._context),
+                                         timeout=self.config.timeout_s)
             if "verdict" not in out:
                 raise RuntimeError("the graph ended without a verdict (interrupted?)")
             v = Verdict.model_validate(out["verdict"])
@@ -174,9 +160,8 @@ class Guardrail:
         return v
 
     def _failed(self, state: dict, reason: str) -> Verdict:
-        return Verdict(decision=self.config.fail_action, path="failure", failure=reason, confidence=0.0,
-                       rationale=f"Failed closed: {reason}", config_hash=self.config.hash(),
-                       models=dict(self._components.models), mode=state.get("mode", "balanced"))
+        return Verdict.failed(reason, action=self.config.fail_action, config_hash=self.config.hash(),
+                              models=dict(self._components.models), mode=state.get("mode", "balanced"))
 
     async def acheck(self, output: Any, *, query: str | None = None, context: str | None = None,
                      policies: list[str] | None = None, mode: Mode = "balanced",
@@ -241,15 +226,15 @@ class Guardrail:
         else:
             inp = self._initial_state(output, query, context, policies, mode, pause=pause_between_rounds)
             if interjections:
-                inp["case"]["interjections"] = [str(x) for x in interjections]
+                inp["case"] = inp["case"].model_copy(update={"interjections": [str(x) for x in interjections]})
         queue: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
         done = object()
 
         async def pump():
             try:
-                async for ev in self.graph.astream(inp, cfg, stream_mode="updates"):
-                    loop.call_soon_threadsafe(queue.put_nowait, ev)
+                async for ev in self.graph.astream(inp, cfg, stream_mode="updates", context=self._context):
+                    loop.call_soon_threadsafe(queue.put_nowait, jsonable(ev))
             except Exception as e:  # surface as an event; the console shows a fail-closed verdict
                 loop.call_soon_threadsafe(queue.put_nowait, {"__error__": f"{type(e).__name__}: {e}"})
             finally:
@@ -264,6 +249,7 @@ class Guardrail:
 
     def graph_mermaid(self) -> str:
         return self.graph.get_graph().draw_mermaid()
+
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -285,3 +271,14 @@ class Guardrail:
 def item_key(item: CheckItem) -> str:
     """A stable id for an item without one (hash of its content)."""
     return item.id or hashlib.sha256(f"{item.output}\x00{item.query}".encode()).hexdigest()[:16]
+
+
+def jsonable(value: Any) -> Any:
+    """Stream events as JSON data (pydantic objects of the state dumped), for consoles and services."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    return value

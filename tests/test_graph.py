@@ -17,7 +17,7 @@ from mad_guardrails.core.errors import BackendError, InputError
 from mad_guardrails.core.units import Evidence
 from mad_guardrails.guardrails.components import Components
 from mad_guardrails.guardrails.config import GuardrailConfig
-from mad_guardrails.guardrails.graph import EDGES, NODES, graph_spec
+from mad_guardrails.guardrails.graph import graph_spec
 from mad_guardrails.guardrails.guardrail import Guardrail
 from mad_guardrails.policies.schema import KeyFact, Rule
 from mad_guardrails.verifier import Verifier
@@ -143,12 +143,12 @@ SOCIAL = ("Rank your citizens with a social scoring system: the evaluation or cl
 def test_graph_is_data_and_matches_compiled_graph():
     g = make(Coordinator(social_scoring_block()))
     compiled = g.graph.get_graph()
-    assert set(NODES) <= set(compiled.nodes)
-    compiled_edges = {(e.source, e.target) for e in compiled.edges}
-    for a, b, _ in EDGES:
-        if (a, b) != ("start_round", "argue"):  # a Send fan-out is dynamic, not a static edge
-            assert (a, b) in compiled_edges, (a, b)
-    assert graph_spec()["nodes"]["verify"]
+    spec = graph_spec()
+    assert set(spec["nodes"]) == set(compiled.nodes)
+    assert {(e["from"], e["to"]) for e in spec["edges"]} == {(e.source, e.target) for e in compiled.edges}
+    assert spec["nodes"]["verify"] and spec["nodes"]["retrieve"]  # each node says what it does
+    for a, b in [("retrieve", "screen"), ("screen", "fast_block"), ("verify", "repair"), ("repair", "coordinate")]:
+        assert (a, b) in {(e["from"], e["to"]) for e in spec["edges"]}, (a, b)
     assert "retrieve" in g.graph_mermaid()
     g.close()
 
@@ -331,7 +331,7 @@ async def test_interrupt_between_rounds_and_resume_with_interjection():
     final = next(ev["finalize"]["verdict"] for ev in events2 if "finalize" in ev)
     assert final["decision"] == "block"
     state = await asyncio.wrap_future(g._loop.submit(g.graph.aget_state(g._thread_config("t1"))))
-    assert state.values["case"]["interjections"] == ["Does Art. 5(1)(c) apply to employers?"]
+    assert state.values["case"].interjections == ["Does Art. 5(1)(c) apply to employers?"]  # typed state
     g.close()
 
 

@@ -34,12 +34,12 @@ from mad_guardrails.core.verdict import CheckResult, VerificationReport
 from mad_guardrails.policies.schema import KeyFact
 from mad_guardrails.verifier.citations import citation_validity, is_policy_id
 from mad_guardrails.verifier.entailment import EntailmentChecker, items_from
+from mad_guardrails.verifier.facts import FactCheck, FactFinding
 from mad_guardrails.verifier.numbers import (
     NumberFinding,
     check_numbers,
     number_consistency,
     numbers_in_evidence_vs_output,
-    tally_numbers,
 )
 from mad_guardrails.verifier.verbatim import (
     MIN_QUOTE_WORDS,
@@ -97,8 +97,11 @@ class Verifier:
 
     # -- the report -------------------------------------------------------------------------------------------
     def verify(self, coord_output: CoordinatorOutput, evidence: Sequence[Evidence], output_text: str,
-               facts: Sequence[KeyFact], arguments: Iterable[Argument] = ()) -> VerificationReport:
-        """Run all checks over the coordinator's evidence quotes and its violations' quotes (deduplicated)."""
+               facts: FactCheck | Sequence[KeyFact], arguments: Iterable[Argument] = ()) -> VerificationReport:
+        """Run all checks over the coordinator's evidence quotes and its violations' quotes (deduplicated).
+
+        ``facts``: the check's :class:`~mad_guardrails.verifier.facts.FactCheck` (the orchestrator passes the one
+        screening made, so the number check is run once per check), or bare key facts (checked here)."""
         co = coord_output
         quotes = dedupe_quotes([*co.evidence, *(q for v in co.violations for q in v.quotes)])
         results = check_quotes(quotes, self.lookup, min_words=self.min_quote_words)
@@ -106,7 +109,7 @@ class Verifier:
             strict_verbatim(quotes, self.lookup, results=results),
             content_verbatim(quotes, self.lookup, results=results),
             self._citations(co, quotes, evidence),
-            self._numbers(co, output_text, list(facts)),
+            self._numbers(co, output_text, facts),
             self.entailment.check(items_from(co, arguments)),
         ]
         return VerificationReport(checks=checks)
@@ -134,20 +137,25 @@ class Verifier:
                                       "detail": (res.detail + "; " if res.status != "skipped" else "")
                                       + f"{len(extra)} problem(s) with the violations' rules / provisions / quotes"})
 
-    def _numbers(self, co: CoordinatorOutput, output_text: str, facts: list[KeyFact]) -> CheckResult:
+    def _numbers(self, co: CoordinatorOutput, output_text: str, facts: FactCheck | Sequence[KeyFact]) -> CheckResult:
         """The output's figures against the key facts, judged against the decision: a contradiction must not be
         released as ``allow``; under ``flag`` / ``block`` it passes (and the detail says whether a violation cites
         the fact's provision)."""
-        if not facts:
+        fc = facts if isinstance(facts, FactCheck) else FactCheck(
+            facts=list(facts), findings=[FactFinding(**x.model_dump(exclude={"fact"}), fact=x.fact)
+                                         for x in check_numbers(output_text, list(facts))
+                                         if x.status != "not_mentioned"])
+        if not fc.facts:
             return CheckResult(name="number_consistency", status="skipped", detail="no key facts to check")
-        found, bad, good, mentioned = tally_numbers(output_text, facts)
+        bad, good = fc.contradicted, fc.consistent
+        mentioned = len(bad) + len(good)
         cited = [clean_id(p) for v in co.violations for p in (*v.provisions, *(q.doc_id for q in v.quotes))]
 
         def reported(x: NumberFinding) -> bool:
             return any(id_covers(p, x.fact.provision) or id_covers(x.fact.provision, p) for p in cited)
 
-        detail = (f"{len(facts)} key fact(s): {len(good)} consistent, {len(bad)} contradicted, "
-                  f"{len(facts) - mentioned} not mentioned")
+        detail = (f"{len(fc.facts)} key fact(s): {len(good)} consistent, {len(bad)} contradicted, "
+                  f"{len(fc.facts) - mentioned} not mentioned")
         lines = [f"[{x.fact.provision}] {x.explanation}" for x in bad]
         if bad and co.decision == "allow":
             return CheckResult(name="number_consistency", status="fail", score=len(good) / mentioned,

@@ -26,13 +26,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check one AI output against the regulations and policy packs; prints the verdict."""
         if show_graph:
-            from mad_guardrails.guardrails.graph import graph_spec
+            from mad_guardrails.guardrails.graph import graph_mermaid
 
-            spec = graph_spec()
-            typer.echo("graph TD")
-            for e in spec["edges"]:
-                label = f"|{e['when']}|" if e["when"] else ""
-                typer.echo(f"  {e['from']} -->{label} {e['to']}")
+            typer.echo(graph_mermaid())  # drawn from the compiled graph, not a hand-kept list
             raise typer.Exit(0)
         if output is None or output == "-":
             output = sys.stdin.read()

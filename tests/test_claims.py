@@ -1,0 +1,36 @@
+"""Claims of a checked output: atomic, with spans that point back into the text; non-regulatory talk is marked."""
+
+from __future__ import annotations
+
+import pytest
+
+from mad_guardrails.verifier.claims import split_claims
+
+CASES = [
+    ("Hello! Under the GDPR a controller has 72 hours to notify the supervisory authority. Hope this helps!",
+     [False, True, False]),
+    ("Deployers must keep the logs for six months; providers must draw up the technical documentation.",
+     [True, True]),
+    ("I'm not a lawyer, so please consult your legal team before relying on this.", [False]),
+    ("Can you tell me more about your product?", [False]),
+    ("The early warning is due within 24 hours and the incident notification within 72 hours.", [True, True]),
+]
+
+
+@pytest.mark.parametrize("text,regulatory", CASES)
+def test_claims_and_which_drive_a_decision(text, regulatory):
+    claims = split_claims(text)
+    assert [c.regulatory for c in claims] == regulatory
+    for c in claims:
+        assert text[c.start:c.end] == c.text  # the span points at the sentence the verdict may object to
+        assert c.regulatory or c.reason
+
+
+def test_abbreviations_do_not_cut_a_claim():
+    claims = split_claims("Under Art. 5(1)(f) of the AI Act, e.g. in offices, emotion recognition is prohibited.")
+    assert len(claims) == 1 and claims[0].regulatory
+
+
+def test_a_clause_without_its_own_content_stays_with_its_sentence():
+    claims = split_claims("Providers and deployers must register high-risk systems in the EU database.")
+    assert len(claims) == 1

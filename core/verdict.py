@@ -12,15 +12,16 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from mad_guardrails.core.debate import Argument, Quote
+from mad_guardrails.core.claims import ClaimCheck
 from mad_guardrails.core.errors import InputError
 from mad_guardrails.core.units import Evidence
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: claims, verified_allow path, violation claim + span
 
 Decision = Literal["allow", "flag", "block"]
 CheckStatus = Literal["pass", "fail", "skipped"]
 #: How the verdict was reached (the graph's terminal paths).
-Path = Literal["fast_allow", "fast_block", "debate", "failure"]
+Path = Literal["fast_allow", "verified_allow", "fast_block", "debate", "failure"]
 #: The check modes, the one list every surface validates against (modes move thresholds, never code paths).
 Mode = Literal["strict", "balanced", "permissive"]
 MODES: tuple[str, ...] = ("strict", "balanced", "permissive")
@@ -67,6 +68,8 @@ class Violation(BaseModel):
     explanation: str = ""
     quotes: list[Quote] = Field(default_factory=list)
     verified: bool = Field(default=False, description="every quote passed strict or content verbatim")
+    claim: str | None = Field(default=None, description="the sentence of the output this violation objects to")
+    span: tuple[int, int] | None = Field(default=None, description="its character span in the output")
 
 
 class Usage(BaseModel):
@@ -86,6 +89,7 @@ class Verdict(BaseModel):
     failure: str | None = Field(default=None, description="set when a stage failed and the verdict fails closed")
     verification: VerificationReport = Field(default_factory=VerificationReport)
     evidence: list[Evidence] = Field(default_factory=list)
+    claims: list[ClaimCheck] = Field(default_factory=list, description="each claim of the output vs the clauses")
     transcript: list[Argument] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
     usage: Usage = Field(default_factory=Usage)
@@ -124,10 +128,16 @@ class Verdict(BaseModel):
         for i, v in enumerate(self.violations, 1):
             lines.append(f"{i}. [{v.severity}] {v.rule_id}{' — ' + v.title if v.title else ''} "
                          f"({', '.join(v.provisions)}){'' if v.verified else ' — quotes NOT verified'}")
+            if v.claim:
+                where = f" (characters {v.span[0]}–{v.span[1]})" if v.span else ""
+                lines.append(f'   objects to: "{v.claim}"{where}')
             if v.explanation:
                 lines.append(f"   {v.explanation}")
             for q in v.quotes:
                 lines.append(f'   [{q.doc_id}] "{q.text}"')
+        if self.claims:
+            lines.append("Claims:")
+            lines += [f"   {c.line()}" for c in self.claims]
         if self.verification.checks:
             lines.append("Verifier: " + "; ".join(
                 f"{c.name} {c.status}" + (f" ({c.score:.2f})" if c.score is not None else "")

@@ -51,6 +51,7 @@ class Components:
     coordinator: CoordinatorLike
     backend: Any = None
     server: Any = None
+    claims_model: Any = None  # scores (clause sentence, claim) pairs; None = claim check off
     models: dict[str, str] = field(default_factory=dict)
 
     async def aclose(self) -> None:

@@ -34,14 +34,18 @@ class ModeThresholds(BaseModel):
     allow_confidence: float = Field(0.5, description="min confidence for an allow; below it an allow becomes a flag")
     fast_allow_max_relevance: float = Field(0.5, description="fast allow only when no evidence scored above this")
     fast_allow_max_screen: float = Field(0.5, description="... and no policy rule screened above this")
+    claim_entail_shift: float = Field(0.0, description="added to the entailment model's calibrated threshold for a "
+                                      "claim to count as supported (higher = fewer verified allows)")
+    claim_contradict_shift: float = Field(0.0, description="added to the calibrated threshold for a claim to count as "
+                                          "contradicted (lower = more claim blocks)")
 
 
 DEFAULT_MODES: dict[str, ModeThresholds] = {
     "strict": ModeThresholds(block_confidence=0.4, allow_confidence=0.7, fast_allow_max_relevance=0.35,
-                             fast_allow_max_screen=0.35),
+                             fast_allow_max_screen=0.35, claim_entail_shift=0.05, claim_contradict_shift=-0.05),
     "balanced": ModeThresholds(),
     "permissive": ModeThresholds(block_confidence=0.75, allow_confidence=0.35, fast_allow_max_relevance=0.6,
-                                 fast_allow_max_screen=0.6),
+                                 fast_allow_max_screen=0.6, claim_entail_shift=-0.05, claim_contradict_shift=0.05),
 }
 
 
@@ -56,7 +60,11 @@ class PolicyConfig(BaseModel):
 class VerifierConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    nli_model: str | None = Field(default=None, description="NLI cross-encoder id/path; None = entailment skipped")
+    nli_model: str | None = Field(default=None, description="NLI cross-encoder id/path, or 'bundled:entailment-minilm' "
+                                  "(the project's domain verifier); None = entailment skipped")
+    claims: bool = Field(default=True, description="check each claim of the output against the clauses (needs "
+                         "nli_model); settles clear cases without a debate")
+    claim_units: int = Field(default=3, ge=1, le=10, description="clauses retrieved per claim")
     check_numbers: bool = True
     repair_rounds: int = Field(default=1, ge=0, le=3)
 

@@ -44,8 +44,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send, interrupt
 
+from mad_guardrails.core.claims import ClaimCheck, OutputClaim
 from mad_guardrails.core.debate import Argument, Case, Claim, CoordinatorOutput, ProposedViolation, Quote
-from mad_guardrails.core.units import Evidence
+from mad_guardrails.core.units import Evidence, id_covers
 from mad_guardrails.core.verdict import CheckResult, Usage, Verdict, VerificationReport, Violation
 from mad_guardrails.verifier.facts import FactCheck, FactFinding
 
@@ -76,6 +77,8 @@ class GuardState(TypedDict, total=False):
     abstain_reason: str | None
     screen: list[ScreenRow]
     facts: FactCheck  # the one key-fact check, shared by routing and verification
+    claims: list[ClaimCheck]  # each regulatory claim of the output against its own clauses
+    claims_note: str | None  # why the claim check did not run (no model, no regulatory claim)
     path: str
     # debate
     round: int
@@ -112,7 +115,7 @@ class GuardContext:
 
 
 #: pydantic types the state holds; the checkpoint serializer allows exactly these (plus LangGraph's own safe types)
-STATE_TYPES = (Case, Evidence, FactCheck, FactFinding, Argument, Claim, Quote, CoordinatorOutput, ProposedViolation,
+STATE_TYPES = (Case, Evidence, ClaimCheck, OutputClaim, FactCheck, FactFinding, Argument, Claim, Quote, CoordinatorOutput, ProposedViolation,
                VerificationReport, CheckResult, Verdict, Violation, Usage)
 
 
@@ -253,18 +256,61 @@ async def screen(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
     return {"screen": rows, "facts": facts, "timings": _timed("screen", t0)}
 
 
-def route_after_screen(state: GuardState, runtime: Runtime[GuardContext]) -> str:
+async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
+    """each regulatory claim of the output against the sentences of its own best clauses (entailed / contradicted / not settled)"""
+    t0 = time.perf_counter()
+    c, cfg = runtime.context.components, runtime.context.config
+    if state.get("failure"):
+        return {}
+    model = getattr(c, "claims_model", None)
+    if model is None or not cfg.verifier.claims:
+        return {"claims": [], "claims_note": "claim check off (no entailment model configured)",
+                "timings": _timed("entail", t0)}
+    from mad_guardrails.verifier.claim_check import check_claims
+    from mad_guardrails.verifier.claims import split_claims
+
+    case = state["case"]
+    claims = [x for x in split_claims(case.output) if x.regulatory]
+    if not claims:
+        return {"claims": [], "claims_note": "no regulatory claim in the output", "timings": _timed("entail", t0)}
+    th = cfg.thresholds(state.get("mode"))
+    try:
+        queries = ["\n".join(x for x in (case.query, cl.text) if x) for cl in claims]
+        results = await asyncio.to_thread(c.retriever.search_many, queries, cfg.verifier.claim_units)
+        per_claim = [list(r.evidence) for r in results]
+        entail_t, contra_t = model.claim_thresholds()
+        checks = await asyncio.to_thread(
+            check_claims, claims, per_claim, model, units=cfg.verifier.claim_units,
+            entail_threshold=entail_t + th.claim_entail_shift, contradict_threshold=contra_t + th.claim_contradict_shift)
+    except Exception as e:  # a verifier crash fails closed, never an unchecked allow
+        return {"failure": f"claim verification failed: {type(e).__name__}: {e}", "timings": _timed("entail", t0)}
+    have = {e.unit_id for e in state.get("evidence", [])}
+    extra = []
+    for ev in per_claim:  # the clauses that decided a claim become evidence the verdict shows
+        for e in ev:
+            if e.unit_id not in have:
+                have.add(e.unit_id)
+                extra.append(e.model_copy(update={"rank": len(have)}))
+    return {"claims": checks, "claims_note": None, "evidence": list(state.get("evidence", [])) + extra,
+            "timings": _timed("entail", t0)}
+
+
+def route_after_entail(state: GuardState, runtime: Runtime[GuardContext]) -> str:
     if state.get("failure"):
         return "finalize"
     facts = state.get("facts")
-    if facts is not None and facts.contradicted:
+    claims = state.get("claims") or []
+    if (facts is not None and facts.contradicted) or any(x.label == "contradicted" for x in claims):
         return "fast_block"
+    # a screened rule's keywords only say what the output is about; what decides is whether every claim is entailed
+    if claims and all(x.label == "entailed" for x in claims):
+        return "verified_allow"
+    any_trigger = any(s["triggers"] for s in state.get("screen", []))
     cfg = runtime.context.config
     th = cfg.thresholds(state.get("mode"))
     best_rel = max((e.relevance if e.relevance is not None else e.score
                     for e in state.get("evidence", []) if e.source == "regulation"), default=0.0)
     best_screen = max((s["score"] for s in state.get("screen", [])), default=0.0)
-    any_trigger = any(s["triggers"] for s in state.get("screen", []))
     nothing_relevant = state.get("abstained") or best_rel <= th.fast_allow_max_relevance
     if nothing_relevant and best_screen <= th.fast_allow_max_screen and not any_trigger:
         return "fast_allow"
@@ -278,13 +324,24 @@ async def fast_allow(state: GuardState) -> dict:
         decision="allow", rationale=f"Fast path: {reason}.", confidence=0.8)}
 
 
+async def verified_allow(state: GuardState) -> dict:
+    """every regulatory claim entailed by a clause sentence, nothing contradicted or triggered: allow without debate"""
+    claims = state.get("claims") or []
+    quotes = [x.support for x in claims if x.support is not None]
+    rationale = ("Verified: every regulatory claim of the output is entailed by a clause: "
+                 + "; ".join(f'"{x.claim.text}" ← [{x.support.doc_id}]' for x in claims if x.support) + ".")
+    return {"path": "verified_allow", "coordinator": CoordinatorOutput(
+        decision="allow", evidence=quotes, rationale=rationale,
+        confidence=round(min(x.entailed for x in claims), 4))}
+
+
 async def fast_block(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
-    """a contradicted key fact (e.g. a wrong legal deadline): block without debate"""
+    """a contradicted key fact (e.g. a wrong legal deadline) or a claim a clause contradicts: block without debate"""
     c = runtime.context.components
     viols, quotes, extra_ev = [], [], []
     evidence = list(state.get("evidence", []))
     have = {e.unit_id for e in evidence}
-    for f in state["facts"].contradicted:
+    for f in (state.get("facts") or FactCheck()).contradicted:
         fact = f.fact
         q = [Quote(doc_id=fact.provision, text=fact.quote)] if fact.quote else []
         quotes += q
@@ -298,8 +355,21 @@ async def fast_block(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
                 have.add(fact.provision)
                 extra_ev.append(Evidence(unit_id=fact.provision, doc=fact.provision.split(":")[0], text=txt,
                                          rank=len(have), score=1.0))
+    screened = _rules(c, _screened_ids(state))
+    for x in (x for x in state.get("claims") or [] if x.label == "contradicted" and x.against is not None):
+        unit = x.against.doc_id
+        if any(unit in v.provisions for v in viols):
+            continue  # the key-fact check already cites this clause
+        rule = next((r for r in screened if any(id_covers(p, unit) or id_covers(unit, p) for p in r.provisions)),
+                    None)
+        quotes.append(x.against)
+        viols.append(ProposedViolation(
+            rule_id=rule.id if rule is not None else f"clause:{unit}", provisions=[unit],
+            severity=getattr(rule, "severity", "high"), quotes=[x.against],
+            explanation=f'"{x.claim.text}" is contradicted by [{unit}] (p={x.contradicted:.2f})'))
+    what = "a key fact of the law" if (state.get("facts") or FactCheck()).contradicted else "a clause"
     out = CoordinatorOutput(decision="block", evidence=quotes, violations=viols, confidence=0.9,
-                            rationale="Fast path: the output contradicts a key fact of the law: "
+                            rationale=f"Fast path: the output contradicts {what}: "
                             + "; ".join(v.explanation for v in viols))
     return {"path": "fast_block", "coordinator": out, "evidence": evidence + extra_ev}
 
@@ -395,7 +465,7 @@ def route_after_verify(state: GuardState, runtime: Runtime[GuardContext]) -> str
     rep = state["verification"]
     if rep.passed or state.get("repairs", 0) >= runtime.context.config.verifier.repair_rounds:
         return "finalize"
-    if state.get("path") in ("fast_allow", "fast_block"):
+    if state.get("path") in ("fast_allow", "verified_allow", "fast_block"):
         return "finalize"  # deterministic paths have nothing to repair; finalize downgrades what failed
     if state.get("coordinator") is None and (state.get("coordinator_error") or "").startswith("BackendError"):
         return "finalize"  # a dead backend is not repaired by asking again
@@ -419,12 +489,14 @@ async def finalize(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
 
 def _builder() -> StateGraph:
     g = StateGraph(GuardState, context_schema=GuardContext)
-    for fn in (retrieve, screen, fast_allow, fast_block, start_round, argue, moderate, coordinate, verify, repair,
-               finalize):
+    for fn in (retrieve, screen, entail, fast_allow, verified_allow, fast_block, start_round, argue, moderate,
+               coordinate, verify, repair, finalize):
         g.add_node(fn.__name__, fn)
     g.add_edge(START, "retrieve")
     g.add_edge("retrieve", "screen")
-    g.add_conditional_edges("screen", route_after_screen, ["fast_allow", "fast_block", "start_round", "finalize"])
+    g.add_edge("screen", "entail")
+    g.add_conditional_edges("entail", route_after_entail,
+                            ["fast_allow", "verified_allow", "fast_block", "start_round", "finalize"])
     g.add_conditional_edges("start_round", fan_out, ["argue"])
     g.add_edge("argue", "moderate")
     g.add_conditional_edges("moderate", route_after_moderate, ["start_round", "coordinate"])
@@ -432,6 +504,7 @@ def _builder() -> StateGraph:
     g.add_conditional_edges("verify", route_after_verify, ["repair", "finalize"])
     g.add_edge("repair", "coordinate")
     g.add_edge("fast_allow", "verify")
+    g.add_edge("verified_allow", "verify")
     g.add_edge("fast_block", "verify")
     g.add_edge("finalize", END)
     return g
@@ -457,7 +530,8 @@ def graph_spec() -> dict[str, Any]:
     """
     g = _spec_graph()
     docs = {fn.__name__: (fn.__doc__ or "").strip() for fn in (
-        retrieve, screen, fast_allow, fast_block, start_round, argue, moderate, coordinate, verify, repair, finalize)}
+        retrieve, screen, entail, fast_allow, verified_allow, fast_block, start_round, argue, moderate, coordinate,
+        verify, repair, finalize)}
     nodes = {n: docs.get(n, "") for n in g.nodes}
     edges = [{"from": e.source, "to": e.target, "conditional": bool(e.conditional)} for e in g.edges]
     return {"nodes": nodes, "edges": edges}
@@ -477,7 +551,8 @@ def decide(state: GuardState, c, cfg) -> Verdict:
     rep = state.get("verification") or VerificationReport()
     usage = Usage(**{k: int(v) for k, v in (state.get("usage") or {}).items() if k in Usage.model_fields})
     transcript = list(state.get("transcript", []))
-    common = dict(evidence=list(state.get("evidence", [])), transcript=transcript, verification=rep, usage=usage,
+    claims = list(state.get("claims") or [])
+    common = dict(evidence=list(state.get("evidence", [])), claims=claims, transcript=transcript, verification=rep, usage=usage,
                   timings=dict(state.get("timings") or {}), models=dict(c.models), config_hash=cfg.hash(), mode=mode)
     failure = state.get("failure")
     co = state.get("coordinator")
@@ -492,11 +567,20 @@ def decide(state: GuardState, c, cfg) -> Verdict:
         except Exception:  # an unverifiable quote is not verified
             return False
 
+    def objected(v) -> ClaimCheck | None:
+        """The contradicted claim a violation rests on: one contradicted by a clause the violation cites."""
+        cited = {q.doc_id for q in v.quotes} | set(v.provisions)
+        return next((x for x in claims if x.label == "contradicted" and x.against is not None
+                     and any(id_covers(p, x.against.doc_id) or id_covers(x.against.doc_id, p) for p in cited)), None)
+
     violations = []
     for v in co.violations:
         rule = c.policy_set.get(v.rule_id)
+        x = objected(v)
         violations.append(Violation(
-            rule_id=v.rule_id, title=getattr(rule, "title", ""),
+            claim=x.claim.text if x else None, span=(x.claim.start, x.claim.end) if x else None,
+            rule_id=v.rule_id, title=getattr(rule, "title", "") or (
+                f"Contradicts {v.rule_id.split(':', 1)[1]}" if v.rule_id.startswith("clause:") else ""),
             provisions=v.provisions or list(getattr(rule, "provisions", []) or []),
             severity=getattr(rule, "severity", v.severity) if rule is not None else v.severity,
             explanation=v.explanation, quotes=v.quotes, verified=bool(v.quotes) and all(quote_ok(q) for q in v.quotes)))

@@ -71,6 +71,9 @@ class Retriever:
                                    relevance=overlap + 0.5))
         return SimpleNamespace(evidence=ev, abstained=not ev, reason=None if ev else "no relevant evidence")
 
+    def search_many(self, queries, k=None):
+        return [self.search(q, k) for q in queries]
+
     def lookup(self, uid):
         return UNITS.get(uid)
 
@@ -125,14 +128,14 @@ def social_scoring_block(quote_text="the evaluation or classification of natural
                                       quotes=[Quote(doc_id="eu-ai-act:art_5.1.c", text=quote_text)])])
 
 
-def make(coordinator, *, debaters=None, broken=False, **cfg_kw) -> Guardrail:
+def make(coordinator, *, debaters=None, broken=False, claims_model=None, **cfg_kw) -> Guardrail:
     cfg = GuardrailConfig(profile="test", **cfg_kw)
     comps = Components(
         retriever=Retriever(broken), policy_set=PolicySet(RULES), screener=Screener(),
         verifier=Verifier(lookup=UNITS.get, known=lambda i: i in UNITS or i.startswith("policy:")),
         debaters=debaters or [Debater("prosecutor", ["violation"]), Debater("defender", ["violation"]),
                               Debater("analyst", ["violation"])],
-        coordinator=coordinator, models={"debaters": "scripted"})
+        coordinator=coordinator, models={"debaters": "scripted"}, claims_model=claims_model)
     return Guardrail(cfg, components=comps)
 
 
@@ -147,7 +150,8 @@ def test_graph_is_data_and_matches_compiled_graph():
     assert set(spec["nodes"]) == set(compiled.nodes)
     assert {(e["from"], e["to"]) for e in spec["edges"]} == {(e.source, e.target) for e in compiled.edges}
     assert spec["nodes"]["verify"] and spec["nodes"]["retrieve"]  # each node says what it does
-    for a, b in [("retrieve", "screen"), ("screen", "fast_block"), ("verify", "repair"), ("repair", "coordinate")]:
+    for a, b in [("retrieve", "screen"), ("screen", "entail"), ("entail", "fast_block"),
+                 ("entail", "verified_allow"), ("verify", "repair"), ("repair", "coordinate")]:
         assert (a, b) in {(e["from"], e["to"]) for e in spec["edges"]}, (a, b)
     assert "retrieve" in g.graph_mermaid()
     g.close()
@@ -360,3 +364,83 @@ def test_agents_see_only_the_best_evidence_k_units_and_the_verdict_keeps_all():
         v = g.check(text)
     assert v.path == "debate" and len(v.evidence) == 2
     assert seen and all(ids == [v.evidence[0].unit_id] for ids in seen)
+
+
+class ScriptedClaims:
+    """An entailment model scripted on the early-warning clause (control flow only; the trained model has its own
+    tests and benchmark)."""
+
+    def __init__(self, crash: bool = False):
+        self.crash = crash
+        self.pairs = 0
+
+    def claim_thresholds(self):
+        return 0.6, 0.6
+
+    def predict(self, pairs):
+        if self.crash:
+            raise RuntimeError("entailment model crashed")
+        self.pairs += len(pairs)
+        out = []
+        for prem, hyp in pairs:
+            on_topic = "24 hours" in prem and "early warning" in hyp
+            if on_topic and ("within a day" in hyp or "24 hours" in hyp):
+                out.append({"entailed": 0.95, "contradicted": 0.02, "neutral": 0.03})
+            elif on_topic and "72 hours" in hyp:
+                out.append({"entailed": 0.03, "contradicted": 0.94, "neutral": 0.03})
+            else:
+                out.append({"entailed": 0.1, "contradicted": 0.1, "neutral": 0.8})
+        return out
+
+
+EW_OK = "Hi! The early warning of a significant incident must go out within a day of becoming aware of it."
+EW_BAD = "The early warning of a significant incident is due within 72 hours of becoming aware of it."
+
+
+def test_a_correct_restatement_is_allowed_with_its_supporting_quote_and_no_llm_call():
+    coord = Coordinator(social_scoring_block())
+    with make(coord, claims_model=ScriptedClaims()) as g:
+        v = g.check(EW_OK, query="When is the NIS2 early warning due?")
+    assert v.decision == "allow" and v.path == "verified_allow", v.explain()
+    assert coord.calls == 0 and v.usage.llm_calls == 0
+    [claim] = v.claims  # the greeting is not a claim that decides anything
+    assert claim.label == "entailed" and claim.support.doc_id == "nis2:art_23.4.a"
+    assert claim.support.text in ART_23_4_A  # a verbatim sentence of the clause
+    assert v.verification.passed
+
+
+def test_a_changed_deadline_is_blocked_citing_the_clause_and_the_claim():
+    coord = Coordinator(social_scoring_block())
+    with make(coord, claims_model=ScriptedClaims()) as g:
+        v = g.check(EW_BAD.replace("early warning of a", "early warning for a"), query="NIS2 early warning?")
+    assert v.decision == "block" and v.path == "fast_block", v.explain()
+    assert coord.calls == 0
+    viol = v.violations[0]
+    assert viol.provisions == ["nis2:art_23.4.a"] and viol.verified
+    assert viol.claim and viol.span is not None
+    assert "objects to" in v.explain()
+
+
+def test_an_off_topic_sentence_never_drives_the_decision():
+    coord = Coordinator(social_scoring_block())
+    model = ScriptedClaims()
+    with make(coord, claims_model=model) as g:
+        v = g.check("Thanks for asking! Preheat the oven to 180 degrees. Hope this helps!")
+    assert v.decision == "allow" and v.path == "fast_allow"
+    assert all(c.label != "contradicted" for c in v.claims)
+
+
+def test_a_claim_verifier_crash_fails_closed():
+    with make(Coordinator(social_scoring_block()), claims_model=ScriptedClaims(crash=True)) as g:
+        v = g.check(EW_OK, query="When is the NIS2 early warning due?")
+    assert v.decision == "flag" and v.path == "failure"
+    assert "claim verification failed" in v.failure
+
+
+def test_a_long_output_is_checked_not_failed():
+    filler = " ".join(f"Sentence {i} talks about baking bread at home." for i in range(600))  # ~27k characters
+    text = filler[:15_000] + " " + EW_BAD + " " + filler[:4_000]
+    with make(Coordinator(social_scoring_block()), claims_model=ScriptedClaims()) as g:
+        v = g.check(text, query="x" * 15_000)
+    assert v.failure is None, v.failure
+    assert v.decision == "block"  # the wrong deadline deep inside the long output was found

@@ -123,7 +123,10 @@ class Verifier:
         extra = []
         for v in co.violations:
             rid = f"policy:{v.rule_id}" if not is_policy_id(v.rule_id) else clean_id(v.rule_id)
-            if not self.known(rid):
+            if v.rule_id.startswith("clause:"):  # a clause the output contradicts, no pack rule: the clause must exist
+                if not self.known(clean_id(v.rule_id.split(":", 1)[1])):
+                    extra.append(f"[{v.rule_id}] violation names an unknown clause")
+            elif not self.known(rid):
                 extra.append(f"[{rid}] violation names an unknown policy rule")
             for p in v.provisions:
                 if not self.known(clean_id(p)):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, Field
+from mad_guardrails.core.claims import OutputClaim
 
 #: a sentence ends at . ! ? (not inside "Art. 5", "e.g.", "No. 3", decimals) or at a line break between items
 _SENT_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bArt\.)(?<!\bArts\.)(?<!\bart\.)(?<!\be\.g\.)(?<!\bi\.e\.)"
@@ -49,18 +49,6 @@ _MODAL_RE = re.compile(_MODAL, re.IGNORECASE)
 _ACTOR_RE = re.compile(_ACTOR, re.IGNORECASE)
 _NUMBER_RE = re.compile(r"\d|\b(one|two|three|four|five|six|seven|ten|twelve|twenty|thirty|seventy)\b",
                         re.IGNORECASE)
-
-
-class OutputClaim(BaseModel):
-    """One atomic claim of the checked output: its text, where it is (``output[start:end] == text``) and whether it
-    states regulatory content (only those drive a decision)."""
-
-    index: int
-    text: str
-    start: int = Field(ge=0)
-    end: int = Field(ge=0)
-    regulatory: bool
-    reason: str = Field(default="", description="why a claim is not regulatory (greeting, hedge, question ...)")
 
 
 def _spans(text: str, pattern: re.Pattern, base: int = 0) -> list[tuple[int, int]]:

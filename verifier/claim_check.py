@@ -1,0 +1,79 @@
+"""Claim by claim: is each regulatory claim of the output entailed, contradicted, or not settled by the clauses?
+
+For every claim (:mod:`~mad_guardrails.verifier.claims`) the caller retrieves the clauses that may decide it; here
+each clause is cut into sentences (verbatim substrings, so a sentence quoted as support verifies strictly) and every
+(sentence, claim) pair is scored by an entailment model (the project's domain cross-encoder offline, a hub NLI
+model on the gpu profile). A claim's result is its best entailing and its best contradicting sentence::
+
+    >>> class Model:  # scores by shared words, for the example only
+    ...     def predict(self, pairs):
+    ...         return [{"entailed": 0.9 if "24 hours" in h and "24 hours" in p else 0.05,
+    ...                  "contradicted": 0.9 if "72 hours" in h and "24 hours" in p else 0.05, "neutral": 0.05}
+    ...                 for p, h in pairs]
+    >>> ev = [Evidence(unit_id="nis2:art_23.4.a", doc="nis2", rank=1, score=1.0,
+    ...                text="(a) without undue delay and in any event within 24 hours of becoming aware, an early warning")]
+    >>> from mad_guardrails.verifier.claims import split_claims
+    >>> [c] = split_claims("The early warning is due within 72 hours.")
+    >>> r = check_claims([c], [ev], Model())[0]
+    >>> r.label, r.against.doc_id
+    ('contradicted', 'nis2:art_23.4.a')
+
+Thresholds (``entail_threshold``, ``contradict_threshold``) come from the model's calibration on its dev split,
+shifted by the check's mode; a claim that clears neither is ``neutral`` (not settled: the debate decides).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from mad_guardrails.agents.grammar import sentences
+from mad_guardrails.core.claims import ClaimCheck, ClaimLabel, OutputClaim
+from mad_guardrails.core.debate import Quote
+from mad_guardrails.core.units import Evidence
+
+
+class EntailmentModel(Protocol):
+    """(premise, hypothesis) pairs → probabilities of ``entailed`` / ``contradicted`` / ``neutral``."""
+
+    def predict(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, float]]: ...
+
+
+def claim_premises(evidence: Sequence[Evidence], *, units: int = 3, per_unit: int = 6,
+                   max_words: int = 60) -> list[tuple[str, str]]:
+    """``(unit_id, sentence)`` of the best ``units`` regulation units, at most ``per_unit`` sentences each."""
+    out: list[tuple[str, str]] = []
+    for e in [e for e in evidence if e.source == "regulation"][:units]:
+        sents = sentences(e.text, max_words=max_words) or ([e.text.strip()] if e.text.strip() else [])
+        out += [(e.unit_id, s) for s in sents[:per_unit]]
+    return out
+
+
+def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evidence]], model: EntailmentModel, *,
+                 entail_threshold: float = 0.5, contradict_threshold: float = 0.5, units: int = 3,
+                 per_unit: int = 6) -> list[ClaimCheck]:
+    """Score each claim against the sentences of its own evidence (``evidence[i]`` belongs to ``claims[i]``), in one
+    batch. A claim is ``contradicted`` when its best contradiction clears ``contradict_threshold`` and beats its
+    best entailment, ``entailed`` when its best entailment clears ``entail_threshold``, else ``neutral``."""
+    premises = [claim_premises(ev, units=units, per_unit=per_unit) for ev in evidence]
+    pairs = [(s, c.text) for c, prem in zip(claims, premises) for _, s in prem]
+    probs = model.predict(pairs) if pairs else []
+    out, i = [], 0
+    for c, prem in zip(claims, premises):
+        scored = list(zip(prem, probs[i:i + len(prem)]))
+        i += len(prem)
+        best_e = max(scored, key=lambda x: x[1]["entailed"], default=None)
+        best_c = max(scored, key=lambda x: x[1]["contradicted"], default=None)
+        pe = best_e[1]["entailed"] if best_e else 0.0
+        pc = best_c[1]["contradicted"] if best_c else 0.0
+        if pc >= contradict_threshold and pc > pe:
+            label: ClaimLabel = "contradicted"
+        elif pe >= entail_threshold:
+            label = "entailed"
+        else:
+            label = "neutral"
+        out.append(ClaimCheck(
+            claim=c, label=label, entailed=round(pe, 4), contradicted=round(pc, 4), pairs=len(prem),
+            support=Quote(doc_id=best_e[0][0], text=best_e[0][1]) if best_e else None,
+            against=Quote(doc_id=best_c[0][0], text=best_c[0][1]) if best_c else None))
+    return out

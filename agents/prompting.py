@@ -81,7 +81,8 @@ def transcript_view(transcript: list[Argument]) -> list[dict]:
 def case_view(case: Case) -> dict:
     return {"output": neutralize(case.output), "query": neutralize(case.query or ""),
             "context": neutralize(case.context or ""),
-            "interjections": [neutralize(x) for x in case.interjections]}
+            "interjections": [neutralize(x) for x in case.interjections],
+            "claim_checks": [neutralize(x) for x in case.claim_checks]}
 
 
 # -- the messages of each agent ---------------------------------------------------------------------------------------

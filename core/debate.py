@@ -62,6 +62,8 @@ class Case(BaseModel):
     query: str | None = None
     context: str | None = None
     interjections: list[str] = Field(default_factory=list)
+    claim_checks: list[str] = Field(default_factory=list, description="the verifier's per-claim results (claim, "
+                                    "entailed / contradicted / not settled, the deciding clause), shown to the agents")
 
 
 class Quote(BaseModel):

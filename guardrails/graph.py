@@ -375,13 +375,16 @@ async def fast_block(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
 
 
 async def start_round(state: GuardState) -> dict:
-    """open a debate round (optionally pause for a person's interjection)"""
+    """open a debate round (optionally pause for a person's interjection); the agents see the per-claim results"""
     r = state.get("round", 0) + 1
     upd: dict = {"round": r, "path": "debate"}
+    claims = state.get("claims") or []
+    if r == 1 and claims:
+        upd["case"] = state["case"].model_copy(update={"claim_checks": [x.line() for x in claims]})
     if state.get("pause_between_rounds") and r > 1:
         answer = interrupt({"round": r, "question": "Interject a question or fact for the next round (or empty)"})
         if answer:
-            case = state["case"]
+            case = upd.get("case", state["case"])
             upd["case"] = case.model_copy(update={"interjections": [*case.interjections, str(answer)]})
     return upd
 

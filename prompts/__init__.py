@@ -30,7 +30,7 @@ from mad_guardrails.core.errors import ConfigError
 TEMPLATES = ("debater", "coordinator", "repair", "judge_single")
 
 _VERSION_RE = re.compile(r"\{#\s*version:\s*([\w.\-]+)\s*#\}")
-_SECTION_TAGS = (r"untrusted_[a-z_]*|evidence|rules|debate_transcript|reviewer_notes|feedback|instructions"
+_SECTION_TAGS = (r"untrusted_[a-z_]*|evidence|rules|debate_transcript|reviewer_notes|claim_checks|feedback|instructions"
                  r"|system|user|assistant")
 _TAG_RE = re.compile(rf"<(?=\s*/?\s*(?:{_SECTION_TAGS})\b)", re.IGNORECASE)
 _CTRL_RE = re.compile(r"<(?=\|)")  # <|im_start|>, <|endoftext|>, <|eot_id|> ...

@@ -217,6 +217,16 @@ class ScreeningCoordinator:
                                           rationale="Screening: no rule above threshold and no trigger."))
 
 
+class UnsettledCoordinator:
+    """No LLM: a case the claim check did not settle (verified allow / clause block) is a ``flag`` — the ``claims``
+    system, claim verification alone."""
+
+    async def decide(self, case: Case, evidence: list[Evidence], rules, transcript, feedback=None) -> Decision:
+        return Decision(CoordinatorOutput(decision="flag", confidence=0.5, rationale=(
+            "Claims: not every regulatory claim is entailed by a clause and none is contradicted; a person should "
+            "review it.")))
+
+
 # ------------------------------------------------------------------------------------------------ judges
 def judge_model(res: EvalResources) -> str:
     """The judges run on the model the guardrail's coordinator uses (the coordinator adapter where it is served),
@@ -357,6 +367,9 @@ def make_system(name: str, res: EvalResources, *, majority_n: int | None = None,
         g = res.variant(debaters=[PlaceholderDebater()], backend=None,
                         coordinator=ScreeningCoordinator(comps.screener, th, cfg.policies.screen_top))
         return GuardrailSystem("screening", g)
+    if name == "claims":
+        g = res.variant(debaters=[PlaceholderDebater()], backend=None, coordinator=UnsettledCoordinator())
+        return GuardrailSystem("claims", g)
     if name in ("single", "noretrieval", "majority"):
         from mad_guardrails.agents.backends import make_backend
 
@@ -373,7 +386,7 @@ def make_system(name: str, res: EvalResources, *, majority_n: int | None = None,
         g = res.variant(debaters=[PlaceholderDebater()], coordinator=coord, backend=backend)
         extra = {"judge_model": model} | ({"n_judges": n} if name == "majority" else {})
         return GuardrailSystem(name, g, extra)
-    raise GuardrailError(f"unknown system {name!r}", fix="use mad, single, majority, noretrieval or screening")
+    raise GuardrailError(f"unknown system {name!r}", fix="use mad, single, majority, noretrieval, screening or claims")
 
 
 def vote(decisions: list[str]) -> tuple[str, Counter]:

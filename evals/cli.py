@@ -14,8 +14,9 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     def evaluate(
         sets: list[str] = typer.Argument(None, help="set names (evals/sets/*.yaml) or set YAML paths; default: all"),
-        systems: str = typer.Option("mad,single,majority,noretrieval,screening", "--systems",
-                                    help="comma-separated: mad, single, majority, noretrieval, screening"),
+        systems: str = typer.Option("mad,single,majority,noretrieval,screening,claims", "--systems",
+                                    help="comma-separated: mad, single, majority, noretrieval, screening, claims "
+                                    "(claim verification alone, no LLM)"),
         limit: int = typer.Option(None, "--limit", "-n", help="sample this many cases (stratified by query type)"),
         seed: int = typer.Option(0, "--seed", help="sampling seed (also the majority judges' base seed)"),
         out: Path = typer.Option(None, "--out", "-o",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import random
@@ -31,12 +30,15 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from mad_guardrails.core.errors import ConfigError, GuardrailError
+from mad_guardrails.core.hashing import text_sha256
 from mad_guardrails.evals.loaders import QUERY_TYPES, EvalCase, load_sets
 from mad_guardrails.evals.metrics import CaseRecord, compute_metrics, paired_wins, sign_test_p
 
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "run.json"
-ALL_SYSTEMS: tuple[str, ...] = ("mad", "single", "majority", "noretrieval", "screening")
+ALL_SYSTEMS: tuple[str, ...] = ("mad", "single", "majority", "noretrieval", "screening", "claims")
+#: systems that never call an LLM (no server is started for a run of only these)
+LLM_FREE_SYSTEMS: tuple[str, ...] = ("screening", "claims")
 
 
 # ------------------------------------------------------------------------------------------------------ sampling
@@ -191,7 +193,7 @@ def default_out_dir(sets: list[str], profile: str, seed: int, limit: int | None)
     """A folder that depends only on the command's arguments, so repeating a command resumes it."""
     from mad_guardrails.core.paths import home
 
-    tag = hashlib.sha256(json.dumps([sorted(sets), profile]).encode()).hexdigest()[:8]
+    tag = text_sha256(json.dumps([sorted(sets), profile]))[:8]
     return home() / "evals" / f"{Path(profile).stem}-{tag}-s{seed}-n{limit if limit is not None else 'all'}"
 
 
@@ -271,7 +273,7 @@ def run_eval(opts: EvalOptions, *, resources=None) -> EvalResult:
     out.mkdir(parents=True, exist_ok=True)
     own = resources is None
     res = resources or EvalResources(opts.profile, need_llm=not opts.report_only and any(
-        s != "screening" for s in systems))
+        s not in LLM_FREE_SYSTEMS for s in systems))
     try:
         manifest = _open_manifest(out, opts, res, cases)
         store = RecordStore(out / RESULTS_FILE)

@@ -104,6 +104,12 @@ def build_components(cfg) -> Components:  # cfg: GuardrailConfig
         return retriever.lookup(unit_id)
 
     verifier = Verifier(lookup=lookup, known=known, nli_model=cfg.verifier.nli_model)
+    claims_model = None
+    if cfg.verifier.nli_model and cfg.verifier.claims:
+        from mad_guardrails.verifier.entailment import ClaimScorer
+
+        if verifier.entailment.load():  # a model that cannot load leaves the claim check off, with a warning
+            claims_model = ClaimScorer(verifier.entailment)
     dc = cfg.debate
     debaters = [Debater(role, backend, cfg.llm.model, evidence_chars=dc.evidence_chars, max_tokens=dc.turn_max_tokens,
                         max_claims=dc.max_claims, max_quotes=dc.max_quotes, max_chars=dc.max_text_chars)
@@ -117,4 +123,5 @@ def build_components(cfg) -> Components:  # cfg: GuardrailConfig
         "nli": cfg.verifier.nli_model or "none",
     }
     return Components(retriever=retriever, policy_set=policy_set, screener=screener, verifier=verifier,
-                      debaters=debaters, coordinator=coordinator, backend=backend, server=server, models=models)
+                      debaters=debaters, coordinator=coordinator, backend=backend, server=server, models=models,
+                      claims_model=claims_model)

@@ -5,7 +5,8 @@ run. A model that cannot be loaded is also ``skipped``, with the reason in the d
 missing NLI model never crashes the guardrail. Models are never downloaded at check time (``local_files_only``);
 put one in the Hugging Face cache or give a local folder.
 
-Supported: sentence-transformers ``CrossEncoder`` NLI classifiers with three labels (contradiction / entailment /
+Supported: the project's domain verifier (``bundled:entailment-minilm``, :mod:`~mad_guardrails.verifier.domain_nli`;
+the offline default) and sentence-transformers ``CrossEncoder`` NLI classifiers with three labels (contradiction / entailment /
 neutral), e.g. ``cross-encoder/nli-deberta-v3-base``. Each (premise = the quotes, hypothesis = the claim) pair is
 classified; a claim whose quotes *contradict* it fails the check, the score is the share of claims entailed.
 
@@ -130,6 +131,12 @@ class EntailmentChecker:
         if self._error is not None:
             return False
         try:
+            from mad_guardrails.verifier.domain_nli import DomainNLI, is_domain_model
+
+            if is_domain_model(self.model_id):  # the project's own verifier: its labels, its calibrated thresholds
+                self._model = DomainNLI.load(self.model_id, device=self.device)
+                self._labels = None
+                return True
             local = Path(self.model_id).expanduser()
             if self.model_id.startswith(("/", ".", "~")) and not local.exists():
                 raise FileNotFoundError(f"no such folder {str(local)!r}")
@@ -149,11 +156,19 @@ class EntailmentChecker:
         """Probabilities per canonical label for (premise, hypothesis) pairs."""
         import numpy as np
 
+        if self._labels is None:  # the domain verifier answers entailed / contradicted / neutral
+            return [{"entailment": p["entailed"], "contradiction": p["contradicted"], "neutral": p["neutral"]}
+                    for p in self._model.predict(list(pairs), batch_size=self.batch_size)]
         logits = np.asarray(self._model.predict(list(pairs), batch_size=self.batch_size, show_progress_bar=False))
         logits = logits.reshape(len(pairs), -1)
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs = e / e.sum(axis=1, keepdims=True)
         return [{self._labels[i]: float(p[i]) for i in range(probs.shape[1])} for p in probs]
+
+    def claim_thresholds(self) -> tuple[float, float]:
+        """(entailed, contradicted) thresholds for a claim: the domain verifier's dev-calibrated ones, else 0.5."""
+        return (float(getattr(self._model, "entail_threshold", 0.5)),
+                float(getattr(self._model, "contradict_threshold", self.contradiction_threshold)))
 
     def check(self, items: Sequence[EntailmentItem]) -> CheckResult:
         if not self.load():
@@ -175,3 +190,18 @@ class EntailmentChecker:
         return CheckResult(name=NAME, status="fail" if failures else "pass", score=entailed / len(items),
                            failures=failures,
                            detail=f"{entailed}/{len(items)} claims entailed by their quotes ({self.model_id})")
+
+
+class ClaimScorer:
+    """An :class:`EntailmentChecker` as the claim check's model (labels ``entailed`` / ``contradicted`` /
+    ``neutral``, and its thresholds)."""
+
+    def __init__(self, checker: EntailmentChecker):
+        self.checker = checker
+
+    def predict(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, float]]:
+        return [{"entailed": p["entailment"], "contradicted": p["contradiction"], "neutral": p["neutral"]}
+                for p in self.checker.predict(pairs)]
+
+    def claim_thresholds(self) -> tuple[float, float]:
+        return self.checker.claim_thresholds()

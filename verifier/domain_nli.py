@@ -1,0 +1,114 @@
+"""The project's domain entailment verifier: the bundled all-MiniLM-L6-v2 with a LoRA adapter (merged at load) and
+a three-way head, trained on regulatory clause sentences against assistant-style claims (paraphrased restatements,
+paraphrased contradictions, lexically close neutrals), split by article. It ships in ``verifier/adapters/
+entailment-minilm`` (a few MB) and runs on CPU in milliseconds per pair; ``config.json`` beside it holds the label
+order and the thresholds calibrated on the dev articles.
+
+    >>> m = DomainNLI.load()                                               # doctest: +SKIP
+    >>> m.predict([("Member States shall ensure that ... within 24 hours", "The early warning is due in a day.")])
+    [{'entailed': 0.9..., 'contradicted': ..., 'neutral': ...}]           # doctest: +SKIP
+
+Training (GPU) and the data builder: ``bench/gpu/entailment/`` (see BENCHMARKS.md, "Entailment verifier").
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mad_guardrails.core.errors import ModelUnavailableError
+from mad_guardrails.core.paths import package_dir
+
+LABELS = ("entailed", "contradicted", "neutral")
+BUNDLED_NAME = "bundled:entailment-minilm"
+BUNDLED_DIR = package_dir("mad_guardrails.verifier") / "adapters" / "entailment-minilm"
+BASE_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+def is_domain_model(spec: str | None) -> bool:
+    """Whether ``spec`` names the domain verifier (the bundled name or a folder holding its head)."""
+    if not spec:
+        return False
+    return spec == BUNDLED_NAME or (Path(spec).expanduser() / "head.safetensors").is_file()
+
+
+def _head(hidden: int, n: int):
+    import torch.nn as nn
+
+    class Head(nn.Module):
+        """Masked mean pooling → dropout → dense (tanh) → dropout → logits."""
+
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.Dropout(0.1)
+            self.dense = nn.Linear(hidden, hidden)
+            self.out = nn.Linear(hidden, n)
+
+        def forward(self, h, mask):
+            import torch
+
+            m = mask.unsqueeze(-1).to(h.dtype)
+            mean = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+            return self.out(self.drop(torch.tanh(self.dense(self.drop(mean)))))
+
+    return Head()
+
+
+class DomainNLI:
+    """(clause sentence, claim) → probabilities of ``entailed`` / ``contradicted`` / ``neutral``."""
+
+    def __init__(self, encoder: Any, head: Any, tokenizer: Any, config: dict, path: Path):
+        self.encoder, self.head, self.tok, self.config, self.path = encoder, head, tokenizer, config, path
+        self.labels = tuple(config.get("labels", LABELS))
+        self.max_length = int(config.get("max_length", 256))
+        th = config.get("thresholds") or {}
+        self.entail_threshold = float(th.get("tau_entail", 0.5))
+        self.contradict_threshold = float(th.get("tau_contra", 0.5))
+
+    @classmethod
+    def load(cls, spec: str = BUNDLED_NAME, *, device: str = "cpu") -> DomainNLI:
+        """Load the adapter folder (``bundled:entailment-minilm`` or a path) on the bundled MiniLM."""
+        path = BUNDLED_DIR if spec == BUNDLED_NAME else Path(spec).expanduser()
+        if not (path / "head.safetensors").is_file() or not (path / "config.json").is_file():
+            raise ModelUnavailableError("the entailment verifier's files are missing", where=str(path),
+                                        fix="reinstall mad-guardrails (the adapter ships in the package) or point "
+                                            "verifier.nli_model at a folder with config.json and head.safetensors")
+        import torch
+        from safetensors.torch import load_file
+        from transformers import AutoModel, AutoTokenizer
+
+        from mad_guardrails.retrieval.embedder import resolve_model
+
+        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        base = resolve_model(BASE_MODEL, what="entailment base").path
+        tok = AutoTokenizer.from_pretrained(str(base))
+        enc = AutoModel.from_pretrained(str(base), add_pooling_layer=False).float()
+        if (path / "adapter_config.json").is_file():
+            from peft import PeftModel
+
+            enc = PeftModel.from_pretrained(enc, str(path)).merge_and_unload()
+        head = _head(enc.config.hidden_size, len(cfg.get("labels", LABELS)))
+        head.load_state_dict(load_file(str(path / "head.safetensors")))
+        enc.eval().to(device)
+        head.eval().to(device)
+        torch.set_grad_enabled(False)
+        return cls(enc, head, tok, cfg, path)
+
+    def predict(self, pairs: list[tuple[str, str]], batch_size: int = 32) -> list[dict[str, float]]:
+        """Probabilities per label for (premise, hypothesis) pairs (length-sorted batches: less padding on CPU)."""
+        import torch
+
+        out: list[dict[str, float]] = [{}] * len(pairs)
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        with torch.inference_mode():
+            for i in range(0, len(order), batch_size):
+                ids = order[i:i + batch_size]
+                t = self.tok([pairs[j][0] for j in ids], [pairs[j][1] for j in ids], truncation="only_first",
+                             max_length=self.max_length, padding=True, return_tensors="pt")
+                h = self.encoder(input_ids=t["input_ids"], attention_mask=t["attention_mask"],
+                                 token_type_ids=t.get("token_type_ids")).last_hidden_state
+                probs = torch.softmax(self.head(h, t["attention_mask"]).float(), -1).tolist()
+                for j, row in zip(ids, probs):
+                    out[j] = {lab: float(p) for lab, p in zip(self.labels, row)}
+        return out

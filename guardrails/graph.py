@@ -601,7 +601,12 @@ def decide(state: GuardState, c, cfg) -> Verdict:
         # nothing (nothing to check), and a small coordinator allows what all its debaters called a violation
         final = {a.role: a for a in sorted(transcript, key=lambda a: a.round)}
         against = sum(1 for a in final.values() if a.stance == "violation")
-        if not any(quote_ok(q) for q in co.evidence):
+        failed = [a for a in transcript if a.error]
+        if failed:  # a stage that should have run and did not can never end in allow
+            notes.append(f"allow after {len(failed)} failed debate turn(s): "
+                         + ", ".join(f"{a.role} r{a.round} ({a.error[:60]})" for a in failed[:3]))
+            decision = "flag"
+        elif not any(quote_ok(q) for q in co.evidence):
             notes.append("allow without a verified quote")
             decision = "flag"
         elif final and 2 * against > len(final):

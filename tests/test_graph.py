@@ -444,3 +444,20 @@ def test_a_long_output_is_checked_not_failed():
         v = g.check(text, query="x" * 15_000)
     assert v.failure is None, v.failure
     assert v.decision == "block"  # the wrong deadline deep inside the long output was found
+
+
+class FailingDebater(Debater):
+    async def turn(self, case, evidence, rules, transcript, round):
+        raise BackendError("HTTP 500 from the LLM server")
+
+
+def test_a_debate_whose_turns_failed_never_ends_in_allow():
+    allow = CoordinatorOutput(decision="allow", confidence=0.95, rationale="Fine.",
+                              evidence=[Quote(doc_id="eu-ai-act:art_5.1.c",
+                                              text="the evaluation or classification of natural persons")])
+    debaters = [FailingDebater("prosecutor", ["violation"]), FailingDebater("defender", ["compliant"]),
+                FailingDebater("analyst", ["uncertain"])]
+    with make(Coordinator(allow), debaters=debaters) as g:
+        v = g.check(SOCIAL)
+    assert v.decision == "flag", v.explain()
+    assert "failed debate turn" in v.rationale

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from mad_guardrails.agents.backends import make_backend  # noqa: E402
 from mad_guardrails.agents.config import LLMConfig, ServeConfig  # noqa: E402
@@ -34,6 +33,7 @@ from mad_guardrails.agents.serve import free_port  # noqa: E402
 from mad_guardrails.core.debate import Case  # noqa: E402
 from mad_guardrails.core.paths import shared_corpus  # noqa: E402
 from mad_guardrails.core.progress import make_progress  # noqa: E402
+from mad_guardrails.core.records import read_jsonl
 from mad_guardrails.core.units import Evidence  # noqa: E402
 from mad_guardrails.guardrails.config import load_config  # noqa: E402
 
@@ -72,10 +72,7 @@ def load_units() -> dict[str, dict]:
     units: dict[str, dict] = {}
     for f in sorted(root.glob("*/*.jsonl")):
         doc = f.parent.name
-        for line in f.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            row = json.loads(line)
+        for row in read_jsonl(f):
             uid = row.get("unit_id") or row.get("id")
             if uid and row.get("text"):
                 units[f"{doc}:{uid}"] = row
@@ -116,10 +113,8 @@ def load_cases(n: int, units: dict[str, dict]):
     rows = []
     f = ROOT / "evals" / "data" / "regulatory_cases.jsonl"
     if f.exists():
-        for line in f.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                r = json.loads(line)
-                rows.append({"output": r["output"], "query": r.get("query"), "rules": r.get("gold_rules", [])})
+        rows += [{"output": r["output"], "query": r.get("query"), "rules": r.get("gold_rules", [])}
+                 for r in read_jsonl(f)]
     rows += INLINE_CASES
     i = 0
     fallback = ["nis2:art_23.4", "gdpr:art_33.1", "eu-ai-act:art_50.1"]

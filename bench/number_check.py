@@ -17,22 +17,22 @@ case's first gold rule):
 
 Then the offending lines (case id, fact, explanation) for false fast-blocks, fast-blocked flags, missed true
 fast-blocks and unexpected block-case contradictions. Exit status 1 when there is a false fast-block or a missed
-expected one, so the script can guard a change of ``numbers.py`` or of a pack's key facts.
+expected one, so the script can guard a change of the number checker (``verifier/numbers.py``, ``pairing.py``,
+``quantities.py``) or of a pack's key facts.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
+from mad_guardrails.core.paths import evals_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(ROOT)  # bench/retrieval_bench.py would shadow the retrieval package
-DATA = [ROOT / "evals" / "data" / "policy_screening.jsonl", ROOT / "evals" / "data" / "regulatory_cases.jsonl"]
+DATA = [evals_data_dir() / "policy_screening.jsonl", evals_data_dir() / "regulatory_cases.jsonl"]
 
 # case id -> names of the gold rule's key facts the output misstates (reviewed by hand: the output gives a wrong
 # figure for that fact, so the fast path should block it)
@@ -57,13 +57,13 @@ KNOWN_MISSES: dict[str, str] = {
 
 
 def load_cases() -> list[dict]:
+    from mad_guardrails.core.records import iter_jsonl
+
     cases = []
     for path in DATA:
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                row = json.loads(line)
-                row["_src"] = f"{path.name}:{n}"
-                cases.append(row)
+        for n, row in iter_jsonl(path):
+            row["_src"] = f"{path.name}:{n}"
+            cases.append(row)
     return cases
 
 

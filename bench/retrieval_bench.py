@@ -23,15 +23,9 @@ import argparse
 import json
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-# keep bench/ off the import path: scripts there must never shadow the project's packages
-_BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
-sys.path.insert(0, str(_BENCH.parent))
 
 
 def _pct(xs: list[float], q: float) -> float:

@@ -53,6 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from mad_guardrails.core.errors import ConfigError, InputError
 from mad_guardrails.core.paths import package_dir, shared_corpus
+from mad_guardrails.core.records import iter_jsonl
 from mad_guardrails.core.yamlio import read_named_yaml, validate_yaml, yaml_names
 
 QueryType = Literal["benign_sensitive", "ambiguous", "adversarial"]
@@ -245,18 +246,10 @@ def _read_rows(path: Path, fmt: str) -> list[dict[str, Any]]:
             with path.open(encoding="utf-8", newline="") as f:
                 return list(csv.DictReader(f))
         rows = []
-        with path.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InputError(f"line {n} is not valid JSON ({e.msg})", where=str(path),
-                                     fix="repair or remove that line") from e
-                if not isinstance(row, dict):
-                    raise InputError(f"line {n} is not a JSON object", where=str(path), fix="one object per line")
-                rows.append(row)
+        for n, row in iter_jsonl(path, fix="repair or remove that line"):
+            if not isinstance(row, dict):
+                raise InputError(f"line {n} is not a JSON object", where=str(path), fix="one object per line")
+            rows.append(row)
         return rows
     except UnicodeDecodeError as e:
         raise InputError(f"not UTF-8 (byte {e.start})", where=str(path), fix="re-encode the file as UTF-8") from e

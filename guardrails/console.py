@@ -6,11 +6,10 @@ verified verdict, then probe it (show a cited clause, interject a question, swit
     ...
     question (Enter to skip)> How fast must we warn the CSIRT?
 
-Each graph event is drawn as it arrives from :meth:`mad_guardrails.guardrails.guardrail.Guardrail.astream`: the evidence panel, one
-panel per agent turn (colour = stance) with its quotes, the verifier's checks and the verdict. Between rounds the
-debate pauses (a LangGraph interrupt): ``:ask <question or fact>`` is handed to the agents for the next round, Enter
-continues. Piped (stdin not a terminal), the console reads the whole of stdin as one output, prints the debate and the
-verdict, and asks nothing.
+This module is the loop and its commands; each graph event is drawn as it arrives (:mod:`.console_view`), and the
+session's runs are what ``:save`` writes (:mod:`.console_transcript`). Between rounds the debate pauses (a LangGraph
+interrupt): ``:ask <question or fact>`` is handed to the agents for the next round, Enter continues. Piped (stdin not a terminal), the console reads the whole of stdin as one output, prints the debate
+and the verdict, and asks nothing.
 """
 
 from __future__ import annotations
@@ -21,27 +20,19 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, Field
-from rich.console import Console, Group
+from rich.console import Console
 from rich.markup import escape
-from rich.padding import Padding
 from rich.panel import Panel
 from rich.rule import Rule
-from rich.table import Table
 from rich.text import Text
 
-from mad_guardrails.core.debate import Argument
 from mad_guardrails.core.errors import GuardrailError
-from mad_guardrails.core.units import Evidence
 from mad_guardrails.core.verdict import Verdict
+from mad_guardrails.guardrails.console_transcript import RunRecord, transcript, transcript_markdown
+from mad_guardrails.guardrails.console_view import evidence_panel, show_event
 
-STANCE_STYLE = {"violation": "red", "compliant": "green", "uncertain": "yellow"}
-DECISION_STYLE = {"allow": "bold white on green", "flag": "bold black on yellow", "block": "bold white on red"}
-CHECK_STYLE = {"pass": "green", "fail": "bold red", "skipped": "dim"}
 MODES = ("strict", "balanced", "permissive")
 PAUSE_COMMANDS = (":show", ":evidence", ":save", ":help", ":h", ":?")
 
@@ -66,30 +57,8 @@ Enter. The debate is shown as it happens; between rounds it pauses so you can in
 [cyan]:quit[/]               leave (also Ctrl-D)"""
 
 
-class RunRecord(BaseModel):
-    """One check in the console session (what :save writes)."""
-
-    started: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    output: str
-    query: str | None = None
-    mode: str = "balanced"
-    policies: list[str] | None = None
-    interjections: list[str] = Field(default_factory=list)
-    timeline: list[dict[str, Any]] = Field(default_factory=list, description="events in order, as shown")
-    verdict: dict[str, Any] | None = None
-    error: str | None = None
-    seconds: float | None = None
-
-
 class _Quit(Exception):
     pass
-
-
-def _quote(q) -> Text:
-    t = Text()
-    t.append(f"[{q.doc_id}] ", style="cyan")
-    t.append(f"“{q.text}”", style="italic")
-    return t
 
 
 def _policy_known(policy_set, name: str) -> bool:
@@ -169,7 +138,7 @@ class DebateConsole:
                     if node == "__interrupt__":
                         paused = upd
                         continue
-                    self.show_event(node, upd, rec)
+                    show_event(self.console, node, upd, rec)
             if paused is None:
                 return
             resume = self._pause(paused, rec)
@@ -205,163 +174,6 @@ class DebateConsole:
                 self.console.print("[yellow]during a pause: :ask TEXT, Enter to continue, :show ID, :evidence, "
                                    ":save PATH, :quit (:mode / :policy / :rerun after the verdict)[/]")
 
-    # ------------------------------------------------------------------------------------------ events
-    def show_event(self, node: str, upd: Any, rec: RunRecord) -> None:
-        upd = upd or {}
-        c = self.console
-        if node == "__error__":
-            rec.error = str(upd)
-            rec.timeline.append({"event": "error", "error": str(upd)})
-            c.print(Panel(f"{escape(str(upd))}\nThe guardrail fails closed: treat this output as [bold]flag[/].",
-                          title="the run failed", border_style="red"))
-            return
-        if node == "retrieve":
-            ev = [Evidence.model_validate(e) for e in upd.get("evidence", [])]
-            rec.timeline.append({"event": "evidence", "ids": [e.unit_id for e in ev],
-                                 "abstained": bool(upd.get("abstained"))})
-            c.print(self.evidence_panel(ev, upd.get("abstain_reason") if upd.get("abstained") else None))
-        elif node == "screen":
-            rows = upd.get("screen", [])
-            rec.timeline.append({"event": "screen", "rules": [r["rule_id"] for r in rows],
-                                 "findings": upd.get("findings", [])})
-            if rows:
-                c.print("[bold]rules screened:[/] " + ", ".join(
-                    f"{escape(r['rule_id'])} ({r['score']:.2f}"
-                    + (f"; {escape(', '.join(r['triggers']))}" if r.get("triggers") else "") + ")" for r in rows))
-            for f in upd.get("findings", []):
-                style = "red" if f.get("status") == "contradicted" else "green"
-                c.print(f"[{style}]key fact {escape(str(f.get('status')))}:[/] {escape(str(f.get('explanation', '')))}")
-            if upd.get("failure"):
-                c.print(f"[red]{escape(upd['failure'])}[/]")
-        elif node in ("fast_allow", "fast_block"):
-            co = upd.get("coordinator") or {}
-            rec.timeline.append({"event": node})
-            c.print(f"[bold]{node.replace('_', ' ')}:[/] {escape(co.get('rationale', ''))}")
-            if rec.interjections:
-                c.print("[dim]the fast path decided without a debate, so the interjections were not discussed[/]")
-        elif node == "start_round":
-            rec.timeline.append({"event": "round", "round": upd.get("round")})
-            c.print(Rule(f"round {upd.get('round')}", style="blue"))
-        elif node == "argue":
-            for a in upd.get("transcript", []):
-                arg = Argument.model_validate(a)
-                rec.timeline.append({"event": "argument", "round": arg.round, "role": arg.role,
-                                     "stance": arg.stance})
-                c.print(self.argument_panel(arg))
-        elif node == "moderate":
-            rec.timeline.append({"event": "moderate", "consensus": bool(upd.get("consensus"))})
-            c.print("[dim]consensus reached[/]" if upd.get("consensus") else "[dim]no consensus yet[/]")
-        elif node == "coordinate":
-            co = upd.get("coordinator")
-            rec.timeline.append({"event": "coordinate", "decision": co.get("decision") if co else None,
-                                 "error": upd.get("coordinator_error")})
-            if co:
-                c.print(f"[bold]coordinator:[/] {co['decision']} (confidence {co.get('confidence', 0):.2f}, "
-                        f"{len(co.get('violations', []))} violation(s)) — checking its quotes...")
-            else:
-                c.print(f"[red]coordinator gave no usable answer:[/] {escape(str(upd.get('coordinator_error')))}")
-        elif node == "verify":
-            rep = upd.get("verification") or {}
-            rec.timeline.append({"event": "verify", "checks": {ch["name"]: ch["status"]
-                                                               for ch in rep.get("checks", [])}})
-            c.print(self.checks_table(rep.get("checks", [])))
-        elif node == "repair":
-            rec.timeline.append({"event": "repair"})
-            c.print(f"[yellow]repair:[/] the verifier's {len(upd.get('feedback', []))} finding(s) go back to the "
-                    "coordinator once")
-        elif node == "finalize":
-            v = Verdict.model_validate(upd["verdict"])
-            rec.verdict = v.model_dump(mode="json")
-            rec.timeline.append({"event": "verdict", "decision": v.decision})
-            c.print(self.verdict_panel(v))
-
-    # ------------------------------------------------------------------------------------------ renderables
-    @staticmethod
-    def evidence_panel(ev: list[Evidence], abstain_reason: str | None = None):
-        if not ev:
-            return Panel(f"[dim]{escape(abstain_reason or 'no relevant evidence')}[/]", title="evidence",
-                         border_style="blue")
-        t = Table(show_header=True, header_style="bold", box=None, pad_edge=False, expand=True)
-        t.add_column("#", justify="right", width=2)
-        t.add_column("clause", style="cyan", no_wrap=True)
-        t.add_column("score", justify="right", width=5)
-        t.add_column("text", ratio=1)
-        for e in ev:
-            score = e.relevance if e.relevance is not None else e.score
-            snippet = " ".join(e.text.split())
-            snippet = snippet[:120] + ("…" if len(snippet) > 120 else "")
-            t.add_row(str(e.rank), Text(e.unit_id, style="cyan"), f"{score:.2f}", Text(snippet))
-        return Panel(t, title=f"evidence ({len(ev)} clauses) — :show ID for the full text", border_style="blue")
-
-    @staticmethod
-    def argument_panel(a: Argument):
-        style = "magenta" if a.error else STANCE_STYLE.get(a.stance, "white")
-        body: list[Any] = []
-        if a.error:
-            body.append(Text(f"turn failed: {a.error}", style="magenta"))
-        for cl in a.claims:
-            body.append(Text("• " + cl.text + (f"  [{cl.rule_id}]" if cl.rule_id else "")))
-            for q in cl.quotes:
-                body.append(Padding(_quote(q), (0, 0, 0, 4)))
-        if not body:
-            body.append(Text((a.raw or "(no claims)")[:400], style="dim"))
-        title = f"{escape(a.role)} · round {a.round} · [{style}]{a.stance}[/] · confidence {a.confidence:.2f}"
-        return Panel(Group(*body), title=title, title_align="left", border_style=style)
-
-    @staticmethod
-    def checks_table(checks: list[dict]):
-        t = Table(title="verifier", title_justify="left", box=None, show_header=False, pad_edge=False)
-        t.add_column("check", style="bold")
-        t.add_column("status")
-        t.add_column("detail", ratio=1)
-        for ch in checks:
-            score = f" ({ch['score']:.2f})" if ch.get("score") is not None else ""
-            t.add_row(ch["name"], Text(ch["status"] + score, style=CHECK_STYLE.get(ch["status"], "")),
-                      Text("; ".join(ch.get("failures", [])[:2])))
-        return t
-
-    @staticmethod
-    def verdict_panel(v: Verdict):
-        parts: list[Any] = []
-        head = Text()
-        head.append(f" {v.decision.upper()} ", style=DECISION_STYLE.get(v.decision, "bold"))
-        head.append(f"  confidence {v.confidence:.2f} · path {v.path} · mode {v.mode}")
-        parts.append(head)
-        if v.failure:
-            parts.append(Text(f"Failed closed: {v.failure}", style="red"))
-        if v.abstention:
-            parts.append(Text(f"Abstention: {v.abstention}", style="dim"))
-        if v.rationale:
-            parts.append(Text("Why: " + v.rationale))
-        for i, x in enumerate(v.violations, 1):
-            t = Text(f"{i}. ")
-            t.append(x.rule_id, style="bold")
-            t.append(f" [{x.severity}]" + (f" {x.title}" if x.title else ""))
-            parts.append(t)
-            t = Text(", ".join(x.provisions) + "  ", style="cyan")
-            t.append("✓ quotes verbatim" if x.verified else "✗ quotes NOT verified",
-                     style="green" if x.verified else "red")
-            parts.append(Padding(t, (0, 0, 0, 3)))
-            if x.explanation:
-                parts.append(Padding(Text(x.explanation), (0, 0, 0, 3)))
-            for q in x.quotes:
-                parts.append(Padding(_quote(q), (0, 0, 0, 3)))
-        if v.verification.checks:
-            line = Text("Verifier: ")
-            for ch in v.verification.checks:
-                line.append(f"{ch.name} {ch.status}  ", style=CHECK_STYLE.get(ch.status, ""))
-            if v.verification.repaired:
-                line.append("(after one repair round)", style="dim")
-            parts.append(line)
-            for ch in v.verification.checks:
-                for f in ch.failures[:3]:
-                    parts.append(Padding(Text(f"{ch.name}: {f}", style="red"), (0, 0, 0, 3)))
-        t = v.timings.get("total")
-        parts.append(Text(f"LLM calls {v.usage.llm_calls}, tokens {v.usage.prompt_tokens}+{v.usage.completion_tokens}"
-                          + (f", {t:.1f} s" if t is not None else ""), style="dim"))
-        style = {"allow": "green", "flag": "yellow", "block": "red"}.get(v.decision, "white")
-        return Panel(Group(*parts), title="verdict", title_align="left", border_style=style)
-
     # ------------------------------------------------------------------------------------------ commands
     def command(self, line: str, *, paused: bool = False) -> bool:
         """Run a ``:command``; False when it is unknown. Raises :class:`_Quit` for :quit."""
@@ -376,7 +188,7 @@ class DebateConsole:
             self.show_clause(arg)
         elif cmd == ":evidence":
             v = self.last_verdict()
-            c.print(self.evidence_panel(v.evidence) if v else "[yellow]no verdict yet[/]")
+            c.print(evidence_panel(v.evidence) if v else "[yellow]no verdict yet[/]")
         elif cmd == ":mode":
             if arg not in MODES:
                 c.print(f"[yellow]mode is {self.mode}; choose one of {', '.join(MODES)}[/]")
@@ -467,39 +279,6 @@ class DebateConsole:
         c.print(Panel(Text(text), title=Text(uid + (f" — {heading}" if heading else "")), border_style="cyan"))
 
     # ------------------------------------------------------------------------------------------ transcript
-    def transcript(self) -> dict[str, Any]:
-        cfg = self.g.config
-        return {"tool": "mad-guardrails console", "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "profile": cfg.profile, "config_hash": cfg.hash(),
-                "models": dict(getattr(self.g.components, "models", {}) or {}),
-                "runs": [r.model_dump(mode="json") for r in self.runs]}
-
-    def transcript_markdown(self) -> str:
-        L = ["# Debate console transcript", ""]
-        for i, r in enumerate(self.runs, 1):
-            L += [f"## Run {i} — mode {r.mode}, policies {', '.join(r.policies) if r.policies else 'all'}", ""]
-            if r.query:
-                L += [f"**Question:** {r.query}", ""]
-            L += ["**Output:**", "", *[f"> {ln}" for ln in r.output.splitlines()], ""]
-            for ev in r.timeline:
-                if ev["event"] == "interjection":
-                    L.append(f"- *interjection before round {ev['before_round']}:* {ev['text']}")
-            v = Verdict.model_validate(r.verdict) if r.verdict else None
-            if v is not None:
-                rounds = sorted({a.round for a in v.transcript})
-                for rd in rounds:
-                    L += ["", f"### Round {rd}", ""]
-                    for a in (a for a in v.transcript if a.round == rd):
-                        L.append(f"- **{a.role}** — {a.stance} (confidence {a.confidence:.2f})"
-                                 + (f" — turn failed: {a.error}" if a.error else ""))
-                        for cl in a.claims:
-                            L.append(f"  - {cl.text}")
-                            L += [f"    - `[{q.doc_id}]` \"{q.text}\"" for q in cl.quotes]
-                L += ["", "### Verdict", "", v.explain(evidence=True), ""]
-            else:
-                L += ["", f"*No verdict: {r.error or 'unknown'}*", ""]
-        return "\n".join(L) + "\n"
-
     def save(self, arg: str) -> tuple[Path, Path] | None:
         if not arg:
             self.console.print("[yellow]:save needs a path, e.g. :save debate-1[/]")
@@ -510,8 +289,8 @@ class DebateConsole:
         jp, mp = base.with_name(base.name + ".json"), base.with_name(base.name + ".md")
         try:
             base.parent.mkdir(parents=True, exist_ok=True)
-            jp.write_text(json.dumps(self.transcript(), indent=2, ensure_ascii=False), encoding="utf-8")
-            mp.write_text(self.transcript_markdown(), encoding="utf-8")
+            jp.write_text(json.dumps(transcript(self.g, self.runs), indent=2, ensure_ascii=False), encoding="utf-8")
+            mp.write_text(transcript_markdown(self.runs), encoding="utf-8")
         except OSError as e:
             self.console.print(f"[red]cannot save: {escape(str(e))}[/]")
             return None

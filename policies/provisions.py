@@ -18,22 +18,15 @@ Both answer :meth:`ProvisionSource.text` with the unit text or ``None`` when the
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+from mad_guardrails.core.records import read_jsonl
 from mad_guardrails.core.units import split_unit_id
 
-__all__ = ["ProvisionSource", "JsonlProvisions", "open_provisions", "split_article", "normalise_ws"]
-
-_WS = re.compile(r"\s+")
-
-
-def normalise_ws(s: str) -> str:
-    """Collapse runs of whitespace (line wraps, indentation) so a quote spanning a line break still matches."""
-    return _WS.sub(" ", s.replace("\u00a0", " ")).strip()
+__all__ = ["ProvisionSource", "JsonlProvisions", "open_provisions", "split_article"]
 
 
 class ProvisionSource(Protocol):
@@ -204,7 +197,7 @@ class JsonlProvisions:
         for act_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
             doc = act_dir.name
             for f in sorted(act_dir.glob("*.jsonl")):
-                rows = [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+                rows = read_jsonl(f)
                 if f.name.endswith("_units.jsonl"):
                     for r in rows:
                         local = _norm_local(r["unit_id"])

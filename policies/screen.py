@@ -23,7 +23,6 @@ the embedder fingerprint and the rule texts, when the embedder has a fingerprint
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -38,11 +37,14 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from mad_guardrails.core.hashing import text_sha256
+from mad_guardrails.core.text import collapse_ws
+from mad_guardrails.core.unit_ids import find_refs
 from mad_guardrails.policies.schema import Rule
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PolicyScreener", "ScreenHit", "ScreenWeights", "find_refs", "normalise_text"]
+__all__ = ["PolicyScreener", "ScreenHit", "ScreenWeights", "normalise_text"]
 
 Mode = Literal["hybrid", "dense", "keyword"]
 
@@ -85,43 +87,20 @@ class ScreenWeights:
 
 # ------------------------------------------------------------------------------------------------ text utils
 _SEP = re.compile(r"[\-_/‐-―]+")
-_WS = re.compile(r"\s+")
 
 
 def normalise_text(s: str) -> str:
-    """Lower case, hyphens/slashes/underscores as spaces, curly quotes straightened, whitespace collapsed."""
+    """Lower case, hyphens/slashes/underscores as spaces, curly quotes straightened, whitespace collapsed.
+
+    Not :func:`mad_guardrails.verifier.normalize.fold` (which keeps ``-``): keyword phrases match word by word, so
+    ``incident-notification``, ``incident_notification`` and ``incident notification`` must read the same."""
     s = s.lower().replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
-    return _WS.sub(" ", _SEP.sub(" ", s)).strip()
+    return collapse_ws(_SEP.sub(" ", s))
 
 
 def _phrase_re(phrase: str) -> re.Pattern[str]:
     p = re.escape(normalise_text(phrase)).replace(r"\ ", r"\s+")
     return re.compile(rf"(?<![a-z0-9]){p}(?:s|es)?(?![a-z0-9])")
-
-
-_ROMAN = r"(?:xiii|xii|xi|x|ix|viii|vii|vi|v|iv|iii|ii|i)"
-_REF_PATTERNS: list[tuple[re.Pattern[str], Any]] = [
-    (re.compile(r"\b(?:article|art\.?)\s*(\d{1,3})\b", re.I), lambda m: f"art_{m.group(1)}"),
-    (re.compile(rf"\bannex\s+({_ROMAN})\b", re.I), lambda m: f"anx_{m.group(1).lower()}"),
-    (re.compile(r"\b(GV|ID|PR|DE|RS|RC)\.([A-Z]{2})(?:-(\d{2}))?\b"),
-     lambda m: f"{m.group(1)}.{m.group(2)}" + (f"-{m.group(3)}" if m.group(3) else "")),
-    (re.compile(r"\b(GOVERN|MAP|MEASURE|MANAGE)\s+(\d{1,2})(?:\.(\d{1,2}))?\b", re.I),
-     lambda m: f"{m.group(1).upper()}-{m.group(2)}" + (f".{m.group(3)}" if m.group(3) else "")),
-    (re.compile(r"\b(GV|MP|MS|MG)-(\d{1,2}\.\d{1,2})-(\d{3})\b"), lambda m: m.group(0)),
-]
-
-
-def find_refs(text: str) -> set[str]:
-    """Local provision ids referred to explicitly in ``text`` (article numbers, annexes, NIST ids).
-
-    >>> sorted(find_refs("Under Article 23(4) NIS2 and Annex III, see also GV.SC-04 and MEASURE 2.11"))
-    ['GV.SC-04', 'MEASURE-2.11', 'anx_iii', 'art_23']
-    """
-    out: set[str] = set()
-    for pat, fmt in _REF_PATTERNS:
-        for m in pat.finditer(text):
-            out.add(fmt(m))
-    return out
 
 
 def _ref_matches(ref: str, local: str) -> bool:
@@ -241,7 +220,7 @@ class PolicyScreener:
             root = home() / "cache" / "policy-embeddings"
         else:
             root = Path(self._cache_dir)
-        h = hashlib.sha256(json.dumps([fp(), texts], sort_keys=True, default=str).encode()).hexdigest()[:20]
+        h = text_sha256(json.dumps([fp(), texts], sort_keys=True, default=str))[:20]
         return root / f"{h}.npy"
 
     # -- screening

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from mad_guardrails.core.text import collapse_ws
 from mad_guardrails.core.units import DOC_IDS, split_unit_id
 from mad_guardrails.policies.loader import ParsedPack, Problem, pack_files, read_pack_file
-from mad_guardrails.policies.provisions import ProvisionSource, has_units, normalise_ws, open_provisions
+from mad_guardrails.policies.provisions import ProvisionSource, has_units, open_provisions
 
 __all__ = ["ValidationReport", "validate_sources", "resolve_corpus"]
 
@@ -210,12 +211,12 @@ def _check_against_corpus(pack, r, base, add, rep: ValidationReport, src: Provis
                 "correct the id: paragraphs are '.N' (lines '1.'), points '.a' (lines '(a)'), sub-points '.i'; "
                 "`mad-guardrails corpus list` or the units JSONL shows the article's structure", r.id)
             continue
-        norm = normalise_ws(text)
+        norm = collapse_ws(text)
         for k, kf in quotes.get(pid, []):
             if not kf.quote:
                 continue
             rep.checked_quotes += 1
-            if normalise_ws(kf.quote) not in norm:
+            if collapse_ws(kf.quote) not in norm:
                 add(base + ("key_facts", k, "quote"),
                     f"quote of key fact '{kf.name}' is not verbatim in {pid}",
                     f"copy the exact words from {pid} (apostrophes and spelling as in the text), e.g. "
@@ -224,8 +225,8 @@ def _check_against_corpus(pack, r, base, add, rep: ValidationReport, src: Provis
 
 def _hint(text: str, quote: str) -> str:
     """The stretch of ``text`` sharing the most words with ``quote`` (to suggest a fix)."""
-    words = normalise_ws(text).split(" ")
-    qwords = set(normalise_ws(quote).lower().split(" "))
+    words = collapse_ws(text).split(" ")
+    qwords = set(collapse_ws(quote).lower().split(" "))
     n = max(4, len(quote.split()))
     best, best_i = -1, 0
     for i in range(max(1, len(words) - n + 1)):

@@ -26,6 +26,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from mad_guardrails.core.errors import CorpusError
+from mad_guardrails.core.hashing import file_sha256
+from mad_guardrails.core.records import write_models
 from mad_guardrails.core.units import Unit
 from mad_guardrails.retrieval.chunking import SUBUNIT_KINDS, Passage, make_passages
 
@@ -256,13 +258,7 @@ class Corpus:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         for doc in self.docs():
-            units_path = d / f"{doc}.units.jsonl"
-            tmp = units_path.with_suffix(".jsonl.tmp")
-            with tmp.open("w", encoding="utf-8") as f:
-                for uid in self._by_doc[doc]:
-                    f.write(self._units[uid].model_dump_json())
-                    f.write("\n")
-            os.replace(tmp, units_path)
+            write_models((self._units[uid] for uid in self._by_doc[doc]), d / f"{doc}.units.jsonl", atomic=True)
             m = self._manifests[doc].model_copy(update={"units_sha256": self._doc_hash(doc)})
             mtmp = d / f".{doc}.manifest.json.tmp"
             mtmp.write_text(m.model_dump_json(indent=2) + "\n", encoding="utf-8")
@@ -329,7 +325,6 @@ def load_corpus(path: str | Path | None = None, *, docs: Iterable[str] | None = 
         infer_doc,
         ingest_act_dir,
         ingest_file,
-        sha256_file,
     )
 
     p = Path(path) if path is not None else corpus_dir()
@@ -342,7 +337,7 @@ def load_corpus(path: str | Path | None = None, *, docs: Iterable[str] | None = 
             return Corpus.load(p.parent, docs=[p.name[: -len(".units.jsonl")]])
         units = ingest_file(p)
         c = Corpus()
-        c.add_act(units[0].doc, units, source=[p.name], sha256={p.name: sha256_file(p)})
+        c.add_act(units[0].doc, units, source=[p.name], sha256={p.name: file_sha256(p)})
         return c
     if _is_saved_corpus(p):
         return Corpus.load(p, docs=docs)

@@ -34,6 +34,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mad_guardrails.core.errors import ConfigError, IndexError_
+from mad_guardrails.core.hashing import file_sha256
+from mad_guardrails.core.records import write_models
 from mad_guardrails.retrieval.relevance import RelevanceCalibration
 
 log = logging.getLogger(__name__)
@@ -146,14 +148,6 @@ def corpus_top_of(corpus) -> Callable[[str], str | None]:
         return None
 
     return top_of
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def choose_index_type(n: int, requested: str = "auto") -> IndexType:
@@ -320,9 +314,7 @@ class RegIndex:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         faiss.write_index(cpu_index, str(directory / INDEX_FILE))
-        with open(directory / PASSAGES_FILE, "w", encoding="utf-8") as fh:
-            for r in rows:
-                fh.write(r.model_dump_json() + "\n")
+        write_models(rows, directory / PASSAGES_FILE)
         if bm is not None:
             bm.save(directory / BM25_DIR)
         fp = embedder.fingerprint()
@@ -339,8 +331,8 @@ class RegIndex:
             faiss_version=faiss.__version__,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             encode_seconds=round(encode_s, 3),
-            files={INDEX_FILE: sha256_file(directory / INDEX_FILE),
-                   PASSAGES_FILE: sha256_file(directory / PASSAGES_FILE)},
+            files={INDEX_FILE: file_sha256(directory / INDEX_FILE),
+                   PASSAGES_FILE: file_sha256(directory / PASSAGES_FILE)},
             bm25=({**bm.tokenizer.to_dict(), "dir": BM25_DIR} if bm is not None else None),
             relevance=relevance,
         )
@@ -385,7 +377,7 @@ class RegIndex:
             if not path.exists():
                 raise IndexError_(f"{name} is missing", where=str(directory),
                                   fix="the index is incomplete: rebuild it with `mad-guardrails index build`")
-            if verify and name in manifest.files and sha256_file(path) != manifest.files[name]:
+            if verify and name in manifest.files and file_sha256(path) != manifest.files[name]:
                 raise IndexError_(
                     f"{name} does not match the checksum in manifest.json (corrupted or modified)",
                     where=str(path), fix="rebuild the index: `mad-guardrails index build`",

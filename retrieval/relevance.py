@@ -22,7 +22,6 @@ threshold: the project's trained head (``bundled`` or a folder with ``relevance_
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -30,6 +29,8 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, Field
+
+from mad_guardrails.core.hashing import text_sha256
 
 if TYPE_CHECKING:
     from mad_guardrails.core.units import Evidence
@@ -70,7 +71,7 @@ def is_dev_query(query_id: str, dev_fraction: float = 0.3) -> bool:
     >>> sum(is_dev_query(f"q{i:03d}") for i in range(1000)) in range(250, 350)
     True
     """
-    h = int(hashlib.sha256(query_id.encode("utf-8")).hexdigest()[:8], 16)
+    h = int(text_sha256(query_id)[:8], 16)
     return (h % 1000) < dev_fraction * 1000
 
 
@@ -243,19 +244,11 @@ OFF_TOPIC_FILES = ("offtopic_queries.jsonl", "offtopic_generic.jsonl")
 
 def read_query_rows(path) -> list[dict]:
     """Rows of a query JSONL file; a bad line raises InputError naming file and line."""
-    import json
-    from pathlib import Path
-
     from mad_guardrails.core.errors import InputError
+    from mad_guardrails.core.records import iter_jsonl
 
     rows = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"line {n} is not valid JSON ({e.msg})", where=str(path), fix="correct that line") from e
+    for n, row in iter_jsonl(path, fix="correct that line"):
         if not isinstance(row, dict) or not isinstance(row.get("query"), str) or not row["query"].strip():
             raise InputError(f"line {n} has no 'query' string", where=str(path),
                              fix='each line must be an object like {"id": "q001", "query": "..."}')

@@ -13,7 +13,6 @@ the relevance filter the result is ``abstained`` with ``reason="no relevant evid
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from mad_guardrails.core.errors import IndexError_, InputError
+from mad_guardrails.core.unit_ids import names_identifier
 from mad_guardrails.core.units import Evidence, id_covers
 from mad_guardrails.retrieval.config import RetrievalConfig
 from mad_guardrails.retrieval.fusion import ranked, rrf, weighted_fusion
@@ -32,24 +32,6 @@ from mad_guardrails.retrieval.relevance import RelevanceFilter
 Mode = Literal["hybrid", "dense", "bm25"]
 NO_EVIDENCE = "no relevant evidence"
 MAX_QUERY_CHARS = 20_000
-#: identifiers a query may name: 'Article 23', 'art. 5', 'Annex III', 'recital 12', 'GV.OC-01', 'PR.AA', 'GOVERN 1.1',
-#: 'GV-1.1-001', 'art_5.1.c'
-_IDENTIFIER = re.compile(
-    r"\b(?:art(?:icle)?s?\.?\s*\d+|annex\s+[ivxlc]+\b|recital\s*\(?\d+|(?:art|rct|anx)_[0-9a-z]+"
-    r"|[A-Z]{2}\.[A-Z]{2}(?:-\d{2})?|[A-Z]{2}-\d+\.\d+-\d{3}|(?:GOVERN|MAP|MEASURE|MANAGE)[ -]\d)",
-    re.IGNORECASE,
-)
-
-
-def names_identifier(query: str) -> bool:
-    """Does the query name a provision by its identifier?
-
-    >>> names_identifier("What does Article 23 NIS2 require?"), names_identifier("PR.AA-05"), names_identifier("hi")
-    (True, True, False)
-    """
-    return bool(_IDENTIFIER.search(query))
-
-
 class RetrievalResult(BaseModel):
     """What one query retrieved: evidence best first (rank from 1), or an abstention with its reason."""
 

@@ -86,12 +86,12 @@ def test_refuses_corrupted_index_file(small_index_dir, minilm_embedder, tmp_path
 
 def test_refuses_unreadable_faiss_file(small_index_dir, minilm_embedder, tmp_path):
     """A truncated file whose checksum was 'fixed' up still fails cleanly when FAISS reads it."""
-    from mad_guardrails.retrieval.index import sha256_file
+    from mad_guardrails.core.hashing import file_sha256
 
     d = _copy(small_index_dir, tmp_path)
     (d / "index.faiss").write_bytes((d / "index.faiss").read_bytes()[:100])
     man = json.loads((d / "manifest.json").read_text())
-    man["files"]["index.faiss"] = sha256_file(d / "index.faiss")
+    man["files"]["index.faiss"] = file_sha256(d / "index.faiss")
     (d / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(IndexError_, match="FAISS cannot read"):
         RegIndex.load(d, minilm_embedder)

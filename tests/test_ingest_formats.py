@@ -8,16 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from mad_guardrails.core.text import collapse_ws
 from mad_guardrails.retrieval.ingest import infer_doc, ingest_file, load_file, sniff_format
 from mad_guardrails.retrieval.ingest.eurlex_html import load_eurlex_html
 from mad_guardrails.retrieval.ingest.jsonl import load_jsonl
 from mad_guardrails.retrieval.ingest.markdown import load_markdown
 from mad_guardrails.retrieval.ingest.pdf import load_pdf
 from mad_guardrails.retrieval.ingest.text import load_text
-
-
-def _norm(s: str) -> str:
-    return " ".join(s.split())
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +59,7 @@ def test_jsonl_reads_back_saved_units_into_another_doc(tmp_path):
 def test_markdown_eu_act_matches_the_structured_units(shared_corpus_dir, ai_act_jsonl):
     md = load_markdown(shared_corpus_dir / "eu-ai-act" / "eu_ai_act_2024-1689_en.md", "eu-ai-act")
     assert Counter(u.kind for u in md) == {"recital": 180, "article": 113, "annex": 13}
-    same = sum(_norm(u.text) == _norm(ai_act_jsonl[u.id].text) for u in md)
+    same = sum(collapse_ws(u.text) == collapse_ws(ai_act_jsonl[u.id].text) for u in md)
     assert same >= 300  # the Markdown keeps the closing formulas the JSONL drops (2 units)
     assert all(u.heading == ai_act_jsonl[u.id].heading for u in md)
     art10 = next(u for u in md if u.local_id == "art_10")

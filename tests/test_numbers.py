@@ -5,17 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mad_guardrails.policies.schema import KeyFact
-from mad_guardrails.verifier.numbers import (
-    check_numbers,
-    compare,
-    extract_quantities,
-    fact_quantity,
-    number_consistency,
-    numbers_in_evidence_vs_output,
-    parse_word_number,
-    sentences,
-    term_pattern,
-)
+from mad_guardrails.verifier.numbers import check_numbers, number_consistency, numbers_in_evidence_vs_output
+from mad_guardrails.verifier.pairing import sentences, term_pattern
+from mad_guardrails.verifier.quantities import compare, extract_quantities, fact_quantity, parse_word_number
 
 EARLY = KeyFact(name="early warning deadline", value=24, unit="hours", provision="nis2:art_23.4.a",
                 quote="without undue delay and in any event within 24 hours", terms=["early warning"])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from mad_guardrails.core.unit_ids import find_refs
 from mad_guardrails.policies.loader import BUILTIN_DIR, load_packs
-from mad_guardrails.policies.screen import PolicyScreener, ScreenWeights, find_refs
+from mad_guardrails.policies.screen import PolicyScreener, ScreenWeights
 
 SUBSET = [str(BUILTIN_DIR / f"{n}.yaml") for n in ("eu-ai-act", "nis2", "gdpr", "cra")]
 

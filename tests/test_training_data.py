@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from mad_guardrails.retrieval.training.data import (
-    QUERY_TYPES,
-    Decontaminator,
-    TrainPair,
-    defined_term,
-    duty_clauses,
-    generate_pairs,
-    heldout_queries,
-    load_pairs,
-    load_templates,
-    offtopic_train_queries,
-    passage_refs,
-    save_pairs,
-)
+from mad_guardrails.retrieval.training.generate import generate_pairs, offtopic_train_queries
+from mad_guardrails.retrieval.training.heldout import Decontaminator, heldout_queries
 from mad_guardrails.retrieval.training.negatives import mine_for_pairs, mine_rows
+from mad_guardrails.retrieval.training.pairs import QUERY_TYPES, TrainPair, load_pairs, passage_refs, save_pairs
+from mad_guardrails.retrieval.training.passage_text import defined_term, duty_clauses
+from mad_guardrails.retrieval.training.template_queries import load_templates
 
 
 def test_generator_gives_every_query_type_per_passage(tiny_corpus):

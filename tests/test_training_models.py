@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mad_guardrails.retrieval.training.data import TrainPair, passage_refs
+from mad_guardrails.retrieval.training.pairs import TrainPair, passage_refs
 
 pytest.importorskip("datasets")
 pytest.importorskip("peft")

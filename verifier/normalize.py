@@ -28,6 +28,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from mad_guardrails.core.text import collapse_ws
+
 _QUOTES = "'\"‘’‚‛“”„‟«»‹›`´ʹʻʼ′″"
 _DASHES = "-‐‑‒–—―−﹘﹣－\u00ad"
 _BULLETS = "•·▪●◦*"
@@ -41,11 +43,15 @@ _FOLD_TABLE = str.maketrans({**{c: "'" for c in "‘’‚‛`´ʹʻʼ′"}, **{
 
 def fold(text: str) -> str:
     """Readable folding for similarity scores and messages: NFKC, straight quotes, ``-`` for dashes, hyphenation at a
-    line end joined, whitespace collapsed, lower case. (The strict key for equality is :func:`content_key`.)"""
+    line end joined, whitespace collapsed, lower case. (The strict key for equality is :func:`content_key`.)
+
+    Not :func:`mad_guardrails.core.text.collapse_ws` alone: a quote copied from a PDF or a model's answer differs from
+    the corpus in ligatures, typographic quotes, dashes and line-end hyphenation, which must not lower its similarity;
+    nor :func:`mad_guardrails.policies.screen.normalise_text`, which splits words at hyphens (a quote keeps them)."""
     t = unicodedata.normalize("NFKC", text).translate(_FOLD_TABLE)
     t = re.sub(r"(\w)-\s*\n\s*(\w)", r"\1\2", t)
     t = "".join(ch if unicodedata.category(ch)[0] != "C" or ch in "\n\t" else " " for ch in t)
-    return re.sub(r"\s+", " ", t).strip().lower()
+    return collapse_ws(t).lower()
 
 
 def _dropped(ch: str) -> bool:

@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field
 
 from mad_guardrails.agents.backends.base import LLMBackend
 from mad_guardrails.agents.training.raft import AnswerScore, AnswerVerifier, RaftItem, score_answer
-from mad_guardrails.core.records import read_models
+from mad_guardrails.core.records import append_models, read_models
 from mad_guardrails.policies.schema import Rule
 
 ROUGE_THRESHOLD = 0.30
@@ -131,7 +131,7 @@ async def predict_with_backend(items: Sequence[RaftItem], messages: Callable[[Ra
     todo = [it for it in items if it.id not in done]
     out.parent.mkdir(parents=True, exist_ok=True)
     sem = asyncio.Semaphore(max(1, concurrency))
-    with open(out, "a", encoding="utf-8") as f, make_progress(disable=not progress) as bar:
+    with make_progress(disable=not progress) as bar:
         task = bar.add_task(f"{label} / {condition}", total=len(todo))
 
         async def one(it: RaftItem) -> None:
@@ -144,8 +144,7 @@ async def predict_with_backend(items: Sequence[RaftItem], messages: Callable[[Ra
                 except Exception as e:  # noqa: BLE001 - recorded; the item counts as a failed answer
                     p = Prediction(item_id=it.id, model=label, condition=condition, text="",
                                    error=f"{type(e).__name__}: {e}")
-            f.write(p.model_dump_json() + "\n")
-            f.flush()
+            append_models([p], out)
             bar.advance(task)
 
         await asyncio.gather(*(one(it) for it in todo))
@@ -160,11 +159,8 @@ def predict_local(items: Sequence[RaftItem], messages: Callable[[RaftItem], list
     if todo:
         outs = gen.generate([messages(it) for it in todo], n=1, temperature=0.0, max_tokens=max_tokens,
                             progress=progress, desc=f"{label} / {condition}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "a", encoding="utf-8") as f:
-            for it, o in zip(todo, outs):
-                f.write(Prediction(item_id=it.id, model=label, condition=condition, text=o[0].text,
-                                   finish_reason=o[0].finish_reason).model_dump_json() + "\n")
+        append_models((Prediction(item_id=it.id, model=label, condition=condition, text=o[0].text,
+                                  finish_reason=o[0].finish_reason) for it, o in zip(todo, outs)), out)
     return read_predictions(out)
 
 

@@ -35,10 +35,10 @@ from mad_guardrails.agents.training.raft import (
     build_items,
     item_messages,
     read_items,
-    write_jsonl,
 )
 from mad_guardrails.core.errors import ConfigError
 from mad_guardrails.core.paths import evals_data_dir
+from mad_guardrails.core.records import write_models
 
 log = logging.getLogger(__name__)
 
@@ -181,9 +181,9 @@ def stage_build(work: Workdir, res: Resources, s: BuildSettings) -> BuildStats:
     items_stress = build_items(held, cfg=RaftConfig(k_distractors=s.stress_k, p_drop_oracle=s.stress_p_drop,
                                                     evidence_chars=s.evidence_chars, seed=s.seed + 2), **common)
     work.root.mkdir(parents=True, exist_ok=True)
-    write_jsonl(work.items("train"), items_train)
-    write_jsonl(work.items("normal"), items_normal)
-    write_jsonl(work.items("stress"), items_stress)
+    write_models(items_train, work.items("train"), atomic=True)
+    write_models(items_normal, work.items("normal"), atomic=True)
+    write_models(items_stress, work.items("stress"), atomic=True)
     stats = BuildStats(settings=s, train_pool=len(pool), train_pool_disjoint=len(disjoint), train=len(items_train),
                        train_oracle_dropped=sum(not i.oracle_present for i in items_train), heldout=len(items_normal),
                        stress_oracle_dropped=sum(not i.oracle_present for i in items_stress),

@@ -58,7 +58,8 @@ from mad_guardrails.core.debate import (
     clean_id,
     dedupe_quotes,
 )
-from mad_guardrails.core.records import read_models
+from mad_guardrails.core.records import append_models, read_models
+from mad_guardrails.core.text import collapse_ws
 from mad_guardrails.core.units import Evidence, Unit, id_covers
 from mad_guardrails.policies.schema import Rule
 
@@ -344,7 +345,7 @@ async def sample_candidates(items: Sequence[RaftItem], messages: Callable[[RaftI
     todo = [(it, idx) for it, idx in todo if idx]
     out.parent.mkdir(parents=True, exist_ok=True)
     sem = asyncio.Semaphore(max(1, concurrency))
-    with open(out, "a", encoding="utf-8") as f, make_progress(disable=not progress) as bar:
+    with make_progress(disable=not progress) as bar:
         task = bar.add_task(f"teacher best-of-{n}", total=sum(len(idx) for _, idx in todo))
 
         async def one(it: RaftItem, i: int) -> None:
@@ -357,8 +358,7 @@ async def sample_candidates(items: Sequence[RaftItem], messages: Callable[[RaftI
                     c = Candidate(item_id=it.id, i=i, text=r.text, seed=sd, finish_reason=r.finish_reason)
                 except Exception as e:  # noqa: BLE001 - a failed sample is recorded and retried on the next run
                     c = Candidate(item_id=it.id, i=i, text="", seed=sd, error=f"{type(e).__name__}: {e}")
-            f.write(c.model_dump_json() + "\n")
-            f.flush()
+            append_models([c], out)
             bar.advance(task)
 
         async def item(it: RaftItem, idx: list[int]) -> None:
@@ -461,7 +461,7 @@ def render_contract(out: CoordinatorOutput) -> str:
     if out.violations:
         lines.append("violations:")
         for v in out.violations:
-            expl = " ".join(v.explanation.split())
+            expl = collapse_ws(v.explanation)
             lines.append(f"- rule: {v.rule_id} | provisions: {', '.join(clean_id(p) for p in v.provisions)} | "
                          f"severity: {v.severity} | explanation: {expl}")
     else:
@@ -546,19 +546,9 @@ def select_examples(items: Sequence[RaftItem], candidates: Iterable[Candidate], 
 
 
 # ------------------------------------------------------------------------------------------------------- files
-def write_jsonl(path: Path, rows: Iterable[BaseModel]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(r.model_dump_json() + "\n")
-    tmp.replace(path)
-    return path
-
-
 def read_items(path: Path) -> list[RaftItem]:
-    return [RaftItem.model_validate_json(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return read_models(path, RaftItem, missing_fix="run `mad-guardrails train coordinator build` first")
 
 
 def read_examples(path: Path) -> list[RaftExample]:
-    return [RaftExample.model_validate_json(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return read_models(path, RaftExample, missing_fix="run `mad-guardrails train coordinator select` first")

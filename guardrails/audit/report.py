@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from mad_guardrails.core.records import read_models
 from mad_guardrails.core.verdict import Verdict
 from mad_guardrails.guardrails.audit.runner import ResultRow, atomic_write
 
@@ -388,4 +389,4 @@ def write_reports(rows: list[ResultRow], out_dir: str | Path, *, title: str, inp
 
 def load_rows(path: str | Path) -> list[ResultRow]:
     """Read a finished ``verdicts.jsonl`` (for re-rendering reports)."""
-    return [ResultRow.model_validate_json(ln) for ln in Path(path).read_bytes().splitlines() if ln.strip()]
+    return read_models(path, ResultRow, missing_fix="run the audit first: `mad-guardrails audit FILE`")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -31,6 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from mad_guardrails.core.errors import ConfigError, InputError
+from mad_guardrails.core.hashing import file_sha256, text_sha256
 from mad_guardrails.core.verdict import Verdict
 from mad_guardrails.guardrails.audit.reader import AuditRow, reason
 
@@ -189,14 +189,6 @@ class Manifest(BaseModel):
     runs: int = 1
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class Counts(BaseModel):
     allow: int = 0
     flag: int = 0
@@ -227,7 +219,7 @@ class AuditOutcome(BaseModel):
 
 def thread_id(row: AuditRow) -> str:
     """The checkpoint thread of a row: its id plus a hash of what is checked (an edited row starts afresh)."""
-    h = hashlib.sha256(f"{row.output}\x00{row.query}\x00{row.context}\x00{row.policies}".encode()).hexdigest()
+    h = text_sha256(f"{row.output}\x00{row.query}\x00{row.context}\x00{row.policies}")
     return f"audit-{row.id}-{h[:10]}"
 
 

@@ -47,17 +47,20 @@ def load_factory(spec: str):
 
     from mad_guardrails.core.errors import ConfigError
 
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-
     mod_name, _, attr = spec.partition(":")
     if not mod_name or not attr:
         raise ConfigError(f"--components {spec!r} is not of the form 'package.module:function'",
                           fix="e.g. --components mypkg.parts:build_components")
+    added = os.getcwd() not in sys.path
+    if added:  # only while importing it: the process's path stays as it was
+        sys.path.insert(0, os.getcwd())
     try:
         return getattr(importlib.import_module(mod_name), attr)
     except (ImportError, AttributeError) as e:
         raise ConfigError(f"cannot load --components {spec!r}: {e}", fix="check the module path and name") from e
+    finally:
+        if added and os.getcwd() in sys.path:
+            sys.path.remove(os.getcwd())
 
 
 def register(app: typer.Typer) -> None:

@@ -106,6 +106,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from mad_guardrails.core.errors import CorpusError, GuardrailError
+        from mad_guardrails.core.hashing import file_sha256
         from mad_guardrails.core.progress import make_progress
         from mad_guardrails.retrieval.corpus import Corpus
         from mad_guardrails.retrieval.ingest import (
@@ -114,7 +115,6 @@ def register(app: typer.Typer) -> None:
             infer_doc,
             ingest_act_dir,
             ingest_file,
-            sha256_file,
         )
 
         out = Console()
@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
                     bar.update(task, description=f"ingesting {d or p.name}")
                     if p.is_file():
                         units = ingest_file(p, d or None, fmt=fmt)
-                        c.add_act(units[0].doc, units, source=[p.name], sha256={p.name: sha256_file(p)})
+                        c.add_act(units[0].doc, units, source=[p.name], sha256={p.name: file_sha256(p)})
                     else:
                         units, shas = ingest_act_dir(p, d)
                         c.add_act(d, units, source=sorted(shas), sha256=shas)

@@ -261,6 +261,8 @@ def _print_result(res) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from mad_guardrails.core.text import collapse_ws
+
     console = Console()
     if res.abstained:
         console.print(f"[yellow]{res.reason or 'no relevant evidence'}[/] for: {res.query}")
@@ -274,7 +276,7 @@ def _print_result(res) -> None:
                       ("rel.", "right"), ("text", "left")):
         table.add_column(col, justify=just, overflow="fold")
     for e in res.evidence:
-        snippet = " ".join(e.text.split())
+        snippet = collapse_ws(e.text)
         snippet = snippet[:220] + ("…" if len(snippet) > 220 else "")
         table.add_row(
             str(e.rank), f"[bold]{e.unit_id}[/]", e.heading, f"{e.score:.4f}",

@@ -141,7 +141,7 @@ def embedder(
         if llm:
             from mad_guardrails.agents.backends import make_backend
             from mad_guardrails.guardrails.config import load_config
-            from mad_guardrails.retrieval.training.data import LLMQueryGenerator
+            from mad_guardrails.retrieval.training.llm_queries import LLMQueryGenerator
 
             gen = LLMQueryGenerator(make_backend(load_config(profile).llm))
         corp = _load_corpus(corpus, docs)
@@ -158,7 +158,8 @@ def embedder(
     ensure_mined(data_dir, base=cfg.base_model)
     pairs, refs, _ = load_prepared(data_dir)
     if holdout_eval_golds and data is not None:  # prepared without the strict split: apply it now
-        from mad_guardrails.retrieval.training.data import heldout_gold_keys, resplit
+        from mad_guardrails.retrieval.training.heldout import heldout_gold_keys
+        from mad_guardrails.retrieval.training.pairs import resplit
 
         pairs = resplit(pairs, heldout_gold_keys())
         con.print(f"strict split: {sum(p.split == 'test' for p in pairs)} test pairs "

@@ -187,6 +187,7 @@ def sample(
     """Best-of-N teacher answers for the training items (self-distillation: the base model is the teacher)."""
     from mad_guardrails.agents.training.pipeline import load_items
     from mad_guardrails.agents.training.raft import Candidate, read_candidates, sample_candidates
+    from mad_guardrails.core.records import append_models
 
     w = _work(work)
     items = load_items(w, "train")[:limit] if limit else load_items(w, "train")
@@ -202,12 +203,9 @@ def sample(
             gen = LocalGenerator(model, batch_size=batch_size)
             outs = gen.generate([teacher(it) for it in todo], n=n, temperature=temperature,
                                 max_tokens=max_tokens, seed=seed + start, desc=f"teacher best-of-{n}")
-            with open(w.candidates, "a", encoding="utf-8") as f:
-                for it, os_ in zip(todo, outs):
-                    for i, o in enumerate(os_, start):
-                        if (it.id, i) not in done:
-                            f.write(Candidate(item_id=it.id, i=i, text=o.text, seed=seed,
-                                              finish_reason=o.finish_reason).model_dump_json() + "\n")
+            append_models((Candidate(item_id=it.id, i=i, text=o.text, seed=seed, finish_reason=o.finish_reason)
+                           for it, os_ in zip(todo, outs) for i, o in enumerate(os_, start) if (it.id, i) not in done),
+                          w.candidates)
         cands = read_candidates(w.candidates)
     else:
         backend, server, base, _ = _backend(profile, None, serve, None)
@@ -243,7 +241,8 @@ def select(
 ) -> None:
     """Score every candidate with the verifier; keep the top-k that pass strict verbatim + citation validity."""
     from mad_guardrails.agents.training.pipeline import load_items
-    from mad_guardrails.agents.training.raft import read_candidates, select_examples, write_jsonl
+    from mad_guardrails.agents.training.raft import read_candidates, select_examples
+    from mad_guardrails.core.records import write_models
 
     w = _work(work)
     res = _res(corpus, evidence_chars)
@@ -251,7 +250,7 @@ def select(
     examples, stats = select_examples(items, read_candidates(w.candidates), _verifier(res), res.messages,
                                       rules=res.rule, top_k=top_k, max_examples=max_examples, fallback=fallback,
                                       require_decision=require_decision, seed=seed)
-    write_jsonl(w.examples, examples)
+    write_models(examples, w.examples, atomic=True)
     w.selection.write_text(stats.model_dump_json(indent=2) + "\n", encoding="utf-8")
     _echo(stats.model_dump())
 

@@ -17,11 +17,11 @@ annexes, framework elements, sections):
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import re
 from pathlib import Path
 
 from mad_guardrails.core.errors import CorpusError
+from mad_guardrails.core.hashing import file_sha256
 from mad_guardrails.core.units import Unit
 from mad_guardrails.retrieval.chunking import expand
 from mad_guardrails.retrieval.ingest.base import (
@@ -152,14 +152,6 @@ def ingest_file(path: str | Path, doc: str | None = None, *, fmt: str | None = N
     return check_unique(expand(units) if subunits else units, str(path))
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def act_files(folder: Path, doc: str) -> list[Path]:
     """The files that make up an act in a shared-corpus-like folder (catalog ``shared`` globs; for an unknown act:
     its JSONL files, else Markdown, else HTML, else PDF, else text)."""
@@ -190,7 +182,7 @@ def ingest_act_dir(folder: str | Path, doc: str | None = None, *, subunits: bool
     for f in files:
         units.extend(load_file(f, doc))
     units = check_unique(expand(units) if subunits else units, str(folder))
-    return units, {f.name: sha256_file(f) for f in files}
+    return units, {f.name: file_sha256(f) for f in files}
 
 
 def act_folders(root: Path) -> list[Path]:

@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 from mad_guardrails.core.errors import CorpusError
+from mad_guardrails.core.text import collapse_ws
 from mad_guardrails.core.units import Unit
 from mad_guardrails.retrieval.ingest.base import check_doc_id, make_unit, read_bytes
 
@@ -38,10 +39,6 @@ _CORE_SUB = re.compile(r"^(?:o|◦|-)\s+(?P<id>[A-Z] ?[A-Z] ?\. ?[A-Z] ?[A-Z] ?-
 
 def _id(m: re.Match) -> str:
     return m.group("id").replace(" ", "")
-
-
-def _norm(s: str) -> str:
-    return re.sub(r"\s+", " ", s).strip().lower()
 
 
 _PAGES_CACHE: dict[str, tuple[str, ...]] = {}
@@ -84,7 +81,7 @@ def _strip_running(pages: list[list[str]]) -> list[list[str]]:
     if len(pages) >= 3:
         edge = Counter()
         for lines in pages:
-            cand = {_norm(re.sub(r"\d+", "#", ln)) for ln in lines[:4] + lines[-3:] if ln.strip()}
+            cand = {collapse_ws(re.sub(r"\d+", "#", ln)).lower() for ln in lines[:4] + lines[-3:] if ln.strip()}
             edge.update(cand)
         common = {k for k, v in edge.items() if v >= max(2, int(0.5 * len(pages)))}
     else:
@@ -94,7 +91,7 @@ def _strip_running(pages: list[list[str]]) -> list[list[str]]:
         kept = []
         for j, ln in enumerate(lines):
             near_edge = j < 4 or j >= len(lines) - 3
-            if near_edge and (_norm(re.sub(r"\d+", "#", ln)) in common or _PAGE_NO.match(ln)):
+            if near_edge and (collapse_ws(re.sub(r"\d+", "#", ln)).lower() in common or _PAGE_NO.match(ln)):
                 continue
             kept.append(ln.rstrip())
         out.append(kept)
@@ -107,7 +104,7 @@ def _toc(lines: list[str]) -> tuple[set[str], set[int]]:
     for i, ln in enumerate(lines):
         m = _TOC_LINE.match(ln.strip())
         if m:
-            titles.add(_norm(m.group("title")))
+            titles.add(collapse_ws(m.group("title")).lower())
             idx.add(i)
     return titles, idx
 
@@ -134,7 +131,7 @@ def _headings(lines: list[str], toc_titles: set[str], toc_idx: set[int]) -> list
             continue
         ln = raw.strip()
         if m := _APP_HEAD.match(ln):
-            if _norm(ln) in toc_titles or (not toc_titles and len(ln.split()) <= 12):
+            if collapse_ws(ln).lower() in toc_titles or (not toc_titles and len(ln.split()) <= 12):
                 letter = m.group("letter")
                 out.append((i, f"app_{letter.lower()}", letter, ln))
                 prev_num = None
@@ -145,7 +142,7 @@ def _headings(lines: list[str], toc_titles: set[str], toc_idx: set[int]) -> list
         num = [int(x) for x in m.group("num").split(".")]
         title = m.group("title").strip()
         words = len(title.split())
-        in_toc = _norm(ln) in toc_titles
+        in_toc = collapse_ws(ln).lower() in toc_titles
         plausible = words <= 12 and not title.rstrip().endswith((".", ",", ";", ":")) and _is_successor(prev_num, num)
         if in_toc or (plausible and (len(num) > 1 or not toc_titles)):
             if out and out[-1][1] == f"sec_{m.group('num')}":

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mad_guardrails.core.errors import ConfigError, InputError
 from mad_guardrails.core.yamlio import resolve_preset
-from mad_guardrails.retrieval.training.data import TrainPair
+from mad_guardrails.retrieval.training.pairs import TrainPair
 
 
 class EmbedderTrainConfig(BaseModel):

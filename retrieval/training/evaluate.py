@@ -34,8 +34,8 @@ from pydantic import BaseModel, Field
 
 from mad_guardrails.core.records import write_report
 from mad_guardrails.core.units import id_covers
-from mad_guardrails.retrieval.training.data import PassageRef, TrainPair
 from mad_guardrails.retrieval.training.negatives import RANK_RANGE, RelatedIndex, mine_rows
+from mad_guardrails.retrieval.training.pairs import PassageRef, TrainPair
 
 IR_KS = (1, 5, 10)
 

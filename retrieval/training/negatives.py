@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mad_guardrails.core.units import id_covers
-from mad_guardrails.retrieval.training.data import PassageRef, TrainPair
+from mad_guardrails.retrieval.training.pairs import PassageRef, TrainPair
 
 RANK_RANGE = (6, 50)
 

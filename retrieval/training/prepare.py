@@ -20,18 +20,18 @@ import numpy as np
 
 from mad_guardrails.core.errors import InputError
 from mad_guardrails.core.records import read_models, write_models
-from mad_guardrails.retrieval.training.data import (
-    LLMQueryGenerator,
+from mad_guardrails.retrieval.training.generate import generate_pairs
+from mad_guardrails.retrieval.training.heldout import heldout_gold_keys
+from mad_guardrails.retrieval.training.llm_queries import LLMQueryGenerator
+from mad_guardrails.retrieval.training.negatives import RANK_RANGE, mine_for_pairs
+from mad_guardrails.retrieval.training.pairs import (
     PassageRef,
     TrainPair,
-    generate_pairs,
-    heldout_gold_keys,
     load_pairs,
     passage_refs,
     save_pairs,
     summarize,
 )
-from mad_guardrails.retrieval.training.negatives import RANK_RANGE, mine_for_pairs
 
 if TYPE_CHECKING:
     from mad_guardrails.retrieval.corpus import Corpus

@@ -1,6 +1,6 @@
 """Train the binary relevance head (SEEDS.md §5 in miniature) and compare it with the dense-threshold filter.
 
-**Data** (:func:`build_relevance_data`), from the generated pairs (:mod:`.data`, split by unit) and our own
+**Data** (:func:`build_relevance_data`), from the generated pairs (:mod:`.generate`, split by unit) and our own
 off-topic queries (``offtopic_train.yaml``; the held-out ``evals/data/offtopic_*.jsonl`` are never used):
 
 * positives: (query, its positive passage) → 1;
@@ -38,7 +38,7 @@ from mad_guardrails.core.errors import InputError
 from mad_guardrails.core.records import read_models, write_models, write_report
 from mad_guardrails.core.yamlio import resolve_preset
 from mad_guardrails.retrieval.relevance_head import HEAD_CONFIG, pair_text
-from mad_guardrails.retrieval.training.data import PassageRef, TrainPair
+from mad_guardrails.retrieval.training.pairs import PassageRef, TrainPair
 
 
 class RelevanceTrainConfig(BaseModel):
@@ -434,7 +434,7 @@ def prepare_relevance_examples(pairs: Sequence[TrainPair], refs: Sequence[Passag
                                offtopic: Sequence[str] | None = None) -> list[RelExample]:
     """Embed our off-topic training queries with the base model, take their top dense hits, build the examples."""
     from mad_guardrails.retrieval.embedder import Embedder
-    from mad_guardrails.retrieval.training.data import offtopic_train_queries
+    from mad_guardrails.retrieval.training.generate import offtopic_train_queries
     from mad_guardrails.retrieval.training.negatives import top_rows
 
     qs = list(offtopic) if offtopic is not None else offtopic_train_queries()

@@ -36,7 +36,7 @@ import httpx
 FAST = [
     ("Preheat the oven to 180 degrees.", None),
     ("The marathon route goes along the river and finishes at the old town square.", None),
-    ("To reverse a list in Python use reversed() or slicing with [::-1].", None),
+    ("The Eiffel Tower is about 330 metres tall.", None),
     ("Our team offsite is on Friday; bring comfortable shoes for the hike.", None),
     ("Under NIS2 you have 72 hours to send the early warning.", "When is the NIS2 early warning due?"),
     ("GDPR gives the controller 7 days to notify the supervisory authority of a personal data breach.",
@@ -71,7 +71,7 @@ class Upstream:
             def log_message(self, *a):
                 pass
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 self.rfile.read(int(self.headers.get("content-length", 0)))
                 data = json.dumps({"id": "c", "object": "chat.completion", "created": 0, "model": "m", "choices": [
                     {"index": 0, "message": {"role": "assistant", "content": PROXY_A}, "finish_reason": "stop"}]}
@@ -82,7 +82,7 @@ class Upstream:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST  # noqa: N815 - /models: any 200 will do
+            do_GET = do_POST
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.httpd.daemon_threads = True
@@ -193,7 +193,7 @@ def main() -> None:
     upstream = Upstream()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log = open(tmp / "service.log", "w")  # noqa: SIM115
+    log = open(tmp / "service.log", "w")  # noqa: SIM115 - the child writes to it
     env = {k: v for k, v in os.environ.items() if k != "MAD_GUARDRAILS_API_KEYS"}  # loopback, no auth
     proc = subprocess.Popen([sys.executable, "-m", "mad_guardrails.guardrails.cli", "api", "--profile", profile,
                              "--port", str(port), "--max-concurrency", "64", "--max-queue", "512",

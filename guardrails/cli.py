@@ -29,7 +29,7 @@ def _root() -> None:
     """Multi-agent-debate guardrail grounded in regulatory text. Start with `mad-guardrails index build`."""
 
 
-COMMAND_MODULES = ["corpus", "index", "serve", "policies", "check", "audit", "console", "train"]
+COMMAND_MODULES = ["corpus", "index", "serve", "policies", "check", "audit", "console", "train", "models", "api"]
 PLUGIN_GROUP = "mad_guardrails.commands"
 
 for _name in COMMAND_MODULES:

@@ -69,7 +69,7 @@ def test_decision_logic_with_given_probabilities(monkeypatch):
     assert checker.check([]).status == "skipped"
 
 
-def test_items_come_from_violations_and_quoted_claims():
+def test_items_come_from_quoted_debate_claims_not_violation_explanations():
     q = Quote(doc_id="nis2:art_23.4.a", text="within 24 hours, an early warning")
     co = CoordinatorOutput(decision="block", violations=[
         ProposedViolation(rule_id="r1", explanation="Says 72 h.", quotes=[q]),
@@ -77,5 +77,6 @@ def test_items_come_from_violations_and_quoted_claims():
     args = [Argument(role="prosecutor", round=1, stance="violation",
                      claims=[Claim(text="24 hours is the limit.", quotes=[q]), Claim(text="unquoted")])]
     items = items_from(co, args)
-    assert [i.name for i in items] == ["violation r1", "prosecutor r1 claim 1"]
+    # a violation's explanation describes the discrepancy ("says 72 h"): the clause never entails it
+    assert [i.name for i in items] == ["prosecutor r1 claim 1"]
     assert items[0].premise == q.text

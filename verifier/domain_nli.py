@@ -62,6 +62,7 @@ class DomainNLI:
         self.encoder, self.head, self.tok, self.config, self.path = encoder, head, tokenizer, config, path
         self.labels = tuple(config.get("labels", LABELS))
         self.max_length = int(config.get("max_length", 256))
+        self.truncation = "only_first" if "only_first" in str(config.get("input", "")) else "longest_first"
         th = config.get("thresholds") or {}
         self.entail_threshold = float(th.get("tau_entail", 0.5))
         self.contradict_threshold = float(th.get("tau_contra", 0.5))
@@ -104,7 +105,7 @@ class DomainNLI:
         with torch.inference_mode():
             for i in range(0, len(order), batch_size):
                 ids = order[i:i + batch_size]
-                t = self.tok([pairs[j][0] for j in ids], [pairs[j][1] for j in ids], truncation="only_first",
+                t = self.tok([pairs[j][0] for j in ids], [pairs[j][1] for j in ids], truncation=self.truncation,
                              max_length=self.max_length, padding=True, return_tensors="pt")
                 h = self.encoder(input_ids=t["input_ids"], attention_mask=t["attention_mask"],
                                  token_type_ids=t.get("token_type_ids")).last_hidden_state

@@ -71,12 +71,13 @@ class EntailmentItem(BaseModel):
 
 
 def items_from(coord_output: CoordinatorOutput, arguments: Iterable[Argument] = ()) -> list[EntailmentItem]:
-    """Claims with their quotes: each violation's explanation, and each debate claim that carries quotes."""
+    """Claims with their quotes: each debate claim that carries quotes.
+
+    A violation's explanation is not checked this way: it describes the discrepancy between the output and the
+    clause ("the output says 72 hours; the clause says 24"), so the clause never entails it — checking it demoted
+    correct blocks. Blocks rest on the verbatim and citation checks and, for claim contradictions, on the claim
+    check itself."""
     items: list[EntailmentItem] = []
-    for v in coord_output.violations:
-        if v.quotes and v.explanation.strip():
-            items.append(EntailmentItem(name=f"violation {v.rule_id}", hypothesis=v.explanation,
-                                        premise=" ".join(q.text for q in v.quotes)))
     for a in arguments:
         for i, c in enumerate(a.claims):
             if c.quotes and c.text.strip():

@@ -93,7 +93,6 @@ class DomainNLI:
         head.load_state_dict(load_file(str(path / "head.safetensors")))
         enc.eval().to(device)
         head.eval().to(device)
-        torch.set_grad_enabled(False)
         return cls(enc, head, tok, cfg, path)
 
     def predict(self, pairs: list[tuple[str, str]], batch_size: int = 32) -> list[dict[str, float]]:

@@ -75,7 +75,6 @@ class DomainNLI:
             raise ModelUnavailableError("the entailment verifier's files are missing", where=str(path),
                                         fix="reinstall mad-guardrails (the adapter ships in the package) or point "
                                             "verifier.nli_model at a folder with config.json and head.safetensors")
-        import torch
         from safetensors.torch import load_file
         from transformers import AutoModel, AutoTokenizer
 

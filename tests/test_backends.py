@@ -162,7 +162,8 @@ def test_make_backend_dispatch():
         assert type(b).__name__ == cls and b.name == kind
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is not None, reason="llama-cpp-python is installed")
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is not None or importlib.util.find_spec("ik_llama_cpp") is not None,
+                    reason="a llama.cpp binding is installed")
 async def test_llamacpp_missing_gives_install_hint():
     b = make_backend(LLMConfig(backend="llamacpp", model="bundled:smollm2"))
     with pytest.raises(ConfigError, match=r"mad-guardrails\[llamacpp\]"):

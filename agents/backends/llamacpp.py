@@ -481,7 +481,7 @@ class LlamaCppBackend(BaseBackend):
             raise
         except (ConfigError, ModelUnavailableError, BackendError):
             raise
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise backend_error("backend", f"llama.cpp generation failed: {type(e).__name__}: {e}",
                                 where=self.name) from e
 

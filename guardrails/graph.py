@@ -2,18 +2,19 @@
 
 ::
 
-    retrieve ─► screen ─┬─► fast_allow ──────────────────────────────────────────┐
-                        ├─► fast_block ──────────────────────────────────────────┤
-                        └─► start_round ─► argue ×N (Send, parallel) ─► moderate │
-                                 ▲                                      │        │
-                                 └──────── no consensus, rounds left ───┘        │
-                                                  coordinate ◄─ repair ◄─┐       │
-                                                      │                  │ fail  │
-                                                      ▼                  │ (once)│
-                                                    verify ──────────────┘       │
-                                                      │ pass / repaired          ▼
-                                                      └──────────────────────► finalize ─► END
-    (fast_allow and fast_block also pass through verify: their quotes are checked like any other)
+    retrieve ─► screen ─► entail ─┬─► fast_allow ─────────────────────────────────────────┐
+                                  ├─► verified_allow ─────────────────────────────────────┤
+                                  ├─► fast_block ─────────────────────────────────────────┤
+                                  └─► start_round ─► argue ×N (Send, parallel) ─► moderate │
+                                           ▲                                      │        │
+                                           └──────── no consensus, rounds left ───┘        │
+                                                            coordinate ◄─ repair ◄─┐       │
+                                                                │                  │ fail  │
+                                                                ▼                  │ (once)│
+                                                              verify ──────────────┘       │
+                                                                │ pass / repaired          ▼
+                                                                └──────────────────────► finalize ─► END
+    (the three fast paths also pass through verify: their quotes are checked like any other)
 
 The graph is data: :func:`graph_spec` reads the nodes and edges off the compiled graph (``compiled.get_graph()``),
 with each node's role taken from its function's docstring.

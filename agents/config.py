@@ -21,7 +21,7 @@ class ServeConfig(BaseModel):
     extra_args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     autostart: bool = Field(default=False, description="start the server when the guardrail is built and none answers")
-    startup_timeout_s: float = 300.0
+    startup_timeout_s: float = Field(default=300.0, gt=0)
 
 
 class LLMConfig(BaseModel):
@@ -29,6 +29,10 @@ class LLMConfig(BaseModel):
 
     backend: Literal["openai", "vllm", "llamacpp", "transformers", "fake"] = "openai"
     base_url: str = "http://127.0.0.1:8000/v1"
+    base_urls: list[str] = Field(default_factory=list, description="several endpoints of one deployment (replicas): "
+                                 "requests go to the one with the fewest in flight, one that does not answer is taken "
+                                 "out until its health check passes (agents/backends/endpoints.py); empty = base_url; "
+                                 "$MAD_GUARDRAILS_LLM_URLS (comma-separated) overrides both")
     api_key: str = "EMPTY"
     model: str = Field(default="base", description="served name of the debaters' model")
     coordinator_model: str | None = Field(default=None, description="served name of the coordinator (LoRA) model")
@@ -41,11 +45,11 @@ class LLMConfig(BaseModel):
     frequency_penalty: float = Field(default=0.0, ge=-2, le=2, description="OpenAI-style penalty on tokens already "
                                      "generated; a tiny model at temperature 0 otherwise loops ('1.1.1.1...') until a "
                                      "length bound (openai, vLLM and llama.cpp backends)")
-    max_tokens: int = 512
+    max_tokens: int = Field(default=512, ge=1)
     seed: int | None = 0
-    timeout_s: float = 60.0
-    retries: int = 2
-    concurrency: int = 4
+    timeout_s: float = Field(default=60.0, gt=0, description="one request's deadline (seconds)")
+    retries: int = Field(default=2, ge=0)
+    concurrency: int = Field(default=4, ge=1)
     serve: ServeConfig | None = None
 
 

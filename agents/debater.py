@@ -37,13 +37,29 @@ MAX_TEXT_CHARS = 200
 
 
 def turn_schema(evidence_ids: list[str], rule_ids: list[str], *, max_claims: int = MAX_CLAIMS,
-                max_quotes: int = MAX_QUOTES, max_chars: int = MAX_TEXT_CHARS) -> dict:
+                max_quotes: int = MAX_QUOTES, max_chars: int = MAX_TEXT_CHARS,
+                quotable: dict[str, list[str]] | None = None) -> dict:
     """JSON schema of one turn: citations constrained to the ids actually shown (an enum), lists and strings bounded.
+
+    With ``quotable`` (shown id -> its sentences, :func:`~mad_guardrails.agents.grammar.quotable`) a quote can only be
+    one of the sentences of the document it cites, cut to ``max_chars`` at a word: the coordinator grammar's
+    constraint, in the schema, so a debater's quote is verbatim by construction (the verifier still checks it).
+
+        >>> s = turn_schema(["nis2:art_23.4.a"], [], quotable={"nis2:art_23.4.a": ["in any event within 24 hours"]})
+        >>> s["properties"]["claims"]["items"]["properties"]["quotes"]["items"]["anyOf"][0]["properties"]["text"]
+        {'enum': ['in any event within 24 hours']}
 
     Serve it with the ``guidance`` structured-output backend (``--structured-outputs-config
     '{"backend": "guidance", "disable_any_whitespace": true}'``): llguidance compiles this schema in ~2 ms, xgrammar
     needs ~6 s (the length bounds) for every new set of ids, i.e. every case."""
-    if evidence_ids:
+    choices = {uid: _cut_all(sents, max_chars) for uid, sents in (quotable or {}).items() if uid in evidence_ids}
+    choices = {uid: c for uid, c in choices.items() if c}
+    if choices:
+        quote = {"anyOf": [{"type": "object", "properties": {"doc_id": {"const": uid}, "text": {"enum": c}},
+                            "required": ["doc_id", "text"], "additionalProperties": False}
+                           for uid, c in choices.items()]}
+        quotes = {"type": "array", "items": quote, "maxItems": max_quotes}
+    elif evidence_ids:
         quote = {"type": "object", "properties": {
             "doc_id": {"type": "string", "enum": sorted(set(evidence_ids))},
             "text": {"type": "string", "minLength": 1, "maxLength": max_chars},
@@ -65,10 +81,22 @@ def turn_schema(evidence_ids: list[str], rule_ids: list[str], *, max_claims: int
     }, "required": ["stance", "claims", "confidence"], "additionalProperties": False}
 
 
+def _cut_all(sents: list[str], max_chars: int) -> list[str]:
+    """Each sentence cut to ``max_chars`` at a word boundary (a prefix stays a verbatim substring), deduplicated."""
+    out: list[str] = []
+    for s in sents:
+        if len(s) > max_chars:
+            s = s[:max_chars].rsplit(" ", 1)[0].rstrip(",;: ")
+        if s and s not in out:
+            out.append(s)
+    return out
+
+
 class Debater:
     def __init__(self, role: RoleSpec, backend: LLMBackend, model: str, *, structured: bool = True,
                  evidence_chars: int | None = DEFAULT_EVIDENCE_CHARS, max_tokens: int | None = None,
-                 max_claims: int = MAX_CLAIMS, max_quotes: int = MAX_QUOTES, max_chars: int = MAX_TEXT_CHARS):
+                 max_claims: int = MAX_CLAIMS, max_quotes: int = MAX_QUOTES, max_chars: int = MAX_TEXT_CHARS,
+                 quote_sentences: bool = True):
         self.role = role
         self.backend = backend
         self.model = model
@@ -76,6 +104,8 @@ class Debater:
         self.evidence_chars = evidence_chars
         self.max_tokens = max_tokens
         self.max_claims, self.max_quotes, self.max_chars = max_claims, max_quotes, max_chars
+        #: quotes limited to the shown documents' sentences (the coordinator grammar's constraint, in the schema)
+        self.quote_sentences = quote_sentences
 
     def messages(self, case: Case, evidence: list[Evidence], rules: list[Rule], transcript: list[Argument],
                  round: int) -> list[dict]:
@@ -94,8 +124,14 @@ class Debater:
 
         try:
             msgs = self.messages(case, evidence, rules, transcript, round)
+            shown = None
+            if self.structured and self.quote_sentences:
+                from mad_guardrails.agents.grammar import quotable
+
+                shown = quotable(evidence, evidence_chars=self.evidence_chars)
             schema = (turn_schema([e.unit_id for e in evidence], [r.id for r in rules], max_claims=self.max_claims,
-                                  max_quotes=self.max_quotes, max_chars=self.max_chars) if self.structured else None)
+                                  max_quotes=self.max_quotes, max_chars=self.max_chars, quotable=shown)
+                      if self.structured else None)
         except Exception as e:  # noqa: BLE001 - a template error must not take the debate down
             return failed(f"prompt: {type(e).__name__}: {e}"), None
         try:

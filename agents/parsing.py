@@ -63,6 +63,24 @@ def strip_think(text: str) -> str:
     return text.strip()
 
 
+#: what a model copies from a prompt's answer template instead of answering (``<one sentence>``), or a bare date /
+#: number / punctuation that says nothing
+_PLACEHOLDER_RE = re.compile(r"^\s*(?:<[^<>]{0,60}>|\.{3}|…|n/?a|none|null|todo|tbd)\s*[.;,]?\s*$", re.I)
+_BARE_RE = re.compile(r"^[\W\d_]*(?:(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*[\W\d_]*)?$", re.I)
+
+
+def is_placeholder(text: Any) -> bool:
+    """Whether a claim / explanation carries nothing: empty, a template placeholder, or a bare date or number.
+
+    >>> [is_placeholder(x) for x in ["<one sentence>", "", "12 March 2024", "2024-03-12", "The output says 72 h."]]
+    [True, True, True, True, False]
+    """
+    t = str(text or "").strip().strip(_QUOTE_CHARS).strip()
+    if not t or _PLACEHOLDER_RE.match(t) or "<one sentence>" in t or "<one or two sentences>" in t:
+        return True
+    return bool(_BARE_RE.match(t)) and sum(ch.isalpha() for ch in t) <= 9
+
+
 def _unquote(s: str) -> str:
     s = s.strip().rstrip(",;").strip()
     if len(s) >= 2 and s[0] in _QUOTE_CHARS and s[-1] in _QUOTE_CHARS:
@@ -212,10 +230,11 @@ def parse_turn(answer: str | dict | None) -> dict:
         raise ParseError("'claims' must be a list")
     for c in raw_claims:
         if isinstance(c, str):
-            claims.append(Claim(text=c))
+            if not is_placeholder(c):
+                claims.append(Claim(text=c))
             continue
-        if not isinstance(c, dict) or not str(c.get("text", "")).strip():
-            continue  # an empty or cut-off claim carries nothing
+        if not isinstance(c, dict) or is_placeholder(c.get("text")):
+            continue  # an empty, cut-off or placeholder claim (``<one sentence>``, a bare date) carries nothing
         quotes = [_quote_obj(q) for q in (c.get("quotes") or [])
                   if isinstance(q, dict) and q.get("doc_id") and str(q.get("text") or "").strip()]
         rule = c.get("rule_id")
@@ -314,8 +333,13 @@ def _parse_answer_lines(lines: list[str]) -> dict:
 
 
 def _attach_quotes(out: CoordinatorOutput) -> CoordinatorOutput:
-    """Give each violation the EVIDENCE quotes of its provisions (when it has none of its own)."""
+    """Give each violation the EVIDENCE quotes of its provisions (when it has none of its own); blank a placeholder
+    rationale / explanation (the template's ``<one sentence>``)."""
+    if is_placeholder(out.rationale):
+        out.rationale = ""
     for v in out.violations:
+        if is_placeholder(v.explanation):
+            v.explanation = ""
         if not v.quotes and v.provisions:
             v.quotes = [q for q in out.evidence if any(id_covers(p, q.doc_id) or q.doc_id == p for p in v.provisions)]
     return out

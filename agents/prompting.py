@@ -47,11 +47,13 @@ def _cut(text: str, limit: int | None) -> str:
 
 
 def evidence_view(evidence: list[Evidence], max_chars: int | None = DEFAULT_EVIDENCE_CHARS) -> list[dict]:
-    """Evidence as the prompts show it: ``[doc_id] text`` (text possibly shortened), in rank order."""
+    """Evidence as the prompts show it: ``[doc_id] text`` (text possibly shortened), clauses in rank order, then the
+    policy rules retrieved beside them (``kind`` labels each)."""
     out = []
-    for e in sorted(evidence, key=lambda e: e.rank):
+    for e in sorted(evidence, key=lambda e: (e.kind == "rule", e.rank)):
         text = _cut(e.text.strip(), max_chars)
-        out.append({"id": e.unit_id, "heading": e.heading, "text": text, "block": f"[{e.unit_id}] {text}"})
+        out.append({"id": e.unit_id, "heading": e.heading, "text": text, "block": f"[{e.unit_id}] {text}",
+                    "kind": e.kind})
     return out
 
 
@@ -72,7 +74,8 @@ def transcript_view(transcript: list[Argument]) -> list[dict]:
         claims = []
         for c in a.claims:
             claims.append({"text": neutralize(c.text), "rule_id": neutralize(c.rule_id or ""),
-                           "quotes": [{"doc_id": neutralize(q.doc_id), "text": neutralize(q.text)} for q in c.quotes]})
+                           "quotes": [{"doc_id": neutralize(q.doc_id), "text": neutralize(q.text)} for q in c.quotes
+                                      if q.verified is not False]})  # a quote the verifier refused is not passed on
         out.append({"role": a.role, "round": a.round, "stance": a.stance, "confidence": round(a.confidence, 2),
                     "claims": claims, "error": neutralize(a.error or "")})
     return out

@@ -148,6 +148,30 @@ def _kill_group(pid: int, grace_s: float) -> bool:
     return True
 
 
+#: how many earlier server logs :func:`rotate_log` keeps
+LOG_KEEP = 5
+
+
+def rotate_log(path: Path, keep: int = LOG_KEEP) -> None:
+    """Shift ``path`` to ``path.1`` (``.1`` to ``.2`` ...), keeping ``keep`` old logs, so a restart never overwrites the
+    log of the run before (the one that may say why it failed).
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); p = d / "vllm.log"
+    >>> for run in ("first", "second", "third"):
+    ...     rotate_log(p, keep=2); _ = p.write_text(run)
+    >>> [p.read_text(), (d / "vllm.log.1").read_text(), (d / "vllm.log.2").read_text()]
+    ['third', 'second', 'first']
+    """
+    if not path.exists():
+        return
+    for i in range(keep - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{i}")
+        if older.exists():
+            older.replace(path.with_name(f"{path.name}.{i + 1}"))
+    path.replace(path.with_name(f"{path.name}.1"))
+
+
 class VLLMServer:
     """One supervised vLLM server process. Use as a context manager or call ``start()`` / ``stop()``."""
 
@@ -213,6 +237,7 @@ class VLLMServer:
                     "port")
         cmd = self.command()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        rotate_log(self.log_path)  # the last runs' logs stay readable (vllm-PORT.log.1 ... .N)
         logf = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 - the child keeps writing to it
         logf.write("$ " + " ".join(cmd) + "\n")
         logf.flush()

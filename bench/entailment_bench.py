@@ -17,9 +17,11 @@ import statistics
 import time
 from collections import Counter, defaultdict
 
+from mad_guardrails.core.claims import OutputClaim
 from mad_guardrails.core.paths import evals_data_dir, shared_corpus
 from mad_guardrails.core.units import id_covers
 from mad_guardrails.retrieval.corpus import load_corpus
+from mad_guardrails.verifier.claim_check import settle
 from mad_guardrails.verifier.domain_nli import BUNDLED_NAME, DomainNLI
 
 LABELS = ("entailed", "contradicted", "neutral")
@@ -91,6 +93,9 @@ def main() -> None:
     gold = [r["label"] for r in rows]
     pred = [decide(p, te, tc) for p in probs]
     argmax = [max(p, key=p.get) for p in probs]
+    # what the claim check makes of the same pair: the model plus the checked differences (claim_signals)
+    checked = [settle(OutputClaim(index=0, text=r["hypothesis"], start=0, end=len(r["hypothesis"]), regulatory=True),
+                      [((f"{r['doc']}:{r['unit']}", r["premise"]), p)], te, tc).label for r, p in zip(rows, probs)]
     by_kind: dict[str, list[bool]] = defaultdict(list)
     for r, p in zip(rows, pred):
         by_kind[r["kind"]].append(p == r["label"])
@@ -106,6 +111,12 @@ def main() -> None:
         "thresholds": {"entailed": te, "contradicted": tc},
         "macro_f1": round(macro_f1(gold, pred), 4), "accuracy": round(sum(g == p for g, p in zip(gold, pred)) / len(rows), 4),
         "macro_f1_argmax": round(macro_f1(gold, argmax), 4),
+        "claim_check": {"macro_f1": round(macro_f1(gold, checked), 4),
+                        "accuracy": round(sum(g == p for g, p in zip(gold, checked)) / len(rows), 4),
+                        "recall": {lab: round(sum(1 for g, p in zip(gold, checked) if g == p == lab)
+                                              / max(1, gold.count(lab)), 4) for lab in LABELS},
+                        "precision": {lab: round(sum(1 for g, p in zip(gold, checked) if g == p == lab)
+                                                 / max(1, checked.count(lab)), 4) for lab in LABELS}},
         "per_label_recall": {lab: round(sum(1 for g, p in zip(gold, pred) if g == p == lab) / max(1, gold.count(lab)), 4)
                              for lab in LABELS},
         "precision": {lab: round(sum(1 for g, p in zip(gold, pred) if g == p == lab) / max(1, pred.count(lab)), 4)
@@ -125,6 +136,9 @@ def main() -> None:
     for k, v in report["accuracy_by_kind"].items():
         print(f"  {k:32s} n={v['n']:3d} acc {v['acc']:.3f}")
     print("confusion (gold->pred): " + ", ".join(f"{k} {n}" for k, n in report["confusion"].items()))
+    cc = report["claim_check"]
+    print(f"claim check (model + checked differences): macro-F1 {cc['macro_f1']:.3f}, accuracy {cc['accuracy']:.3f}; "
+          + ", ".join(f"{k} recall {cc['recall'][k]:.3f} / precision {cc['precision'][k]:.3f}" for k in LABELS))
     print(f"load {load_s:.1f} s; 20 pairs p50 {report['p50_ms_20_pairs']} ms on 2 threads")
 
 

@@ -39,6 +39,9 @@ class ClaimCheck(BaseModel):
     support: Quote | None = Field(default=None, description="the sentence that best entails the claim")
     against: Quote | None = Field(default=None, description="the sentence that best contradicts the claim")
     pairs: int = Field(0, description="sentences scored")
+    basis: str = Field("", description="how the label was reached: 'model', 'model + number' (a checked "
+                                       "difference confirmed the model), 'restatement' (near word-for-word)")
+    note: str = Field("", description="why a model's label was not taken (an unconfirmed contradiction ...)")
 
     def line(self) -> str:
         """One line for prompts, explanations and reports."""

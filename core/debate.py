@@ -11,6 +11,7 @@ Every claim an agent makes carries quotes of the evidence it relies on, each wit
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Literal
 
@@ -25,6 +26,7 @@ Stance = Literal["violation", "compliant", "uncertain"]
 #: The one input limit (characters of the checked output, and of the query), enforced once where text comes in
 #: (:func:`validate_text`); long outputs are retrieved for window by window, never refused further down.
 MAX_INPUT_CHARS = 20_000
+_UNDECODED = re.compile("[\ud800-\udfff]")
 
 
 def validate_text(value: object, max_chars: int = MAX_INPUT_CHARS, *, field: str = "output") -> str:
@@ -43,6 +45,13 @@ def validate_text(value: object, max_chars: int = MAX_INPUT_CHARS, *, field: str
                              fix="decode the text to str first, or re-encode it as UTF-8") from e
     if not isinstance(value, str):
         raise InputError(f"{field} must be a string, got {type(value).__name__}", fix="pass the AI output as text")
+    bad = _UNDECODED.search(value)
+    if bad:  # bytes that were not UTF-8, smuggled in by surrogateescape (stdin, argv, file names)
+        at = len(value[:bad.start()].encode("utf-8", "surrogateescape"))
+        ch = bad.group(0)
+        raw = ch.encode("utf-8", "surrogateescape" if "\udc80" <= ch <= "\udcff" else "surrogatepass")
+        raise InputError(f"{field} is not valid UTF-8 (byte {at}: {raw!r} is not a character)",
+                         fix="re-encode the text as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
     if "\x00" in value:
         raise InputError(f"{field} contains NUL bytes: this looks like binary data, not text",
                          fix="pass the decoded text of the AI output")
@@ -71,6 +80,8 @@ class Quote(BaseModel):
 
     doc_id: str = Field(description="the unit id exactly as shown in brackets, e.g. 'eu-ai-act:art_5.1.c'")
     text: str = Field(description="verbatim text copied from that unit")
+    verified: bool | None = Field(default=None, description="set by the guardrail: whether the text is in the unit "
+                                  "it cites (strict or content verbatim); None = not checked")
 
 
 class Claim(BaseModel):

@@ -101,6 +101,15 @@ class Evidence(BaseModel):
     bm25: float | None = None
     relevance: float | None = Field(default=None, description="relevance-filter score, None when no filter ran")
     source: Literal["regulation", "policy"] = "regulation"
+    kind: Literal["clause", "rule"] = Field(default="clause", description="a regulation unit, or a policy-pack rule "
+                                            "passage (ranked apart from the clauses, returned beside them)")
+    passage_id: str = Field(default="", description="index row id of the passage ('' = unit_id)")
+    rerank: float | None = Field(default=None, description="reranker P(relevant), None when no reranker ran")
+    cites: list[str] = Field(default_factory=list, description="for a rule: the units it cites (its provisions)")
+
+    @property
+    def pid(self) -> str:
+        return self.passage_id or self.unit_id
 
     def render(self) -> str:
         """The ``[doc_id] text`` block the prompts and the coordinator contract use."""

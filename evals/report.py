@@ -226,9 +226,11 @@ def _charts(metrics: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, st
          ["citation_validity", "strict_verbatim", "content_verbatim", "cited_share"],
          {s: [metrics[s]["overall"].get(k) for k in ("citation_validity", "strict_verbatim", "content_verbatim",
                                                        "cited_share")] for s in systems}, "share", 1.0),
-        ("cost", "Cost per verdict: latency p50 / p95 (s) and LLM calls", ["latency_p50", "latency_p95", "llm_calls"],
-         {s: [metrics[s]["overall"].get(k) for k in ("latency_p50", "latency_p95", "llm_calls")] for s in systems},
-         "s / calls", None),
+        # one unit per axis: seconds and LLM calls are two charts, never bars on one scale
+        ("cost_latency", "Cost per verdict: latency p50 / p95", ["latency_p50", "latency_p95"],
+         {s: [metrics[s]["overall"].get(k) for k in ("latency_p50", "latency_p95")] for s in systems}, "seconds", None),
+        ("cost_llm_calls", "Cost per verdict: LLM calls", ["llm_calls"],
+         {s: [metrics[s]["overall"].get("llm_calls")] for s in systems}, "LLM calls per verdict", None),
     ]
 
 

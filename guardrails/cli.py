@@ -24,8 +24,40 @@ app = typer.Typer(
 )
 
 
+def _flags_read_as_flags() -> None:
+    """Show boolean flags as flags in --help (``--json``), not ``--json <bool>``: typer's rich help prints a type for
+    every option, flags included."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption.display_type_rich, "_madg", False):
+        return
+    orig = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) and self.metavar is None else orig(self, ctx)
+
+    display_type_rich._madg = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_read_as_flags()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("mad-guardrails")
+        except PackageNotFoundError:
+            v = "unknown"
+        typer.echo(f"mad-guardrails {v}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
     """Multi-agent-debate guardrail grounded in regulatory text. Start with `mad-guardrails index build`."""
 
 

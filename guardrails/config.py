@@ -38,11 +38,14 @@ class ModeThresholds(BaseModel):
                                       "claim to count as supported (higher = fewer verified allows)")
     claim_contradict_shift: float = Field(0.0, description="added to the calibrated threshold for a claim to count as "
                                           "contradicted (lower = more claim blocks)")
+    harm_shift: float = Field(0.0, description="added to the harm screen's calibrated flag / block thresholds "
+                              "(lower = more harmful answers flagged or blocked)")
 
 
 DEFAULT_MODES: dict[str, ModeThresholds] = {
     "strict": ModeThresholds(block_confidence=0.4, allow_confidence=0.7, fast_allow_max_relevance=0.35,
-                             fast_allow_max_screen=0.35, claim_entail_shift=0.05, claim_contradict_shift=-0.05),
+                             fast_allow_max_screen=0.35, claim_entail_shift=0.05, claim_contradict_shift=-0.05,
+                             harm_shift=-0.1),
     "balanced": ModeThresholds(),
     "permissive": ModeThresholds(block_confidence=0.75, allow_confidence=0.35, fast_allow_max_relevance=0.6,
                                  fast_allow_max_screen=0.6, claim_entail_shift=-0.05, claim_contradict_shift=0.05),
@@ -65,6 +68,8 @@ class VerifierConfig(BaseModel):
     claims: bool = Field(default=True, description="check each claim of the output against the clauses (needs "
                          "nli_model); settles clear cases without a debate")
     claim_units: int = Field(default=3, ge=1, le=10, description="clauses retrieved per claim")
+    harm_model: str | None = Field(default=None, description="the harm screen, 'bundled:harm-minilm' (verifier/harm.py):"
+                                   " harmful answers judged against the NIST AI 600-1 risks; None = off")
     check_numbers: bool = True
     repair_rounds: int = Field(default=1, ge=0, le=3)
 

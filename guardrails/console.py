@@ -52,9 +52,11 @@ Enter. The debate is shown as it happens; between rounds it pauses so you can in
 [cyan]:ask TEXT[/]           interject a question or fact: during a pause it goes to the next round; otherwise the
                     last output is checked again with it
 [cyan]:rerun[/]              check the last output again (after :policy / :mode)
+[cyan]:pause on|off[/]       pause between rounds (on: a prompt before each round after the first)
 [cyan]:save PATH[/]          the transcript as PATH.json and PATH.md
 [cyan]:help[/]               this help
-[cyan]:quit[/]               leave (also Ctrl-D)"""
+[cyan]:quit[/]               leave (also Ctrl-D)
+Ctrl-C during a debate stops it (and its LLM requests) and returns to the prompt; at the prompt it clears the line."""
 
 
 class _Quit(Exception):
@@ -75,12 +77,13 @@ class DebateConsole:
 
     def __init__(self, guardrail, *, console: Console | None = None, mode: str = "balanced",
                  policies: list[str] | None = None, interactive: bool = True,
-                 read_line: Callable[[str], str] | None = None):
+                 read_line: Callable[[str], str] | None = None, pause: bool = True):
         self.g = guardrail
         self.console = console or Console(highlight=False)
         self.mode = mode
         self.policies = list(policies) if policies else None
         self.interactive = interactive
+        self.pause = pause  # pause between rounds (interactive only)
         self.read_line = read_line or self.console.input
         self.runs: list[RunRecord] = []
         self.output: str | None = None
@@ -109,11 +112,15 @@ class DebateConsole:
             what += ", interjections: " + "; ".join(escape(repr(x)) for x in self.interjections)
         self.console.print(Rule(f"checking — {what}", style="cyan"))
         t0 = time.perf_counter()
+        task = self.loop.create_task(self._stream(rec))
         try:
-            self.loop.run_until_complete(self._stream(rec))
+            self.loop.run_until_complete(task)
         except KeyboardInterrupt:
+            self._cancel(task)  # the stream's end cancels the graph run and its in-flight LLM requests
             rec.error = "stopped by the user (Ctrl-C)"
-            self.console.print("\n[yellow]stopped[/] (the verdict of this run is not available)")
+            rec.timeline.append({"event": "cancelled"})
+            self.console.print("\n[yellow]stopped[/]: the debate and its LLM requests were cancelled (no verdict "
+                               "for this run)")
         except GuardrailError as e:  # bad input, unknown policy ...
             rec.error = str(e)
             if not self.interactive:
@@ -122,6 +129,14 @@ class DebateConsole:
         rec.seconds = round(time.perf_counter() - t0, 2)
         return Verdict.model_validate(rec.verdict) if rec.verdict else None
 
+    def _cancel(self, task: asyncio.Task) -> None:
+        """Cancel a run and wait (briefly, Ctrl-C again skips it) until its stream is closed."""
+        task.cancel()
+        try:
+            self.loop.run_until_complete(asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10))
+        except (KeyboardInterrupt, asyncio.TimeoutError, asyncio.CancelledError):
+            pass
+
     async def _stream(self, rec: RunRecord) -> None:
         tid = f"console-{uuid.uuid4().hex[:12]}"
         resume: str | None = None
@@ -129,7 +144,7 @@ class DebateConsole:
             paused = None
             if resume is None:
                 stream = self.g.astream(rec.output, query=rec.query, mode=rec.mode, policies=rec.policies,
-                                        thread_id=tid, pause_between_rounds=self.interactive,
+                                        thread_id=tid, pause_between_rounds=self.interactive and self.pause,
                                         interjections=rec.interjections or None)
             else:
                 stream = self.g.astream(None, thread_id=tid, resume=resume)
@@ -207,6 +222,10 @@ class DebateConsole:
                 self._run()
         elif cmd == ":rerun":
             self.rerun()
+        elif cmd == ":pause":
+            if arg in ("on", "off"):
+                self.pause = arg == "on"
+            c.print(f"pause between rounds: [bold]{'on' if self.pause else 'off'}[/] (:pause on|off)")
         elif cmd == ":save":
             self.save(arg)
         else:
@@ -224,7 +243,7 @@ class DebateConsole:
             ps = getattr(self.g.components, "policy_set", None)
             unknown = [p for p in names if ps is not None and not _policy_known(ps, p)]
             if unknown:
-                packs = sorted({r.id.split(".", 1)[0] for r in getattr(ps, "rules", [])})
+                packs = sorted({getattr(r, "pack", None) or r.id.split(".", 1)[0] for r in getattr(ps, "rules", [])})
                 self.console.print(f"[yellow]unknown policy {', '.join(unknown)}; known packs/acts: "
                                    f"{', '.join(packs)} (or a rule id)[/]")
                 return
@@ -324,8 +343,8 @@ class DebateConsole:
             except EOFError:
                 c.print()
                 return
-            except KeyboardInterrupt:
-                c.print()
+            except KeyboardInterrupt:  # Ctrl-C at the prompt clears the line
+                c.print("\n[dim](cleared — Ctrl-D or :quit leaves)[/]")
                 continue
             if not line.strip():
                 continue
@@ -344,9 +363,25 @@ class DebateConsole:
                 self.check(output, q or None)
             except _Quit:
                 return
+            except KeyboardInterrupt:  # while pasting / at the question: drop what was typed
+                c.print("\n[dim](cleared)[/]")
+                continue
 
     def close(self) -> None:
-        self.loop.close()
+        """Cancel what is still running on the console's loop, finalise its async generators, close it."""
+        if self.loop.is_closed():
+            return
+        try:
+            pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:
+                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        except (RuntimeError, KeyboardInterrupt):
+            pass
+        finally:
+            self.loop.close()
 
 
 def run_piped(guardrail, text: str, *, query: str | None = None, mode: str = "balanced",

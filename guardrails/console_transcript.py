@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mad_guardrails.core.verdict import Verdict
+from mad_guardrails.core.verdict import Verdict, cite_quote
 
 
 class RunRecord(BaseModel):
@@ -56,7 +56,7 @@ def transcript_markdown(runs: list[RunRecord]) -> str:
                              + (f" — turn failed: {a.error}" if a.error else ""))
                     for cl in a.claims:
                         L.append(f"  - {cl.text}")
-                        L += [f"    - `[{q.doc_id}]` \"{q.text}\"" for q in cl.quotes]
+                        L += [f"    - {cite_quote(q)}" for q in cl.quotes]  # ✓ verified; ✗ never quoted
             L += ["", "### Verdict", "", v.explain(evidence=True), ""]
         else:
             L += ["", f"*No verdict: {r.error or 'unknown'}*", ""]

@@ -17,7 +17,7 @@ from rich.text import Text
 from mad_guardrails.core.debate import Argument
 from mad_guardrails.core.text import collapse_ws
 from mad_guardrails.core.units import Evidence
-from mad_guardrails.core.verdict import Verdict
+from mad_guardrails.core.verdict import Verdict, hide_unverified
 
 if TYPE_CHECKING:
     from mad_guardrails.guardrails.console_transcript import RunRecord
@@ -27,11 +27,20 @@ DECISION_STYLE = {"allow": "bold white on green", "flag": "bold black on yellow"
 CHECK_STYLE = {"pass": "green", "fail": "bold red", "skipped": "dim"}
 
 
-def quote_text(q) -> Text:
-    """A quote as ``[unit id] “text”``."""
+def quote_text(q, ok: bool | None = None) -> Text:
+    """A verified quote as ``[unit id] “text” ✓``; one the verifier refused as ``[unit id] ✗ not found in the
+    clause`` (its text is never shown as a quotation); an unchecked one without quotation marks."""
+    ok = getattr(q, "verified", None) if ok is None else ok
     t = Text()
     t.append(f"[{q.doc_id}] ", style="cyan")
-    t.append(f"“{q.text}”", style="italic")
+    if ok:
+        t.append(f"“{q.text}”", style="italic")
+        t.append(" ✓", style="green")
+    elif ok is False:
+        t.append("✗ not found in the clause (the agent's text is not shown)", style="red")
+    else:
+        t.append("(not checked) ", style="dim")
+        t.append(q.text, style="dim")
     return t
 
 
@@ -114,13 +123,13 @@ def evidence_panel(ev: list[Evidence], abstain_reason: str | None = None) -> Pan
     t = Table(show_header=True, header_style="bold", box=None, pad_edge=False, expand=True)
     t.add_column("#", justify="right", width=2)
     t.add_column("clause", style="cyan", no_wrap=True)
-    t.add_column("score", justify="right", width=5)
+    t.add_column("relev.", justify="right", width=6)
     t.add_column("text", ratio=1)
     for e in ev:
         score = e.relevance if e.relevance is not None else e.score
         snippet = collapse_ws(e.text)
         snippet = snippet[:120] + ("…" if len(snippet) > 120 else "")
-        t.add_row(str(e.rank), Text(e.unit_id, style="cyan"), f"{score:.2f}", Text(snippet))
+        t.add_row(str(e.rank), Text(e.unit_id, style="cyan"), f"{score:.2f}", Text(snippet))  # as explain()
     return Panel(t, title=f"evidence ({len(ev)} clauses) — :show ID for the full text", border_style="blue")
 
 
@@ -149,7 +158,7 @@ def checks_table(checks: list[dict]) -> Table:
     for ch in checks:
         score = f" ({ch['score']:.2f})" if ch.get("score") is not None else ""
         t.add_row(ch["name"], Text(ch["status"] + score, style=CHECK_STYLE.get(ch["status"], "")),
-                  Text("; ".join(ch.get("failures", [])[:2])))
+                  Text("; ".join(hide_unverified(f) for f in ch.get("failures", [])[:2])))
     return t
 
 
@@ -178,17 +187,18 @@ def verdict_panel(v: Verdict) -> Panel:
         if x.explanation:
             parts.append(Padding(Text(x.explanation), (0, 0, 0, 3)))
         for q in x.quotes:
-            parts.append(Padding(quote_text(q), (0, 0, 0, 3)))
+            parts.append(Padding(quote_text(q, q.verified if q.verified is not None else x.verified), (0, 0, 0, 3)))
     if v.verification.checks:
         line = Text("Verifier: ")
         for ch in v.verification.checks:
-            line.append(f"{ch.name} {ch.status}  ", style=CHECK_STYLE.get(ch.status, ""))
+            key_facts = f" [{ch.detail}]" if ch.name == "number_consistency" and ch.detail else ""  # not the claims
+            line.append(f"{ch.name} {ch.status}{key_facts}  ", style=CHECK_STYLE.get(ch.status, ""))
         if v.verification.repaired:
             line.append("(after one repair round)", style="dim")
         parts.append(line)
         for ch in v.verification.checks:
             for f in ch.failures[:3]:
-                parts.append(Padding(Text(f"{ch.name}: {f}", style="red"), (0, 0, 0, 3)))
+                parts.append(Padding(Text(f"{ch.name}: {hide_unverified(f)}", style="red"), (0, 0, 0, 3)))
     t = v.timings.get("total")
     parts.append(Text(f"LLM calls {v.usage.llm_calls}, tokens {v.usage.prompt_tokens}+{v.usage.completion_tokens}"
                       + (f", {t:.1f} s" if t is not None else ""), style="dim"))

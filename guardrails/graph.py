@@ -35,6 +35,7 @@ fail-closed verdict (:meth:`Verdict.failed`, ``flag`` by default), never ``allow
 from __future__ import annotations
 
 import asyncio
+import functools
 import operator
 import time
 from dataclasses import dataclass
@@ -47,9 +48,11 @@ from langgraph.types import Send, interrupt
 
 from mad_guardrails.core.claims import ClaimCheck, OutputClaim
 from mad_guardrails.core.debate import Argument, Case, Claim, CoordinatorOutput, ProposedViolation, Quote
+from mad_guardrails.core.injection import InjectionSpan
 from mad_guardrails.core.units import Evidence, id_covers
 from mad_guardrails.core.verdict import CheckResult, Usage, Verdict, VerificationReport, Violation
 from mad_guardrails.verifier.facts import FactCheck, FactFinding
+from mad_guardrails.verifier.harm import HarmResult
 
 # --------------------------------------------------------------------------------------------------- state
 
@@ -67,6 +70,9 @@ class ScreenRow(TypedDict):
     triggers: list[str]
 
 
+NO_REGULATORY_CLAIM = "no regulatory claim in the output"
+
+
 class GuardState(TypedDict, total=False):
     case: Case
     mode: str
@@ -80,6 +86,8 @@ class GuardState(TypedDict, total=False):
     facts: FactCheck  # the one key-fact check, shared by routing and verification
     claims: list[ClaimCheck]  # each regulatory claim of the output against its own clauses
     claims_note: str | None  # why the claim check did not run (no model, no regulatory claim)
+    injection: list[InjectionSpan]  # spans of the output that address the judges: hidden from the agents, never allowed
+    harm: HarmResult | None  # the harm screen's reading of (query, answer); None = screen off
     path: str
     # debate
     round: int
@@ -117,7 +125,7 @@ class GuardContext:
 
 #: pydantic types the state holds; the checkpoint serializer allows exactly these (plus LangGraph's own safe types)
 STATE_TYPES = (Case, Evidence, ClaimCheck, OutputClaim, FactCheck, FactFinding, Argument, Claim, Quote, CoordinatorOutput, ProposedViolation,
-               VerificationReport, CheckResult, Verdict, Violation, Usage)
+               VerificationReport, CheckResult, Verdict, Violation, Usage, HarmResult, InjectionSpan)
 
 
 def serializer():
@@ -137,8 +145,32 @@ def _timed(name: str, t0: float) -> dict:
 
 
 def _shown(state: GuardState, cfg) -> list[Evidence]:
-    """The evidence the agents see: the best ``debate.evidence_k`` units (the verdict keeps all it retrieved)."""
-    return state.get("evidence", [])[: cfg.debate.evidence_k]
+    """The evidence the agents see: the best ``debate.evidence_k`` clauses and the best retrieved policy rule (the
+    verdict keeps all it retrieved)."""
+    ev = state.get("evidence", [])
+    return ([e for e in ev if e.kind != "rule"][: cfg.debate.evidence_k]
+            + [e for e in ev if e.kind == "rule"][: max(1, cfg.debate.evidence_k // 4)])
+
+
+def _without_injection(output: str, spans: list[InjectionSpan]) -> str | None:
+    """The output with the injected spans removed (None when there are none): the screens read it as well as the
+    output as it came, and keep the harsher reading, so injected text can neither hide a violation nor soften one."""
+    if not spans:
+        return None
+    from mad_guardrails.verifier.injection import strip_injection
+
+    return strip_injection(output, spans, placeholder="")
+
+
+def _agent_case(state: GuardState) -> Case:
+    """The case as the debaters and the coordinator see it: the spans of the output that address the judges replaced
+    by a placeholder (the deterministic checks read the output as it came)."""
+    spans = state.get("injection") or []
+    if not spans:
+        return state["case"]
+    from mad_guardrails.verifier.injection import strip_injection
+
+    return state["case"].model_copy(update={"output": strip_injection(state["case"].output, spans)})
 
 
 def _rules(c, rule_ids: list[str]):
@@ -201,20 +233,11 @@ def retrieval_queries(case: Case, window: int = RETRIEVAL_WINDOW_CHARS) -> list[
 
 
 def _merge_results(results) -> tuple[list[Evidence], bool, str | None]:
-    """One evidence list from several retrievals: each unit once with its best score, re-ranked."""
-    if len(results) == 1:
-        r = results[0]
-        return list(r.evidence), bool(r.abstained), r.reason
-    best: dict[str, Evidence] = {}
-    for r in results:
-        for e in r.evidence:
-            if e.unit_id not in best or e.score > best[e.unit_id].score:
-                best[e.unit_id] = e
-    k = max((len(r.evidence) for r in results), default=0)
-    ranked = sorted(best.values(), key=lambda e: -e.score)[:k]
-    ev = [e.model_copy(update={"rank": i}) for i, e in enumerate(ranked, 1)]
-    abstained = all(r.abstained for r in results)
-    return ev, abstained, next((r.reason for r in results if r.reason), None) if abstained else None
+    """One evidence list from several retrievals: clauses (each unit once, best score first), then the policy rules
+    retrieved beside them, labelled by ``kind`` (retrieval/retriever.py: merge_results)."""
+    from mad_guardrails.retrieval.retriever import merge_results
+
+    return merge_results(results)
 
 
 # --------------------------------------------------------------------------------------------------- nodes
@@ -242,6 +265,12 @@ async def screen(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
     t0 = time.perf_counter()
     c, cfg = runtime.context.components, runtime.context.config
     case = state["case"]
+    try:  # text that addresses the judges (verifier/injection.py)
+        from mad_guardrails.verifier.injection import detect_injection
+
+        injection = await asyncio.to_thread(detect_injection, case.output)
+    except Exception as e:
+        return {"failure": f"injection check failed: {type(e).__name__}: {e}", "timings": _timed("screen", t0)}
     try:
         hits = await asyncio.to_thread(c.screener.screen, case.output, case.query, cfg.policies.screen_top * 2)
         hits = [h for h in hits if rule_selected(h.rule, state.get("policies"))]
@@ -249,12 +278,26 @@ async def screen(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
 
         # the facts of every screened rule (the wider list), checked together; the agents see the top ones
         facts = check_facts(case.output, [h.rule for h in hits], query=case.query)
+        bare = _without_injection(case.output, injection)  # injected text never softens a screen: both are read
+        if bare is not None and not facts.contradicted:
+            facts = check_facts(bare, [h.rule for h in hits], query=case.query)
         hits = hits[: cfg.policies.screen_top]
+        from mad_guardrails.verifier.harm import screen_case
+
+        harm = await asyncio.to_thread(screen_case, getattr(c, "harm_screen", None), c.policy_set, case.query,
+                                       case.output, [h.rule for h in hits], cfg.thresholds(state.get("mode")).harm_shift)
+        if bare is not None and harm is not None:
+            alt = await asyncio.to_thread(screen_case, c.harm_screen, c.policy_set, case.query, bare,
+                                          [h.rule for h in hits], cfg.thresholds(state.get("mode")).harm_shift)
+            harm = max((harm, alt), key=lambda h: ({"none": 0, "flag": 1, "block": 2}.get(h.decision, 0), h.score))
     except Exception as e:
         return {"failure": f"policy screening failed: {type(e).__name__}: {e}", "timings": _timed("screen", t0)}
     rows = [ScreenRow(rule_id=h.rule.id, score=float(h.score),
                       triggers=list(getattr(h, "matched_triggers", []) or [])) for h in hits]
-    return {"screen": rows, "facts": facts, "timings": _timed("screen", t0)}
+    if harm is not None and harm.rule_id and harm.decision != "none":  # the agents see the rule the screen names
+        rows = [ScreenRow(rule_id=harm.rule_id, score=harm.score, triggers=[f"harm screen: {harm.label}"])] + [
+            r for r in rows if r["rule_id"] != harm.rule_id]
+    return {"screen": rows, "facts": facts, "harm": harm, "injection": injection, "timings": _timed("screen", t0)}
 
 
 async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
@@ -273,7 +316,7 @@ async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
     case = state["case"]
     claims = [x for x in split_claims(case.output) if x.regulatory]
     if not claims:
-        return {"claims": [], "claims_note": "no regulatory claim in the output", "timings": _timed("entail", t0)}
+        return {"claims": [], "claims_note": NO_REGULATORY_CLAIM, "timings": _timed("entail", t0)}
     th = cfg.thresholds(state.get("mode"))
     try:
         queries = ["\n".join(x for x in (case.query, cl.text) if x) for cl in claims]
@@ -283,8 +326,10 @@ async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
         checks = await asyncio.to_thread(
             check_claims, claims, per_claim, model, units=cfg.verifier.claim_units,
             entail_threshold=entail_t + th.claim_entail_shift, contradict_threshold=contra_t + th.claim_contradict_shift)
+        checks, prohibited = _prohibition_checks(checks, _rules(c, _screened_ids(state)), c.retriever.lookup)
     except Exception as e:  # a verifier crash fails closed, never an unchecked allow
         return {"failure": f"claim verification failed: {type(e).__name__}: {e}", "timings": _timed("entail", t0)}
+    per_claim.append(prohibited)
     have = {e.unit_id for e in state.get("evidence", [])}
     extra = []
     for ev in per_claim:  # the clauses that decided a claim become evidence the verdict shows
@@ -296,17 +341,47 @@ async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
             "timings": _timed("entail", t0)}
 
 
+def _prohibition_checks(checks: list[ClaimCheck], rules, lookup) -> tuple[list[ClaimCheck], list[Evidence]]:
+    """Claims that permit what a screened prohibition forbids become contradicted by the rule's provision (see
+    verifier/prohibitions.py); the provisions they cite join the evidence so the quote verifies."""
+    from mad_guardrails.agents.grammar import sentences
+    from mad_guardrails.verifier.prohibitions import closest_sentence, permits_prohibited
+
+    out, extra = [], []
+    for x in checks:
+        hit = None if x.label == "contradicted" else next(
+            ((r, t) for r in rules if (t := permits_prohibited(x.claim.text, r))), None)
+        text = lookup(hit[0].provisions[0]) if hit else None
+        quote = closest_sentence(x.claim.text, sentences(text, max_words=60) or [text]) if text else None
+        if not hit or not quote:
+            out.append(x)
+            continue
+        unit = hit[0].provisions[0]
+        extra.append(Evidence(unit_id=unit, doc=unit.split(":")[0], text=text, rank=1, score=1.0))
+        out.append(x.model_copy(update={
+            "label": "contradicted", "against": Quote(doc_id=unit, text=quote), "contradicted": max(x.contradicted, 0.9),
+            "basis": f"permits a prohibited practice ({hit[1]!r}, rule {hit[0].id})"}))
+    return out, extra
+
+
 def route_after_entail(state: GuardState, runtime: Runtime[GuardContext]) -> str:
     if state.get("failure"):
         return "finalize"
     facts = state.get("facts")
     claims = state.get("claims") or []
-    if (facts is not None and facts.contradicted) or any(x.label == "contradicted" for x in claims):
+    harm = state.get("harm")
+    if ((facts is not None and facts.contradicted) or any(x.label == "contradicted" for x in claims)
+            or (harm is not None and harm.decision == "block")):
         return "fast_block"
+    if harm is not None and harm.decision == "flag":
+        return "start_round"  # the harm screen fired: no fast allow, the debate decides (and sees the screen)
     # a screened rule's keywords only say what the output is about; what decides is whether every claim is entailed
     if claims and all(x.label == "entailed" for x in claims):
         return "verified_allow"
     any_trigger = any(s["triggers"] for s in state.get("screen", []))
+    if harm is not None and harm.clears(regulatory_claims=bool(claims), rule_triggered=any_trigger,
+                                        claim_check_ran=state.get("claims_note") == NO_REGULATORY_CLAIM):
+        return "fast_allow"  # a confident refusal (never a violation) or safe answer with nothing regulatory in it
     cfg = runtime.context.config
     th = cfg.thresholds(state.get("mode"))
     best_rel = max((e.relevance if e.relevance is not None else e.score
@@ -321,8 +396,19 @@ def route_after_entail(state: GuardState, runtime: Runtime[GuardContext]) -> str
 async def fast_allow(state: GuardState) -> dict:
     """nothing relevant and nothing risky: allow without debate"""
     reason = state.get("abstain_reason") or "no relevant regulatory evidence and no policy rule triggered"
-    return {"path": "fast_allow", "coordinator": CoordinatorOutput(
+    upd: dict = {}
+    harm = state.get("harm")
+    cleared = harm.clears(regulatory_claims=bool(state.get("claims")), rule_triggered=False,
+                          claim_check_ran=state.get("claims_note") == NO_REGULATORY_CLAIM) if harm else None
+    if cleared and not state.get("abstained"):  # the reason the verdict gives (its "Allowed: ..." line)
+        reason = upd["abstain_reason"] = cleared
+    return {**upd, "path": "fast_allow", "coordinator": CoordinatorOutput(
         decision="allow", rationale=f"Fast path: {reason}.", confidence=0.8)}
+
+
+#: a claim that restates its clause word for word, with no figure, negation, modality or actor of its own, is as
+#: certain as the check gets (the model's own probability is not what settled it)
+RESTATEMENT_CONFIDENCE = 0.95
 
 
 async def verified_allow(state: GuardState) -> dict:
@@ -333,7 +419,7 @@ async def verified_allow(state: GuardState) -> dict:
                  + "; ".join(f'"{x.claim.text}" ← [{x.support.doc_id}]' for x in claims if x.support) + ".")
     return {"path": "verified_allow", "coordinator": CoordinatorOutput(
         decision="allow", evidence=quotes, rationale=rationale,
-        confidence=round(min(x.entailed for x in claims), 4))}
+        confidence=round(min(RESTATEMENT_CONFIDENCE if x.basis == "restatement" else x.entailed for x in claims), 4))}
 
 
 async def fast_block(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
@@ -369,9 +455,20 @@ async def fast_block(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
             severity=getattr(rule, "severity", "high"), quotes=[x.against],
             explanation=f'"{x.claim.text}" is contradicted by [{unit}] (p={x.contradicted:.2f})'))
     what = "a key fact of the law" if (state.get("facts") or FactCheck()).contradicted else "a clause"
-    out = CoordinatorOutput(decision="block", evidence=quotes, violations=viols, confidence=0.9,
-                            rationale=f"Fast path: the output contradicts {what}: "
-                            + "; ".join(v.explanation for v in viols))
+    rationale = f"Fast path: the output contradicts {what}: " + "; ".join(v.explanation for v in viols)
+    harm = state.get("harm")
+    if harm is not None and harm.decision == "block":  # harmful compliance: the NIST AI 600-1 rule it breaks
+        from mad_guardrails.verifier.harm import harm_block
+
+        hv, hev = harm_block(harm, c.policy_set, c.retriever.lookup)
+        if hv is not None:
+            rationale = (rationale + "; " if viols else "Fast path: ") + hv.explanation
+            viols.append(hv)
+            quotes += hv.quotes
+            if hev is not None and hev.unit_id not in have:
+                have.add(hev.unit_id)
+                extra_ev.append(hev.model_copy(update={"rank": len(have)}))
+    out = CoordinatorOutput(decision="block", evidence=quotes, violations=viols, confidence=0.9, rationale=rationale)
     return {"path": "fast_block", "coordinator": out, "evidence": evidence + extra_ev}
 
 
@@ -380,8 +477,14 @@ async def start_round(state: GuardState) -> dict:
     r = state.get("round", 0) + 1
     upd: dict = {"round": r, "path": "debate"}
     claims = state.get("claims") or []
-    if r == 1 and claims:
-        upd["case"] = state["case"].model_copy(update={"claim_checks": [x.line() for x in claims]})
+    harm = state.get("harm")
+    harm_lines = [harm.line()] if harm is not None and harm.decision != "none" else []
+    if r == 1 and (claims or harm_lines):
+        from mad_guardrails.verifier.injection import overlaps
+
+        spans = state.get("injection") or []  # a claim inside injected text is not shown to the agents
+        upd["case"] = state["case"].model_copy(update={"claim_checks": [
+            x.line() for x in claims if not overlaps(x.claim.start, x.claim.end, spans)] + harm_lines})
     if state.get("pause_between_rounds") and r > 1:
         answer = interrupt({"round": r, "question": "Interject a question or fact for the next round (or empty)"})
         if answer:
@@ -392,7 +495,7 @@ async def start_round(state: GuardState) -> dict:
 
 def fan_out(state: GuardState, runtime: Runtime[GuardContext]) -> list[Send]:
     c, cfg = runtime.context.components, runtime.context.config
-    return [Send("argue", ArgueTask(role_index=i, round=state["round"], case=state["case"],
+    return [Send("argue", ArgueTask(role_index=i, round=state["round"], case=_agent_case(state),
                                     evidence=_shown(state, cfg), rule_ids=_screened_ids(state),
                                     transcript=state.get("transcript", [])))
             for i in range(len(c.debaters))]
@@ -406,6 +509,9 @@ async def argue(task: ArgueTask, runtime: Runtime[GuardContext]) -> dict:
     try:
         arg, resp = await d.turn(task["case"], task["evidence"], _rules(c, task["rule_ids"]), task["transcript"],
                                  task["round"])
+        from mad_guardrails.guardrails.turns import check_turn
+
+        arg = await asyncio.to_thread(check_turn, arg, c.verifier)  # quotes marked verified; placeholders dropped
     except Exception as e:  # a debater must never take the graph down
         arg, resp = Argument(role=getattr(d.role, "name", "agent"), round=task["round"], stance="uncertain",
                              error=f"{type(e).__name__}: {e}"), None
@@ -433,7 +539,7 @@ async def coordinate(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
     t0 = time.perf_counter()
     c, cfg = runtime.context.components, runtime.context.config
     try:
-        res = await c.coordinator.decide(state["case"], _shown(state, cfg), _rules(c, _screened_ids(state)),
+        res = await c.coordinator.decide(_agent_case(state), _shown(state, cfg), _rules(c, _screened_ids(state)),
                                          list(state.get("transcript", [])), state.get("feedback") or None)
     except Exception as e:
         return {"coordinator": None, "coordinator_error": f"{type(e).__name__}: {e}",
@@ -491,11 +597,26 @@ async def finalize(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
 # --------------------------------------------------------------------------------------------------- graph
 
 
+def traced(fn):
+    """The node as an OpenTelemetry span ``guardrail.node.<name>`` while the service traces
+    (guardrails/service/tracing.py); the plain call otherwise (one attribute read)."""
+    from mad_guardrails.guardrails.service import tracing
+
+    @functools.wraps(fn)  # LangGraph reads the wrapped signature (runtime or not)
+    async def node(*args, **kwargs):
+        if not tracing.enabled():
+            return await fn(*args, **kwargs)
+        with tracing.span(f"guardrail.node.{fn.__name__}", {"guardrail.node": fn.__name__}):
+            return await fn(*args, **kwargs)
+
+    return node
+
+
 def _builder() -> StateGraph:
     g = StateGraph(GuardState, context_schema=GuardContext)
     for fn in (retrieve, screen, entail, fast_allow, verified_allow, fast_block, start_round, argue, moderate,
                coordinate, verify, repair, finalize):
-        g.add_node(fn.__name__, fn)
+        g.add_node(fn.__name__, traced(fn))
     g.add_edge(START, "retrieve")
     g.add_edge("retrieve", "screen")
     g.add_edge("screen", "entail")
@@ -557,7 +678,8 @@ def decide(state: GuardState, c, cfg) -> Verdict:
     transcript = list(state.get("transcript", []))
     claims = list(state.get("claims") or [])
     common = dict(evidence=list(state.get("evidence", [])), claims=claims, transcript=transcript, verification=rep, usage=usage,
-                  timings=dict(state.get("timings") or {}), models=dict(c.models), config_hash=cfg.hash(), mode=mode)
+                  timings=dict(state.get("timings") or {}), models=dict(c.models), config_hash=cfg.hash(), mode=mode,
+                  injection=list(state.get("injection") or []))
     failure = state.get("failure")
     co = state.get("coordinator")
     if failure or co is None:
@@ -587,7 +709,8 @@ def decide(state: GuardState, c, cfg) -> Verdict:
                 f"Contradicts {v.rule_id.split(':', 1)[1]}" if v.rule_id.startswith("clause:") else ""),
             provisions=v.provisions or list(getattr(rule, "provisions", []) or []),
             severity=getattr(rule, "severity", v.severity) if rule is not None else v.severity,
-            explanation=v.explanation, quotes=v.quotes, verified=bool(v.quotes) and all(quote_ok(q) for q in v.quotes)))
+            explanation=v.explanation, quotes=[q.model_copy(update={"verified": quote_ok(q)}) for q in v.quotes],
+            verified=bool(v.quotes) and all(quote_ok(q) for q in v.quotes)))
 
     decision = co.decision
     confidence = co.confidence
@@ -607,6 +730,10 @@ def decide(state: GuardState, c, cfg) -> Verdict:
             notes.append(f"allow after {len(failed)} failed debate turn(s): "
                          + ", ".join(f"{a.role} r{a.round} ({a.error[:60]})" for a in failed[:3]))
             decision = "flag"
+        elif len({a.role for a in transcript if not a.error}) < max(1, len(c.debaters)):  # quorum: every debater
+            notes.append(f"allow with {len({a.role for a in transcript if not a.error})} of "
+                         f"{max(1, len(c.debaters))} debaters heard (quorum not met)")
+            decision = "flag"
         elif not any(quote_ok(q) for q in co.evidence):
             notes.append("allow without a verified quote")
             decision = "flag"
@@ -622,7 +749,17 @@ def decide(state: GuardState, c, cfg) -> Verdict:
     if decision == "block" and not violations:
         notes.append("block without a cited violation")
         decision = "flag"
-    rationale = co.rationale + ("" if not notes else " [" + " | ".join(notes) + "]")
+    if common["injection"]:  # text addressing the judges never helps an allow (verifier/injection.py)
+        notes.append(f"the output addresses the reviewers ({len(common['injection'])} span(s), removed from what the "
+                     "agents saw): " + "; ".join(x.describe() for x in common["injection"][:3]))
+        if decision == "allow":
+            decision = "flag"
+    from mad_guardrails.guardrails.explain import rationale as explain_rationale
+
+    rationale = explain_rationale(  # from the checks; a model rationale that contradicts the decision is set aside
+        decision=decision, path=path, model_rationale=co.rationale, violations=violations, notes=notes, claims=claims,
+        transcript=transcript, evidence_quotes=list(co.evidence), quote_ok=quote_ok,
+        abstention=state.get("abstain_reason"), confidence=confidence)
     return Verdict(decision=decision, path=path, violations=violations, rationale=rationale.strip(),
                    confidence=confidence, abstention=state.get("abstain_reason") if path == "fast_allow" else None,
                    **common)

@@ -49,6 +49,19 @@ def validate_output(output: Any, max_chars: int, *, field: str = "output") -> st
     return validate_text(output, max_chars, field=field)
 
 
+def check_policies(policy_set: Any, policies: list[str] | None) -> None:
+    """Raise an :class:`InputError` for a policy name that is no pack/act id, rule id or id prefix of ``policy_set``."""
+    if not policies:
+        return
+    known = {r.id for r in policy_set.rules}
+    prefixes = {r.id.split(".", 1)[0] for r in policy_set.rules}
+    packs = {getattr(r, "pack", None) for r in policy_set.rules}
+    for p in policies:
+        if p not in known and p not in prefixes and p not in packs and not any(k.startswith(p + ".") for k in known):
+            raise InputError(f"unknown policy {p!r}", fix="use a pack/act id (e.g. 'nis2') or a rule id; "
+                                                          "`mad-guardrails policies list` shows them")
+
+
 class _LoopThread:
     """A private asyncio loop on a daemon thread."""
 
@@ -65,8 +78,21 @@ class _LoopThread:
 
     def stop(self) -> None:
         if self.loop.is_running():
+            try:  # cancel what still runs (a stopped console debate) so no task is destroyed pending
+                self.submit(_cancel_all()).result(timeout=10)
+            except Exception:  # noqa: BLE001 - stopping must not fail
+                pass
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(timeout=5)
+
+
+async def _cancel_all() -> None:
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    for t in tasks:
+        t.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=8)
 
 
 class Guardrail:
@@ -118,16 +144,7 @@ class Guardrail:
         if query is not None:
             query = validate_output(query, self.config.max_input_chars, field="query")
         check_mode(mode)
-        if policies:
-            known = {r.id for r in self._components.policy_set.rules}
-            prefixes = {r.id.split(".", 1)[0] for r in self._components.policy_set.rules}
-            packs = {getattr(r, "pack", None) for r in self._components.policy_set.rules}
-            for p in policies:
-                if p not in known and p not in prefixes and p not in packs and not any(
-                        k.startswith(p + ".") for k in known):
-                    raise InputError(f"unknown policy {p!r}",
-                                     fix="use a pack/act id (e.g. 'nis2') or a rule id; "
-                                         "`mad-guardrails policies list` shows them")
+        check_policies(self._components.policy_set, policies)
         case = Case(output=text, query=query, context=context)
         return {"case": case, "mode": mode, "policies": list(policies or []) or None,
                 "pause_between_rounds": pause, "round": 0, "repairs": 0, "transcript": [], "usage": {},
@@ -136,9 +153,21 @@ class Guardrail:
     def _thread_config(self, thread_id: str | None) -> dict:
         return {"configurable": {"thread_id": thread_id or uuid.uuid4().hex}, "recursion_limit": 100}
 
-    async def _run(self, state: dict, thread_id: str | None) -> Verdict:
+    async def _run(self, state: dict, thread_id: str | None, item_id: str | None = None,
+                   trace: str | None = None, request: str | None = None, otel: Any = None) -> Verdict:
+        from mad_guardrails.guardrails.service import tracing
+
+        with tracing.attached(otel):  # the graph's node spans join the caller's trace
+            return await self._run_graph(state, thread_id, item_id, trace, request)
+
+    async def _run_graph(self, state: dict, thread_id: str | None, item_id: str | None, trace: str | None,
+                         request: str | None) -> Verdict:
+        from mad_guardrails.guardrails.trail import run_graph, stamp, within_deadline
+
         t0 = time.perf_counter()
+        started = time.monotonic()
         cfg = self._thread_config(thread_id)
+        stages: dict = {}
         try:
             existing = None
             if thread_id and self.graph.checkpointer is not None:
@@ -147,8 +176,8 @@ class Guardrail:
             if existing is not None and existing.values.get("verdict"):
                 return Verdict.model_validate(existing.values["verdict"])  # already finished: same answer
             inp = None if existing is not None and existing.next else state  # resume an interrupted thread
-            out = await asyncio.wait_for(self.graph.ainvoke(inp, cfg, context=self._context),
-                                         timeout=self.config.timeout_s)
+            out = await within_deadline(run_graph(self.graph, inp, cfg, self._context, stages), self.config.timeout_s,
+                                        self._components.backend, started)  # LLM server start-up not counted
             if "verdict" not in out:
                 raise RuntimeError("the graph ended without a verdict (interrupted?)")
             v = Verdict.model_validate(out["verdict"])
@@ -156,8 +185,10 @@ class Guardrail:
             v = self._failed(state, f"timeout: the check took longer than {self.config.timeout_s:g} s")
         except Exception as e:  # fail closed, whatever broke
             v = self._failed(state, f"{type(e).__name__}: {e}")
+        v.timings.update(stages)  # wall-clock seconds per stage (parallel agents counted once)
         v.timings["total"] = round(time.perf_counter() - t0, 4)
-        return v
+        return stamp(v, state.get("case"), item_id=item_id, config=self.config, components=self._components,
+                     trace=trace, request=request)
 
     def _failed(self, state: dict, reason: str) -> Verdict:
         return Verdict.failed(reason, action=self.config.fail_action, config_hash=self.config.hash(),
@@ -165,21 +196,30 @@ class Guardrail:
 
     async def acheck(self, output: Any, *, query: str | None = None, context: str | None = None,
                      policies: list[str] | None = None, mode: Mode = "balanced",
-                     thread_id: str | None = None) -> Verdict:
+                     thread_id: str | None = None, item_id: str | None = None) -> Verdict:
         """Async :meth:`check`. Raises InputError for bad input; any other failure gives a fail-closed verdict."""
         state = self._initial_state(output, query, context, policies, mode)
-        fut = self._loop.submit(self._run(state, thread_id))
+        from mad_guardrails.guardrails.service import tracing
+        from mad_guardrails.guardrails.trail import REQUEST_ID, trace_id
+
+        # the trace id, trace context and request id are read here, in the caller's context (the service's request
+        # span), not on the loop thread the graph runs on
+        fut = self._loop.submit(self._run(state, thread_id, item_id=item_id, trace=trace_id(),
+                                          request=REQUEST_ID.get(), otel=tracing.capture()))
         return await asyncio.wrap_future(fut)
 
     def check(self, output: Any, *, query: str | None = None, context: str | None = None,
-              policies: list[str] | None = None, mode: Mode = "balanced", thread_id: str | None = None) -> Verdict:
+              policies: list[str] | None = None, mode: Mode = "balanced", thread_id: str | None = None,
+              item_id: str | None = None) -> Verdict:
         """Check one AI output (optionally with the question that produced it) and return a Verdict.
 
         ``thread_id`` with a SQLite ``checkpoint`` makes a check resumable: the same id finishes an interrupted run
-        or returns the stored verdict.
+        or returns the stored verdict. ``item_id`` is your id of the item; the verdict carries it (audit trail).
         """
         state = self._initial_state(output, query, context, policies, mode)
-        return self._loop.run(self._run(state, thread_id))
+        from mad_guardrails.guardrails.trail import trace_id
+
+        return self._loop.run(self._run(state, thread_id, item_id=item_id, trace=trace_id()))
 
     def check_many(self, items: Iterable[Any], *, concurrency: int = 4) -> Iterator[Verdict | InputError]:
         """Check many items concurrently; yields results IN INPUT ORDER as soon as each is ready.
@@ -198,7 +238,7 @@ class Guardrail:
                 except Exception as e:  # a malformed dict
                     return InputError(f"bad item: {e}", fix="give output (str) and optional query/context/mode")
                 resumable = self._checkpoint_path is not None and it.id is not None
-                return await self._run(state, f"item-{it.id}" if resumable else None)
+                return await self._run(state, f"item-{it.id}" if resumable else None, item_id=it.id)
 
         async def make_sem():
             return asyncio.Semaphore(concurrency)
@@ -231,21 +271,31 @@ class Guardrail:
         loop = asyncio.get_running_loop()
         done = object()
 
+        def put(item) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the consumer's loop is closed (it stopped listening): nothing to tell
+                pass
+
         async def pump():
             try:
                 async for ev in self.graph.astream(inp, cfg, stream_mode="updates", context=self._context):
-                    loop.call_soon_threadsafe(queue.put_nowait, jsonable(ev))
+                    put(jsonable(ev))
             except Exception as e:  # surface as an event; the console shows a fail-closed verdict
-                loop.call_soon_threadsafe(queue.put_nowait, {"__error__": f"{type(e).__name__}: {e}"})
+                put({"__error__": f"{type(e).__name__}: {e}"})
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, done)
+                put(done)
 
-        self._loop.submit(pump())
-        while True:
-            ev = await queue.get()
-            if ev is done:
-                return
-            yield ev
+        fut = self._loop.submit(pump())
+        try:
+            while True:
+                ev = await queue.get()
+                if ev is done:
+                    return
+                yield ev
+        finally:  # the consumer stopped (Ctrl-C in the console, a client gone): cancel the run and its LLM calls
+            if not fut.done():
+                fut.cancel()
 
     def graph_mermaid(self) -> str:
         return self.graph.get_graph().draw_mermaid()

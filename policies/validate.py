@@ -60,6 +60,13 @@ class ValidationReport:
         return not self.errors
 
 
+def corpus_has_units(corpus_dir: Path | None) -> bool:
+    """True for both corpus layouts: shared-style ``<dir>/<act>/*.jsonl`` and the saved corpus that
+    ``mad-guardrails corpus add`` / ``fetch`` write (``<dir>/<doc>.units.jsonl``)."""
+    return has_units(corpus_dir) or (bool(corpus_dir) and Path(corpus_dir).is_dir()
+                                     and any(Path(corpus_dir).glob("*.units.jsonl")))
+
+
 def resolve_corpus(corpus: str | Path | None | bool = "auto") -> ProvisionSource | None:
     """The provision source to check against: an explicit dir; with ``"auto"`` the project corpus
     (``$GUARDRAILS_HOME/corpus``) when it holds units, else the shared corpus beside the checkout; None/False = none."""
@@ -69,14 +76,15 @@ def resolve_corpus(corpus: str | Path | None | bool = "auto") -> ProvisionSource
         return None
     if corpus == "auto":
         for cand in (corpus_dir(), shared_corpus()):
-            if cand is not None and has_units(cand):
+            if cand is not None and corpus_has_units(cand):
                 return open_provisions(cand)
         return None
     p = Path(corpus).expanduser()
-    if not has_units(p):
+    if not corpus_has_units(p):
         from mad_guardrails.core.errors import CorpusError
 
-        raise CorpusError("no units found (expected <dir>/<act>/*_units.jsonl or *_core.jsonl)", where=str(p),
+        raise CorpusError("no units found (expected <dir>/<doc>.units.jsonl as `corpus add` writes, or "
+                          "<dir>/<act>/*_units.jsonl / *_core.jsonl)", where=str(p),
                           fix="point --corpus at a folder such as ../shared/data/corpus, or run "
                               "`mad-guardrails corpus fetch` first")
     return open_provisions(p)
@@ -92,7 +100,12 @@ def validate_sources(sources: Sequence[str | Path] = ("builtin",), corpus: str |
     known_docs = src.docs() if src is not None else set()
     for s in sources:
         seen: dict[str, str] = {}
-        for f in pack_files(s):
+        files = pack_files(s)
+        if not files:  # an empty folder validates nothing: never a pass
+            rep.problems.append(Problem(str(s), None, "no policy pack files (*.yaml / *.yml) here",
+                                        "point at a folder of YAML packs or at one pack file (`mad-guardrails "
+                                        "policies list` shows the built-in ones)"))
+        for f in files:
             parsed = read_pack_file(f)
             rep.files.append(str(f))
             rep.problems.extend(parsed.problems)

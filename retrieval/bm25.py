@@ -1,7 +1,9 @@
 """Lexical retrieval: BM25 (``bm25s``) over the same passages as the dense index, persisted beside it.
 
 Tokens: lower-cased ``[a-z0-9]+`` runs, English stopwords dropped, optionally Snowball-stemmed (PyStemmer). The
-tokeniser settings are saved with the index so queries are tokenised exactly like the passages were.
+tokeniser settings are saved with the index so queries are tokenised exactly like the passages were. Every file
+of the folder has a sha256 (:func:`checksums`, kept in the index manifest); :meth:`BM25Index.load` given them refuses
+a folder whose files do not match (an overwritten score file would otherwise load silently and skew retrieval).
 
     >>> bm = BM25Index.build(["Prohibited AI practices: social scoring", "Incident reporting within 24 hours"])
     >>> bm.search("which AI practices are prohibited?", k=1)[0].tolist()
@@ -31,6 +33,34 @@ STOPWORDS = frozenset(
     while who whom why will with would you your yours yourself yourselves s t don""".split()
 )
 SETTINGS_FILE = "tokenizer.json"
+
+
+def checksums(directory: Path) -> dict[str, str]:
+    """``{file name: sha256}`` of every file of a saved BM25 folder."""
+    from mad_guardrails.core.hashing import file_sha256
+
+    return {p.name: file_sha256(p) for p in sorted(Path(directory).iterdir()) if p.is_file()}
+
+
+def verify_checksums(directory: Path, expected: dict[str, str]) -> None:
+    """Raise :class:`~mad_guardrails.core.errors.IndexError_` unless the folder's files are exactly ``expected``."""
+    from mad_guardrails.core.errors import IndexError_
+
+    fix = "rebuild the index: `mad-guardrails index build`"
+    if not expected:
+        raise IndexError_("the BM25 files have no checksums (the index was built before they were recorded)",
+                          where=str(directory), fix=fix)
+    actual = checksums(directory) if Path(directory).is_dir() else {}
+    for name, digest in sorted(expected.items()):
+        if name not in actual:
+            raise IndexError_(f"BM25 file {name} is missing", where=str(directory), fix=fix)
+        if actual[name] != digest:
+            raise IndexError_(f"BM25 file {name} does not match the checksum in manifest.json (corrupted or "
+                              "modified)", where=str(Path(directory) / name), fix=fix)
+    extra = sorted(set(actual) - set(expected))
+    if extra:
+        raise IndexError_(f"BM25 folder holds file(s) the manifest does not list: {', '.join(extra)}",
+                          where=str(directory), fix=fix)
 
 
 @dataclass(frozen=True)
@@ -116,10 +146,13 @@ class BM25Index:
         )
 
     @classmethod
-    def load(cls, directory: Path) -> BM25Index:
+    def load(cls, directory: Path, *, expected: dict[str, str] | None = None) -> BM25Index:
+        """Open a saved folder; with ``expected`` (``{file: sha256}``) its files are verified first."""
         import bm25s
 
         directory = Path(directory)
+        if expected is not None:
+            verify_checksums(directory, expected)
         settings = json.loads((directory / SETTINGS_FILE).read_text(encoding="utf-8"))
         if settings.get("stemmer") and _make_stemmer(settings["stemmer"]) is None:
             from mad_guardrails.core.errors import IndexError_

@@ -35,8 +35,11 @@ class RetrievalConfig(BaseModel):
     candidates: int = Field(default=50, ge=1, description="per-retriever candidates before fusion")
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     rrf_k: int = 60
-    reranker: str | None = Field(default=None, description="cross-encoder model id/path; None = off")
-    relevance_filter: Literal["threshold", "cross-encoder", "none"] = "threshold"
+    reranker: str | None = Field(default=None, description="cross-encoder model id/path, or 'bundled:reranker-minilm' "
+                                 "(the project's trained clause reranker, retrieval/rerank.py); None = off")
+    relevance_filter: Literal["threshold", "cross-encoder", "reranker", "none"] = Field(
+        default="threshold", description="'reranker': abstain when no clause's reranker P(relevant) reaches "
+        "relevance_min (needs a trained reranker)")
     index_type: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
     use_gpu: Literal["auto", "never", "always"] = "auto"
     fusion: Literal["rrf", "weighted"] = Field(default="rrf", description="how hybrid mode merges dense and BM25")
@@ -49,6 +52,17 @@ class RetrievalConfig(BaseModel):
     )
     bm25_stemming: bool = Field(default=True, description="Snowball-stem BM25 tokens (PyStemmer) at index build")
     rerank_top: int = Field(default=20, ge=1, description="fused candidates the cross-encoder reranker re-scores")
+    rerank_max_length: int | None = Field(default=None, description="reranker tokens per (query, passage); None = as "
+                                          "trained")
+    rerank_int8: bool = Field(default=True, description="int8 dynamic quantization of the trained reranker on CPU")
+    rules_k: int = Field(default=3, ge=0, description="policy-rule passages returned beside the clauses (ranked "
+                         "apart, never in the clause top k); 0 = none")
+    rule_units: bool = Field(default=False, description="a retrieved rule pulls in the units it cites that the clause "
+                             "top k lacks (appended after the k clauses, so a result may hold more than k)")
+    act_diversity: float | None = Field(
+        default=None, description="the best clause of every act whose reranker P(relevant) (without a reranker: "
+        "relevance score) reaches this is kept in the top k (ambiguous queries get each plausible act); None = off")
+    act_pool: int = Field(default=20, ge=1, description="fused candidates act_diversity looks through (no reranker)")
     relevance_model: str | None = Field(
         default=None, description="cross-encoder relevance head (path/id) for relevance_filter='cross-encoder'"
     )

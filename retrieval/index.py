@@ -6,10 +6,12 @@ Folder layout (``$GUARDRAILS_HOME/index/<profile>/`` by default)::
     passages.jsonl   {"unit_id","doc","heading","text","embed_text"} per row
     bm25/            bm25s index of the same rows + tokenizer.json
     manifest.json    embedder fingerprint, corpus hash, counts, faiss version, index type, relevance calibration,
-                     sha256 of index.faiss and passages.jsonl
+                     sha256 of every file: index.faiss, passages.jsonl and each file of bm25/ (``bm25/<name>``)
 
 :meth:`RegIndex.load` refuses (with :class:`~mad_guardrails.core.errors.IndexError_` saying what to run) an index that is
-missing, was built with another embedder, or whose files do not match their checksums.
+missing, was built with another embedder, or whose files do not match their checksums. An index built before every
+file had a checksum (manifest schema 1: no BM25 checksums) is refused too, with the fix: rebuild it with
+``mad-guardrails index build`` (fail closed: unchecked files are never trusted).
 
 Index type ``auto``: exact ``Flat`` below 20k vectors, ``HNSW`` (M=32) up to 1M, ``IVF-PQ`` beyond.
 
@@ -44,7 +46,7 @@ INDEX_FILE = "index.faiss"
 PASSAGES_FILE = "passages.jsonl"
 MANIFEST_FILE = "manifest.json"
 BM25_DIR = "bm25"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: sha256 of every file, BM25 included
 FLAT_MAX = 20_000
 HNSW_MAX = 1_000_000
 HNSW_M = 32
@@ -128,7 +130,8 @@ class IndexManifest(BaseModel):
     created: str
     build_seconds: float | None = None
     encode_seconds: float | None = None
-    files: dict[str, str] = Field(default_factory=dict, description="sha256 of index.faiss / passages.jsonl")
+    files: dict[str, str] = Field(default_factory=dict, description="sha256 of index.faiss / passages.jsonl / "
+                                  "bm25/<file>")
     bm25: dict[str, Any] | None = None
     relevance: RelevanceCalibration | None = None
 
@@ -332,7 +335,8 @@ class RegIndex:
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             encode_seconds=round(encode_s, 3),
             files={INDEX_FILE: file_sha256(directory / INDEX_FILE),
-                   PASSAGES_FILE: file_sha256(directory / PASSAGES_FILE)},
+                   PASSAGES_FILE: file_sha256(directory / PASSAGES_FILE),
+                   **_bm25_files(directory / BM25_DIR, BM25_DIR, bm is not None)},
             bm25=({**bm.tokenizer.to_dict(), "dir": BM25_DIR} if bm is not None else None),
             relevance=relevance,
         )
@@ -372,12 +376,18 @@ class RegIndex:
                     fix="rebuild the index with this embedder (`mad-guardrails index build`), or configure the embedder "
                     "the index was built with (mad_guardrails.retrieval.embedder in the profile)",
                 )
+        if verify and (manifest.schema_version < SCHEMA_VERSION
+                       or not {INDEX_FILE, PASSAGES_FILE} <= set(manifest.files)):
+            raise IndexError_(
+                f"the index was built before every index file carried a checksum (manifest schema "
+                f"{manifest.schema_version}, this version needs {SCHEMA_VERSION}); unchecked files are not trusted",
+                where=str(directory), fix="rebuild it with `mad-guardrails index build` (same --profile / --index)")
         for name in (INDEX_FILE, PASSAGES_FILE):
             path = directory / name
             if not path.exists():
                 raise IndexError_(f"{name} is missing", where=str(directory),
                                   fix="the index is incomplete: rebuild it with `mad-guardrails index build`")
-            if verify and name in manifest.files and file_sha256(path) != manifest.files[name]:
+            if verify and file_sha256(path) != manifest.files[name]:
                 raise IndexError_(
                     f"{name} does not match the checksum in manifest.json (corrupted or modified)",
                     where=str(path), fix="rebuild the index: `mad-guardrails index build`",
@@ -405,13 +415,18 @@ class RegIndex:
         if manifest.bm25 is not None:
             from mad_guardrails.retrieval.bm25 import BM25Index
 
+            sub = manifest.bm25.get("dir", BM25_DIR)
+            expected = {k[len(sub) + 1:]: v for k, v in manifest.files.items() if k.startswith(sub + "/")}
             try:
-                bm = BM25Index.load(directory / manifest.bm25.get("dir", BM25_DIR))
+                bm = BM25Index.load(directory / sub, expected=expected if verify else None)
             except IndexError_:
                 raise
             except Exception as e:  # noqa: BLE001
                 raise IndexError_(f"the BM25 index cannot be read ({type(e).__name__}: {e})", where=str(directory),
                                   fix="rebuild the index: `mad-guardrails index build`") from e
+            if bm.num_docs != len(rows):
+                raise IndexError_(f"the BM25 index holds {bm.num_docs} rows but passages.jsonl {len(rows)}",
+                                  where=str(directory), fix="rebuild the index: `mad-guardrails index build`")
         index, on_gpu = _maybe_to_gpu(cpu_index, use_gpu, manifest.index_type)
         return cls(directory, index, rows, manifest, bm, on_gpu=on_gpu, cpu_index=cpu_index)
 
@@ -465,6 +480,15 @@ class RegIndex:
             "bm25": bool(m.bm25), "relevance_threshold": m.relevance.threshold if m.relevance else None,
             "relevance_calibrated": m.relevance.calibrated if m.relevance else False, "on_gpu": self.on_gpu,
         }
+
+
+def _bm25_files(directory: Path, prefix: str, present: bool) -> dict[str, str]:
+    """``{"bm25/<file>": sha256}`` of the saved BM25 folder (empty when the index has no BM25 part)."""
+    if not present:
+        return {}
+    from mad_guardrails.retrieval.bm25 import checksums
+
+    return {f"{prefix}/{name}": digest for name, digest in checksums(directory).items()}
 
 
 def _write_manifest(directory: Path, manifest: IndexManifest) -> None:

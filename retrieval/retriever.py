@@ -9,10 +9,19 @@ for relevance.
 Modes (``retrieval.mode``): ``hybrid`` (default), ``dense``, ``bm25``. Every evidence carries its dense cosine, BM25
 score, fused score and relevance score; chunks of one unit are collapsed to the best one. When no evidence passes
 the relevance filter the result is ``abstained`` with ``reason="no relevant evidence"`` and no evidence.
+
+**Clauses and rules are ranked apart.** Regulation units (``evidence`` = ``clauses``, ``kind="clause"``) and policy-rule
+passages of the index (``rules``, ``kind="rule"``, at most ``rules_k``) are different things: rules never take a slot of
+the clause top ``k``; a retrieved rule names the units it cites (``cites``) and, with ``rule_units``, pulls those the
+clause top ``k`` lacks in after it. With a trained reranker (:mod:`~mad_guardrails.retrieval.rerank`) the clause
+candidates are re-scored, the best clause of each act the reranker finds relevant is kept in the top ``k``
+(``act_diversity``: an ambiguous question gets each plausible act) and ``relevance_filter: reranker`` abstains when
+no clause scores relevant.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,16 +37,32 @@ from mad_guardrails.retrieval.config import RetrievalConfig
 from mad_guardrails.retrieval.fusion import ranked, rrf, weighted_fusion
 from mad_guardrails.retrieval.index import RegIndex
 from mad_guardrails.retrieval.relevance import RelevanceFilter
+from mad_guardrails.retrieval.rerank import diversify_acts
 
 Mode = Literal["hybrid", "dense", "bm25"]
 NO_EVIDENCE = "no relevant evidence"
 MAX_QUERY_CHARS = 20_000
+RULE_DOC = "policy"
+_PROVISIONS = re.compile(r"^Provisions:\s*(.+?)\.?\s*$", re.MULTILINE)
+
+
+def rule_cites(text: str) -> list[str]:
+    r"""The unit ids a policy-rule passage cites (its ``Provisions:`` line).
+
+    >>> rule_cites("Notify within 24 hours.\nProvisions: nis2:art_23.1, nis2:art_23.4.a.\nKind: obligation")
+    ['nis2:art_23.1', 'nis2:art_23.4.a']
+    """
+    m = _PROVISIONS.search(text)
+    return [x.strip().rstrip(".") for x in m.group(1).split(",") if ":" in x] if m else []
+
+
 class RetrievalResult(BaseModel):
     """What one query retrieved: evidence best first (rank from 1), or an abstention with its reason."""
 
     query: str
     mode: Mode
-    evidence: list[Evidence] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list, description="clauses (regulation units), best first")
+    rules: list[Evidence] = Field(default_factory=list, description="policy-rule passages, ranked apart")
     abstained: bool = False
     reason: str | None = None
     best_relevance: float | None = Field(default=None, description="highest relevance score seen (also on abstain)")
@@ -46,6 +71,15 @@ class RetrievalResult(BaseModel):
     @property
     def ids(self) -> list[str]:
         return [e.unit_id for e in self.evidence]
+
+    @property
+    def clauses(self) -> list[Evidence]:
+        return self.evidence
+
+    def labelled(self) -> list[Evidence]:
+        """Clauses then rules, one list (rules ranked after the clauses), as the graph hands them on."""
+        n = len(self.evidence)
+        return list(self.evidence) + [e.model_copy(update={"rank": n + e.rank}) for e in self.rules]
 
 
 class Retriever:
@@ -56,11 +90,10 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.config = config or RetrievalConfig()
-        if relevance == "auto":
-            relevance = RelevanceFilter.from_config(self.config, index.manifest.relevance,
-                                                    index.manifest.embedder.get("model_id", ""))
-        self.relevance: RelevanceFilter | None = relevance
         self.reranker = reranker
+        if relevance == "auto":
+            relevance = self._relevance_from_config(index)
+        self.relevance: RelevanceFilter | None = relevance
         self._corpus = corpus
 
     @classmethod
@@ -150,22 +183,37 @@ class Retriever:
             if self.config.kind_weights:
                 kw = self.config.kind_weights
                 fused = {r: (s * kw.get(self.index.passages[r].kind, 1.0) if s > 0 else s) for r, s in fused.items()}
-            limit = max(k, self.reranker.top if self.reranker else 0)
-            rows = self._dedupe(ranked(fused), limit)
+            spread = self.config.act_diversity is not None and self.config.act_pool > k
+            limit = max(k, self.reranker.top if self.reranker else 0, self.config.act_pool if spread else 0)
+            order = ranked(fused)
+            if self._rules_apart:
+                rows = self._dedupe([r for r in order if self.index.passages[r].doc != RULE_DOC], limit)
+                rule_rows = self._dedupe([r for r in order if self.index.passages[r].doc == RULE_DOC],
+                                         self.config.rules_k, cap=0) if self.config.rules_k else []
+            else:  # a rules-only index (no regulation text): the rules are the evidence
+                rows, rule_rows = self._dedupe(order, limit), []
             if qv is not None:
-                missing = [r for r in rows if r not in dense_map]
+                missing = [r for r in rows + rule_rows if r not in dense_map]
                 if missing:
                     vecs = self.index.vectors(missing)
                     dense_map.update({r: float(v) for r, v in zip(missing, vecs @ qv[qi])})
-            evidence = [self._evidence(r, rank, fused[r], dense_map.get(r),
-                                       None if bm_all is None else float(bm_all[r]))
-                        for rank, r in enumerate(rows, start=1)]
+
+            def ev(rs: list[int]) -> list[Evidence]:
+                return [self._evidence(r, rank, fused[r], dense_map.get(r), None if bm_all is None else float(bm_all[r]))
+                        for rank, r in enumerate(rs, start=1)]
+
+            evidence, rules = ev(rows), ev(rule_rows)
             timings["fuse"] = (time.perf_counter() - t) * 1000
 
             if self.reranker is not None and evidence:
                 t = time.perf_counter()
                 evidence = self.reranker.rerank(query, evidence)
+                if self.reranker.calibrated and self.config.act_diversity is not None:
+                    evidence = diversify_acts(evidence, k, self.config.act_diversity)
                 timings["rerank"] = (time.perf_counter() - t) * 1000
+            elif spread and self.relevance is not None and len(evidence) > k:  # no reranker: the filter's score
+                pool = self.relevance.score(query, evidence[: self.config.act_pool])
+                evidence = diversify_acts(pool, k, self.config.act_diversity, signal="relevance")
             evidence = evidence[:k]
 
             abstained, reason, best = False, None, None
@@ -175,13 +223,20 @@ class Retriever:
                 best = max((e.relevance for e in evidence if e.relevance is not None), default=None)
                 if not self.relevance.is_relevant(evidence):
                     abstained, reason, evidence = True, NO_EVIDENCE, []
+                if rules and not abstained:
+                    rules = [e for e in self.relevance.score(query, rules) if e.relevance >= self.relevance.min_score]
                 timings["relevance"] = (time.perf_counter() - t) * 1000
             elif not evidence:
                 abstained, reason = True, NO_EVIDENCE
+            if abstained:
+                rules = []
+            rules = [e.model_copy(update={"rank": i}) for i, e in enumerate(rules, 1)]
+            if rules and self.config.rule_units:
+                evidence = evidence + self._cited_units(rules, evidence, len(evidence))
             timings["total"] = sum(v for key, v in timings.items())
             results.append(RetrievalResult(
-                query=query, mode=mode, evidence=evidence, abstained=abstained, reason=reason, best_relevance=best,
-                timings={key: round(v, 3) for key, v in timings.items()},
+                query=query, mode=mode, evidence=evidence, rules=rules, abstained=abstained, reason=reason,
+                best_relevance=best, timings={key: round(v, 3) for key, v in timings.items()},
             ))
         if len(results) > 1:  # wall time of the whole batch, for reference
             results[-1].timings["batch_total"] = round((time.perf_counter() - t_all) * 1000, 3)
@@ -217,6 +272,39 @@ class Retriever:
                              fix="shorten the query (retrieve per sentence or per claim)")
         return q
 
+    @property
+    def _rules_apart(self) -> bool:
+        """Rules are ranked apart when the index holds regulation text too (a rules-only index ranks its rules)."""
+        return any(d != RULE_DOC for d in self.index.manifest.docs)
+
+    def _relevance_from_config(self, index: RegIndex) -> RelevanceFilter | None:
+        if self.config.relevance_filter == "reranker":
+            from mad_guardrails.core.errors import ConfigError
+            from mad_guardrails.retrieval.rerank import RerankerScorer
+
+            if self.reranker is None or not self.reranker.calibrated:
+                raise ConfigError("relevance_filter 'reranker' needs a trained reranker",
+                                  where="retrieval.reranker", fix="set reranker: bundled:reranker-minilm, or use "
+                                  "relevance_filter: threshold")
+            return RelevanceFilter(RerankerScorer(self.reranker), self.config.relevance_min)
+        return RelevanceFilter.from_config(self.config, index.manifest.relevance,
+                                           index.manifest.embedder.get("model_id", ""))
+
+    def _cited_units(self, rules: list[Evidence], clauses: list[Evidence], after: int) -> list[Evidence]:
+        """Clause evidence for the units the rules cite that ``clauses`` lacks (score 0, ranked after them)."""
+        have = {e.unit_id for e in clauses}
+        out: list[Evidence] = []
+        for rule in rules:
+            for uid in rule.cites:
+                if uid in have or any(id_covers(h, uid) for h in have):
+                    continue
+                rows = self.index.rows_of(uid)
+                if not rows:
+                    continue
+                have.add(uid)
+                out.append(self._evidence(rows[0], after + len(out) + 1, 0.0, None, None))
+        return out
+
     def _relevance_needs_dense(self) -> bool:
         from mad_guardrails.retrieval.relevance import ThresholdScorer
 
@@ -240,12 +328,12 @@ class Retriever:
         rows, vals = top_k(scores, n)
         return {int(r): float(v) for r, v in zip(rows, vals)}
 
-    def _dedupe(self, rows: list[int], limit: int) -> list[int]:
+    def _dedupe(self, rows: list[int], limit: int, cap: int | None = None) -> list[int]:
         """One passage per unit id (chunks of a long unit collapse to the best), at most ``max_per_top`` per
         structural unit; what a cap skips fills the tail when too little is left."""
         seen: set[str] = set()
         per_top: dict[str, int] = {}
-        cap = self.config.max_per_top
+        cap = self.config.max_per_top if cap is None else cap
         out: list[int] = []
         spill: list[int] = []
         for r in rows:
@@ -264,10 +352,12 @@ class Retriever:
 
     def _evidence(self, row: int, rank: int, fused: float, dense: float | None, bm25: float | None) -> Evidence:
         p = self.index.passages[row]
+        rule = p.doc == RULE_DOC
         return Evidence(
             unit_id=p.unit_id, doc=p.doc, heading=p.heading, text=p.text, rank=rank, score=round(float(fused), 6),
             dense=None if dense is None else round(dense, 6), bm25=None if bm25 is None else round(bm25, 6),
-            source="policy" if p.doc == "policy" else "regulation",
+            source="policy" if rule else "regulation", kind="rule" if rule else "clause",
+            passage_id=p.passage_id, cites=rule_cites(p.text) if rule else [],
         )
 
     def _get_corpus(self):
@@ -279,3 +369,27 @@ class Retriever:
             except Exception:  # noqa: BLE001 -- lookup falls back to the stored passages
                 self._corpus = False
         return self._corpus or None
+
+
+def merge_results(results: Sequence[RetrievalResult]) -> tuple[list[Evidence], bool, str | None]:
+    """One labelled evidence list from several retrievals (windows of a long output): clauses, each unit once with
+    its best score, best first, as many as the longest result had; then the rules the same way; abstained only when
+    every retrieval abstained."""
+    if len(results) == 1 and isinstance(results[0], RetrievalResult):
+        r = results[0]
+        return r.labelled(), bool(r.abstained), r.reason
+
+    def best_of(lists: list[list[Evidence]], start: int = 0) -> list[Evidence]:
+        best: dict[str, Evidence] = {}
+        for ev in lists:
+            for e in ev:
+                if e.unit_id not in best or e.score > best[e.unit_id].score:
+                    best[e.unit_id] = e
+        n = max((len(ev) for ev in lists), default=0)
+        ranked_ = list(lists[0]) if len(lists) == 1 else sorted(best.values(), key=lambda e: -e.score)[:n]
+        return [e.model_copy(update={"rank": start + i}) for i, e in enumerate(ranked_, 1)]
+
+    clauses = best_of([list(r.evidence) for r in results])
+    rules = best_of([list(getattr(r, "rules", None) or []) for r in results], len(clauses))
+    abstained = all(r.abstained for r in results)
+    return clauses + rules, abstained, next((r.reason for r in results if r.reason), None) if abstained else None

@@ -140,7 +140,11 @@ async def test_debater_turn_success_with_schema_constrained_to_shown_ids():
     call = b.calls[0]
     assert call["model"] == "smollm2"
     q = call["json_schema"]["properties"]["claims"]["items"]["properties"]["quotes"]["items"]
-    assert q["properties"]["doc_id"]["enum"] == sorted(e.unit_id for e in EV)
+    # quotes are limited to the shown documents' sentences (anyOf per document: its id, one of its sentences)
+    ids = [a["properties"]["doc_id"]["const"] for a in q["anyOf"]]
+    assert ids and set(ids) <= {e.unit_id for e in EV}
+    assert all(t in next(e.text for e in EV if e.unit_id == a["properties"]["doc_id"]["const"])
+               for a in q["anyOf"] for t in a["properties"]["text"]["enum"])
 
 
 async def test_debater_never_raises_on_backend_error_or_garbage():

@@ -22,10 +22,11 @@ PICK = ["nis2-early-warning-72h", "nis2-evasion-ransomware", "offtopic-banana-br
 class _Ids(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.ids, self.tags = set(), []
+        self.ids, self.tags, self.sources = set(), [], []
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
+        self.sources += [v for k, v in attrs if k in ("src", "href") and v and not v.startswith("#")]
         self.ids |= {v for k, v in attrs if k == "id"}
 
 
@@ -62,7 +63,8 @@ def test_audit_example_subset_on_the_offline_profile(offline_profile, tmp_path):
     p = _Ids()
     p.feed((out / "report.html").read_text(encoding="utf-8"))
     assert {"summary", "charts", "worst-cases", "verification-failures", "errors"} <= p.ids
-    assert "script" not in p.tags
+    # self-contained: one inline script (filters, sort, search), nothing loaded from anywhere
+    assert p.tags.count("script") == 1 and not p.sources, p.sources
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["error"] == 2 and summary["counts"]["block"] >= 1
     assert summary["models"]["debaters"]

@@ -461,3 +461,23 @@ def test_a_debate_whose_turns_failed_never_ends_in_allow():
         v = g.check(SOCIAL)
     assert v.decision == "flag", v.explain()
     assert "failed debate turn" in v.rationale
+
+
+def test_a_claim_that_permits_a_prohibited_practice_is_blocked_citing_the_prohibition():
+    coord = Coordinator(social_scoring_block())
+    with make(coord, claims_model=ScriptedClaims()) as g:
+        v = g.check("Good news: social scoring of tenants is permitted under the AI Act when they volunteer.",
+                    query="Can we score tenants on their social behaviour?")
+    assert v.decision == "block" and v.path == "fast_block", v.explain()
+    assert coord.calls == 0
+    viol = v.violations[0]
+    assert viol.rule_id == "eu-ai-act.art5.social_scoring" and viol.provisions == ["eu-ai-act:art_5.1.c"]
+    assert viol.verified and viol.claim
+
+
+def test_the_same_practice_stated_as_prohibited_or_excepted_is_not_blocked_by_that_check():
+    for text in ("Social scoring of tenants is prohibited under the AI Act.",
+                 "Social scoring is permitted only where Union law allows it, subject to strict safeguards."):
+        with make(Coordinator(social_scoring_block()), claims_model=ScriptedClaims()) as g:
+            v = g.check(text, query="Can we score tenants?")
+        assert not any(c.basis.startswith("permits a prohibited practice") for c in v.claims), v.explain()

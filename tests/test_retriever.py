@@ -34,8 +34,9 @@ def test_search_returns_ranked_scored_evidence(small_retriever):
 
 def test_policy_evidence_is_marked(small_retriever):
     res = small_retriever.search("Outputs must not help build a social scoring system", k=3)
-    pol = [e for e in res.evidence if e.unit_id.startswith("policy:")]
-    assert pol and pol[0].source == "policy" and pol[0].doc == "policy"
+    pol = [e for e in res.rules if e.unit_id.startswith("policy:")]  # rules are ranked apart from the clauses
+    assert pol and pol[0].source == "policy" and pol[0].doc == "policy" and pol[0].kind == "rule"
+    assert not any(e.unit_id.startswith("policy:") for e in res.evidence)
 
 
 def test_off_topic_query_abstains(small_retriever):

@@ -132,6 +132,7 @@ def test_check_fast_allow_and_key_fact_block(client):
     assert r.status_code == 200, r.text
     v = Verdict.model_validate(r.json())
     assert (v.decision, v.path) == ("allow", "fast_allow") and r.headers["x-guardrail-decision"] == "allow"
+    assert v.request_id == r.headers["x-request-id"]  # the access log's request id is on the verdict
 
     r = client.post("/v1/check", json={"output": WRONG, "query": WRONG_QUERY, "mode": "strict"}, headers=AUTH)
     v = Verdict.model_validate(r.json())

@@ -31,6 +31,14 @@ from mad_guardrails.agents.grammar import sentences
 from mad_guardrails.core.claims import ClaimCheck, ClaimLabel, OutputClaim
 from mad_guardrails.core.debate import Quote
 from mad_guardrails.core.units import Evidence
+from mad_guardrails.verifier.claim_signals import (
+    confirms_contradiction,
+    coverage,
+    differences,
+    restates,
+    restates_clause,
+    states_figures,
+)
 
 
 class EntailmentModel(Protocol):
@@ -53,27 +61,62 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
                  entail_threshold: float = 0.5, contradict_threshold: float = 0.5, units: int = 3,
                  per_unit: int = 6) -> list[ClaimCheck]:
     """Score each claim against the sentences of its own evidence (``evidence[i]`` belongs to ``claims[i]``), in one
-    batch. A claim is ``contradicted`` when its best contradiction clears ``contradict_threshold`` and beats its
-    best entailment, ``entailed`` when its best entailment clears ``entail_threshold``, else ``neutral``."""
+    batch, and settle it with the checkable signals of :mod:`~mad_guardrails.verifier.claim_signals`:
+
+    * ``contradicted`` — the model's best contradiction clears ``contradict_threshold``, beats every entailment, no
+      sentence reads as support (P(entailed) < 0.5), and a checked difference (figure, negation, modality, actor) between the claim and
+      that sentence confirms it;
+    * ``entailed`` — a sentence (or, for a claim without figures, a whole clause) restates the claim almost word for
+      word, or the model's best entailment clears
+      ``entail_threshold`` and no checked difference separates claim and sentence;
+    * ``neutral`` otherwise (not settled: the debate decides); ``note`` says why a model's label was not taken.
+    """
     premises = [claim_premises(ev, units=units, per_unit=per_unit) for ev in evidence]
     pairs = [(s, c.text) for c, prem in zip(claims, premises) for _, s in prem]
     probs = model.predict(pairs) if pairs else []
     out, i = [], 0
-    for c, prem in zip(claims, premises):
+    for c, prem, ev in zip(claims, premises, evidence):
         scored = list(zip(prem, probs[i:i + len(prem)]))
         i += len(prem)
-        best_e = max(scored, key=lambda x: x[1]["entailed"], default=None)
-        best_c = max(scored, key=lambda x: x[1]["contradicted"], default=None)
-        pe = best_e[1]["entailed"] if best_e else 0.0
-        pc = best_c[1]["contradicted"] if best_c else 0.0
-        if pc >= contradict_threshold and pc > pe:
-            label: ClaimLabel = "contradicted"
-        elif pe >= entail_threshold:
-            label = "entailed"
-        else:
-            label = "neutral"
-        out.append(ClaimCheck(
-            claim=c, label=label, entailed=round(pe, 4), contradicted=round(pc, 4), pairs=len(prem),
-            support=Quote(doc_id=best_e[0][0], text=best_e[0][1]) if best_e else None,
-            against=Quote(doc_id=best_c[0][0], text=best_c[0][1]) if best_c else None))
+        clauses = {e.unit_id: e.text for e in ev if e.source == "regulation"}
+        out.append(settle(c, scored, entail_threshold, contradict_threshold,
+                           [u for u in list(clauses)[:units] if restates_clause(c.text, clauses[u])]))
     return out
+
+
+def settle(c: OutputClaim, scored: list, entail_threshold: float, contradict_threshold: float,
+           restated_units: Sequence[str] = ()) -> ClaimCheck:
+    """One claim's label from its scored sentences ``[((unit_id, sentence), probabilities), ...]`` (the rules of
+    :func:`check_claims`; ``restated_units`` are clauses the claim restates as a whole)."""
+    best_e = max(scored, key=lambda x: x[1]["entailed"], default=None)
+    best_c = max(scored, key=lambda x: x[1]["contradicted"], default=None)
+    pe = best_e[1]["entailed"] if best_e else 0.0
+    pc = best_c[1]["contradicted"] if best_c else 0.0
+    restated = next(((u, s) for (u, s), _ in scored if restates(c.text, s)), None)
+    if restated is None and restated_units:  # the clause as a whole: quote its sentence closest to the claim
+        restated = max(((u, s) for (u, s), _ in scored if u == restated_units[0]),
+                       key=lambda us: coverage(c.text, us[1]), default=None)
+    label: ClaimLabel = "neutral"
+    basis, note, support = "", "", best_e[0] if best_e else None
+    if pc >= contradict_threshold and pc > pe and pe < 0.5 and restated is None:
+        confirmed = confirms_contradiction(c.text, best_c[0][1])
+        if any(states_figures(c.text, s) for (_, s), _ in scored):  # another clause states the claim's figures
+            confirmed = [d for d in confirmed if d.kind != "number"]
+        if confirmed:
+            label, basis = "contradicted", "model + " + ", ".join(sorted({d.kind for d in confirmed}))
+        else:
+            note = (f"the model reads a contradiction (p={pc:.2f}) but no figure, negation, modality or actor "
+                    "differs from that sentence: not settled")
+    elif restated is not None:
+        label, basis, support = "entailed", "restatement", restated
+    elif pe >= entail_threshold:
+        diffs = differences(c.text, best_e[0][1])
+        if diffs:
+            note = "the model reads support but " + "; ".join(d.detail for d in diffs)
+        else:
+            label, basis = "entailed", "model"
+    return ClaimCheck(
+        claim=c, label=label, entailed=round(pe, 4), contradicted=round(pc, 4), pairs=len(scored),
+        basis=basis, note=note,
+        support=Quote(doc_id=support[0], text=support[1]) if support else None,
+        against=Quote(doc_id=best_c[0][0], text=best_c[0][1]) if best_c else None)

@@ -26,7 +26,14 @@ from mad_guardrails.core.claims import OutputClaim
 _SENT_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bArt\.)(?<!\bArts\.)(?<!\bart\.)(?<!\be\.g\.)(?<!\bi\.e\.)"
                        r"(?<!\bNo\.)(?<!\bcf\.)(?<!\bvs\.)(?<!\bpara\.)[\"')\]]*\s+(?=[A-Z0-9\"'(\[])"
                        r"|\n\s*(?:[-*•]|\d+[.)])?\s*")
-_CLAUSE_CUT = re.compile(r";\s+|,?\s+\b(?:and then|and|but|whereas|while|or)\b\s+(?=\S)")
+_CLAUSE_CUT = re.compile(r";\s+|,?\s+\b(?:and then|and|but|whereas|while)\b\s+(?=\S)|,\s+(?:or|then)\b\s+(?=\S)")
+#: a clause of its own has a verb: an auxiliary or modal, or a verb the regulations' obligations are stated with
+_VERB = re.compile(r"\b(?:is|are|was|were|be|been|has|have|had|does|do|did|must|shall|should|may|might|can|could|"
+                   r"cannot|will|would|need|needs|appl(?:y|ies)|requires?|prohibits?|bans?|allows?|permits?|"
+                   r"notif(?:y|ies)|reports?|sends?|submits?|keeps?|covers?|includes?|gives?|takes?|faces?|means?|"
+                   r"follows?|reach(?:es)?|costs?|lists?|sets?|starts?|ends?|informs?|describes?|defines?|"
+                   r"classif(?:y|ies)|counts?|obliges?|exempts?|gets?|goes|go|makes?|treats?|uses?)\b",
+                   re.IGNORECASE)
 
 _MODAL = (r"\b(must|shall|should|may|may not|need(s)? to|ha(s|ve) to|required?|obliged|obligat\w*|prohibit\w*|"
           r"ban(ned|s)?|forbid\w*|allow\w*|permit\w*|exempt\w*|entitled|right to|responsib\w*|liable|fine[sd]?|"
@@ -51,6 +58,10 @@ _NUMBER_RE = re.compile(r"\d|\b(one|two|three|four|five|six|seven|ten|twelve|twe
                         re.IGNORECASE)
 
 
+_FIGURE = re.compile(r"(?<![A-Za-z])\d|\b(?:one|two|three|four|five|six|seven|ten|twelve|twenty|thirty|seventy)\b",
+                     re.IGNORECASE)  # a figure, not the digit of a name such as "NIS2"
+
+
 def _spans(text: str, pattern: re.Pattern, base: int = 0) -> list[tuple[int, int]]:
     out, pos = [], 0
     for m in pattern.finditer(text):
@@ -69,9 +80,30 @@ def _trim(text: str, s: int, e: int) -> tuple[int, int]:
 
 
 def _substantive(part: str) -> bool:
-    """A clause that can stand as a claim of its own: a few words with an obligation, quantity or actor."""
-    return len(part.split()) >= 3 and bool(_MODAL_RE.search(part) or _NUMBER_RE.search(part)
-                                           or _ACTOR_RE.search(part))
+    """A clause that can stand as a claim of its own: a verb and a few words with an obligation, quantity or actor
+    ("an essential or important entity" is one noun phrase, not two claims) — or a figure whose verb is shared with
+    the clause before ("... within 24 hours and the notification within 72 hours")."""
+    return len(part.split()) >= 4 and bool(_VERB.search(part) or _FIGURE.search(part)) and bool(
+        _MODAL_RE.search(part) or _NUMBER_RE.search(part) or _ACTOR_RE.search(part))
+
+
+def _merge_fragments(text: str, parts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Cut points are kept only between substantive clauses: a fragment joins the clause before it (the first one
+    the clause after it), so "an essential or important entity" stays one noun phrase."""
+    out: list[tuple[int, int]] = []
+    pending: tuple[int, int] | None = None
+    for a, b in parts:
+        if pending is not None:
+            a, pending = pending[0], None
+        if _substantive(text[a:b]):
+            out.append((a, b))
+        elif out:
+            out[-1] = (out[-1][0], b)
+        else:
+            pending = (a, b)
+    if pending is not None:
+        out = [(pending[0], out[0][1])] + out[1:] if out else [pending]
+    return out
 
 
 def classify(text: str) -> tuple[bool, str]:
@@ -99,10 +131,7 @@ def split_claims(text: str) -> list[OutputClaim]:
             continue
         sentence = text[s:e]
         parts = [(a, b) for a, b in (_trim(text, a, b) for a, b in _spans(sentence, _CLAUSE_CUT, s)) if a < b]
-        if len(parts) > 1 and all(_substantive(text[a:b]) for a, b in parts):
-            pieces += parts
-        else:
-            pieces.append((s, e))
+        pieces += _merge_fragments(text, parts) if len(parts) > 1 else [(s, e)]
     claims = []
     for i, (s, e) in enumerate(pieces):
         reg, why = classify(text[s:e])

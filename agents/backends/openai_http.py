@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 import openai
 
 from mad_guardrails.agents.backends.base import BaseBackend, LLMResponse, TokenUsage, backend_error
+from mad_guardrails.agents.backends.endpoints import EndpointPool, endpoint_urls
 from mad_guardrails.agents.config import LLMConfig
 
 log = logging.getLogger(__name__)
@@ -34,15 +35,21 @@ class OpenAIBackend(BaseBackend):
 
     def __init__(self, cfg: LLMConfig, *, model_aliases: dict[str, str] | None = None):
         super().__init__(cfg, model_aliases=model_aliases)
-        self.client = openai.AsyncOpenAI(
-            base_url=cfg.base_url, api_key=cfg.api_key or "EMPTY", timeout=cfg.timeout_s, max_retries=0
-        )
+        #: one client per endpoint (llm.base_urls / $MAD_GUARDRAILS_LLM_URLS), least-in-flight routing, fail-over
+        self.endpoints = EndpointPool(endpoint_urls(cfg), make_client=self._client_for, api_key=cfg.api_key)
+        if len(self.endpoints.endpoints) > 1:  # llm.concurrency is per endpoint: N endpoints take N times the requests
+            self.cfg = cfg.model_copy(update={"concurrency": cfg.concurrency * len(self.endpoints.endpoints)})
+        self.client = self.endpoints.endpoints[0].client
         #: "structured_outputs" (vLLM >= 0.12) until a server rejects it, then "response_format"
         self.schema_mode = "structured_outputs"
 
+    def _client_for(self, url: str) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=url, api_key=self.cfg.api_key or "EMPTY", timeout=self.cfg.timeout_s,
+                                  max_retries=0)
+
     # -- error mapping --------------------------------------------------------------------------------------------
     def _map_error(self, e: Exception, model: str) -> Exception:
-        where = f"{self.name} backend at {self.cfg.base_url}"
+        where = f"{self.name} backend at {', '.join(self.endpoints.urls)}"
         if isinstance(e, openai.APITimeoutError):
             return backend_error("timeout", f"request to {model!r} timed out after {self.cfg.timeout_s:g} s",
                                  where=where, fix="raise llm.timeout_s or lower llm.max_tokens", retryable=False)
@@ -89,18 +96,17 @@ class OpenAIBackend(BaseBackend):
                          grammar: str | None = None) -> LLMResponse:
         mode = self.schema_mode
         try:
-            r = await self.client.chat.completions.create(
-                **self._kwargs(messages, model, json_schema, temperature, max_tokens, seed, stop, mode, grammar)
-            )
+            kw = self._kwargs(messages, model, json_schema, temperature, max_tokens, seed, stop, mode, grammar)
+            r = await self.endpoints.call(lambda ep: ep.client.chat.completions.create(**kw))
         except openai.APIStatusError as e:
             if json_schema is not None and mode == "structured_outputs" and e.status_code in (400, 422) \
                     and "structured" in _status_message(e).lower() + str(e).lower():
                 log.warning("server rejected structured_outputs (%s); using response_format json_schema", e)
                 self.schema_mode = "response_format"
                 try:
-                    r = await self.client.chat.completions.create(
-                        **self._kwargs(messages, model, json_schema, temperature, max_tokens, seed, stop,
-                                       "response_format"))
+                    kw = self._kwargs(messages, model, json_schema, temperature, max_tokens, seed, stop,
+                                      "response_format")
+                    r = await self.endpoints.call(lambda ep: ep.client.chat.completions.create(**kw))
                 except openai.OpenAIError as e2:
                     raise self._map_error(e2, model) from e2
             else:
@@ -124,12 +130,13 @@ class OpenAIBackend(BaseBackend):
         name = self.model_name(model)
         t, mt, sd = self._defaults(temperature, max_tokens, seed)
         try:
-            stream = await self.client.chat.completions.create(
-                **self._kwargs(messages, name, None, t, mt, sd, None, self.schema_mode), stream=True
-            )
-            async for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
+            async with self.endpoints.lease() as ep:
+                stream = await ep.client.chat.completions.create(
+                    **self._kwargs(messages, name, None, t, mt, sd, None, self.schema_mode), stream=True
+                )
+                async for chunk in stream:
+                    if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
+                        yield chunk.choices[0].delta.content
         except openai.OpenAIError as e:
             raise self._map_error(e, name) from e
 
@@ -137,14 +144,14 @@ class OpenAIBackend(BaseBackend):
         """Served model names (base model and LoRA adapters), from ``GET /v1/models``."""
         t0 = time.perf_counter()
         try:
-            page = await self.client.models.list()
+            page = await self.endpoints.call(lambda ep: ep.client.models.list())
         except openai.OpenAIError as e:
             raise self._map_error(e, "*") from e
         log.debug("models listed in %.2f s", time.perf_counter() - t0)
         return [m.id for m in page.data]
 
     async def aclose(self) -> None:
-        await self.client.close()
+        await self.endpoints.aclose()
 
 
 def _status_message(e: openai.APIStatusError) -> str:

@@ -39,7 +39,7 @@ DEFAULT_MAX_CHARS = 20_000
 _BOM = b"\xef\xbb\xbf"
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
-Format = Literal["jsonl", "csv"]
+Format = Literal["jsonl", "csv", "parquet"]
 
 
 class AuditRow(BaseModel):
@@ -60,8 +60,11 @@ class AuditRow(BaseModel):
 
 
 def detect_format(path: Path, head: bytes) -> Format:
-    """``.jsonl`` / ``.ndjson`` / ``.json`` → JSONL, ``.csv`` / ``.tsv`` → CSV, otherwise sniff the first byte."""
+    """``.jsonl`` / ``.ndjson`` / ``.json`` → JSONL, ``.csv`` / ``.tsv`` → CSV, ``.parquet`` (or the ``PAR1`` magic)
+    → Parquet, otherwise sniff the first byte."""
     suf = path.suffix.lower()
+    if suf in (".parquet", ".pq") or head.startswith(b"PAR1"):
+        return "parquet"
     if suf in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
     if suf in (".csv", ".tsv"):
@@ -184,7 +187,9 @@ def _csv_rows(data: bytes, max_chars: int, path: Path):
         except csv.Error:
             delimiter = ","
     csv.field_size_limit(max(csv.field_size_limit(), max_chars * 4 + 1024))
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    lines = io.StringIO(text, newline="").readlines()  # the physical lines exactly as the csv reader sees them
+    offset = 0  # lines before the current reader's first line (it restarts after a broken quoted row)
+    reader = csv.reader(iter(lines), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -202,15 +207,20 @@ def _csv_rows(data: bytes, max_chars: int, path: Path):
     if dup:
         raise InputError(f"the CSV repeats column(s) {', '.join(dup)}", where=f"{path}:1", fix="rename them")
     while True:
-        start = reader.line_num + 1
+        start = offset + reader.line_num + 1
         try:
             fields = next(reader)
         except StopIteration:
             return
         except csv.Error as e:
+            end = offset + reader.line_num
+            spans = f"; its quote runs on to line {end}" if end > start else ""
             yield AuditRow(id=f"line-{start}", line=start,
-                           error=f"line {start}: not valid CSV ({e}). Fix: quote fields that contain the "
-                                 "delimiter, quotes or newlines, and double inner quotes")
+                           error=f"line {start}: not valid CSV ({e}{spans}). Fix: close the quote on that line and "
+                                 "double inner quotes; quote fields that contain the delimiter or newlines")
+            if end > start:  # an unterminated quote swallowed the next lines: read them again as rows of their own
+                offset = start
+                reader = csv.reader(iter(lines[start:]), delimiter=delimiter, strict=True)
             continue
         if not any(f.strip() for f in fields):
             continue
@@ -229,6 +239,27 @@ def _csv_rows(data: bytes, max_chars: int, path: Path):
         yield _build(rec, start, max_chars)
 
 
+def _parquet_rows(data: bytes, max_chars: int, path: Path):
+    """Parquet (the format large audits come in): the same columns as CSV; ``line`` is the 1-based row number."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"not a readable Parquet file ({e})", where=str(path),
+                         fix="write it with pyarrow / pandas (to_parquet), or give a JSONL or CSV file") from e
+    names = [n.lower() for n in pf.schema_arrow.names]
+    if "output" not in names:
+        raise InputError(f"the Parquet file has no 'output' column (columns: {', '.join(names) or 'none'})",
+                         where=str(path), fix="name the column holding the AI outputs 'output'")
+    n = 0
+    for batch in pf.iter_batches(batch_size=4096):
+        for rec in batch.to_pylist():
+            n += 1
+            yield _build({k.lower(): v for k, v in rec.items()}, n, max_chars)
+
+
 def read_rows(path: str | Path, *, max_chars: int = DEFAULT_MAX_CHARS, limit: int | None = None) -> list[AuditRow]:
     """All rows of ``path`` in file order (the first ``limit`` non-blank ones), ids unique.
 
@@ -238,7 +269,8 @@ def read_rows(path: str | Path, *, max_chars: int = DEFAULT_MAX_CHARS, limit: in
     path = Path(path)
     data = _read_bytes(path)
     fmt = detect_format(path, data[:64])
-    rows_iter = _jsonl_rows(data, max_chars) if fmt == "jsonl" else _csv_rows(data, max_chars, path)
+    rows_iter = (_jsonl_rows(data, max_chars) if fmt == "jsonl" else _parquet_rows(data, max_chars, path)
+                 if fmt == "parquet" else _csv_rows(data, max_chars, path))
     rows: list[AuditRow] = []
     first_line: dict[str, int] = {}
     for row in rows_iter:

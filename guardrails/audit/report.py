@@ -1,7 +1,10 @@
 """Audit reports: ``summary.json``, a self-contained ``report.html`` and ``report.md`` for pull requests.
 
-The HTML has no scripts and loads nothing: CSS is inline and the charts are SVG drawn here in Python. Template:
-``prompts/report.html.j2``.
+The HTML loads nothing: CSS and one small script are inline (filter the rows by decision, act, rule and path, search,
+sort; without the script the table simply shows every row), the charts are SVG drawn here in Python and fit a phone's
+width (labels above the bars). Each row links to its case card. Only quotes the verifier confirmed are shown as
+quotations (✓); the Markdown report neutralises HTML, links and images that come from checked or model text.
+Template: ``prompts/report.html.j2``.
 
     >>> svg = svg_stacked_bars("Decisions", [("nis2", {"block": 2, "allow": 1})], DECISION_SERIES)
     >>> svg.startswith("<svg") and "nis2" in svg and "block: 2" in svg
@@ -12,16 +15,18 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import statistics
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from mad_guardrails.core.records import read_models
-from mad_guardrails.core.verdict import Verdict
+from mad_guardrails.core.verdict import CheckResult, Verdict, cite_quote, hide_unverified, transcript_lines
 from mad_guardrails.guardrails.audit.runner import ResultRow, atomic_write
 
 DECISIONS = ("allow", "flag", "block", "error")
@@ -80,11 +85,29 @@ class AuditSummary(BaseModel):
     errors: list[dict[str, Any]] = Field(default_factory=list, description="id, line, error of each error row")
     resumed: int = 0
     elapsed_s: float | None = None
+    faults: dict[str, Any] = Field(default_factory=dict, description="failed rows by kind: infra / output / input "
+                                   "(guardrails/audit/runner.py fault_counts)")
+
+
+@lru_cache(maxsize=1)
+def _pack_ids() -> tuple[str, ...]:
+    """The built-in pack ids, longest first (``nist-csf-2.0`` must win over a split at its first dot)."""
+    from mad_guardrails.policies.loader import BUILTIN_DIR
+
+    return tuple(sorted((p.stem for p in BUILTIN_DIR.glob("*.yaml")), key=len, reverse=True))
 
 
 def _act_of(unit_or_rule: str) -> str:
+    """The act of a unit id (``nis2:art_23``) or a rule id (``nist-csf-2.0.core.structure`` → ``nist-csf-2.0``).
+
+    >>> _act_of("nist-csf-2.0.core.structure"), _act_of("nis2:art_23.4.a"), _act_of("custom.rule")
+    ('nist-csf-2.0', 'nis2', 'custom')
+    """
     if ":" in unit_or_rule:
         return unit_or_rule.split(":", 1)[0]
+    for p in _pack_ids():
+        if unit_or_rule == p or unit_or_rule.startswith(p + "."):
+            return p
     return unit_or_rule.split(".", 1)[0]
 
 
@@ -102,6 +125,27 @@ def row_acts(v: Verdict) -> list[str]:
     if reg:
         return [reg[0].doc]
     return [FAILED_CLOSED] if v.path == "failure" else [NO_EVIDENCE]
+
+
+def row_rules(v: Verdict) -> list[str]:
+    """The rules a row is about: its violations' rules; for a verdict without one (a flag), the rules the debaters
+    argued (``~`` marks them as argued, not found)."""
+    rules = [x.rule_id for x in v.violations]
+    if rules:
+        return list(dict.fromkeys(rules))
+    argued = [c.rule_id for a in v.transcript for c in a.claims if c.rule_id]
+    return [f"~{r}" for r in dict.fromkeys(argued)]
+
+
+def _faults(rows: list[ResultRow]) -> dict[str, Any]:
+    try:
+        from mad_guardrails.guardrails.audit.runner import fault_counts
+    except ImportError:
+        return {}
+    try:
+        return fault_counts(rows).model_dump(mode="json")
+    except Exception:  # a row the counter cannot read must not stop the report
+        return {}
 
 
 def worst_key(row: ResultRow) -> tuple:
@@ -172,7 +216,8 @@ def summarize(rows: list[ResultRow], *, title: str, input_path: str | Path, out_
         by_act={a: dict(c) for a, c in sorted(by_act.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))},
         by_rule=dict(sorted(by_rule.items(), key=lambda kv: (-kv[1].total, kv[0]))),
         by_severity={s: dict(c) for s, c in by_sev.items()},
-        latency_s=latency, usage=dict(usage), worst=worst, errors=errors, resumed=resumed, elapsed_s=elapsed_s)
+        latency_s=latency, usage=dict(usage), worst=worst, errors=errors, resumed=resumed, elapsed_s=elapsed_s,
+        faults=_faults(rows))
 
 
 # ------------------------------------------------------------------------------------------------- SVG charts
@@ -187,15 +232,22 @@ def _clip(s: str, n: int) -> str:
 
 
 def svg_stacked_bars(title: str, data: list[tuple[str, dict[str, int]]], series: list[tuple[str, str]], *,
-                     width: int = 860, bar_h: int = 20, label_w: int = 240) -> str:
-    """A horizontal stacked bar chart as an inline SVG string (one bar per label, one colour per series)."""
+                     width: int = 480, bar_h: int = 16, label_w: int = 0) -> str:
+    """A horizontal stacked bar chart as an inline SVG string (one bar per label, one colour per series). The label
+    sits above its bar, so the chart keeps its full width for the bars and reads on a phone (``label_w`` > 0 puts
+    labels left of the bars instead)."""
+    above = label_w == 0
+    lab_h = 15 if above else 0
     gap, top = 8, 34
-    height = top + max(1, len(data)) * (bar_h + gap) + 8
-    plot_w = width - label_w - 56
+    height = top + max(1, len(data)) * (bar_h + gap + lab_h) + 8
+    plot_w = width - label_w - 40
+    # presentation attributes as well as the page's CSS classes: the chart reads the same where no stylesheet reaches
+    # it (an SVG renderer, a mail client, a copied chart)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(title)}">',
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(title)}" font-size="12" '
+           f'font-family="system-ui, sans-serif">',
            f"<title>{_esc(title)}</title>"]
-    x = label_w
+    x = label_w if not above else 0
     for name, color in series:  # legend
         out.append(f'<rect x="{x}" y="8" width="12" height="12" rx="2" fill="{color}"/>'
                    f'<text x="{x + 17}" y="18" class="legend">{_esc(name)}</text>')
@@ -205,10 +257,14 @@ def svg_stacked_bars(title: str, data: list[tuple[str, dict[str, int]]], series:
         return "".join(out)
     vmax = max(sum(d.get(s, 0) for s, _ in series) for _, d in data) or 1
     for i, (label, d) in enumerate(data):
-        y = top + i * (bar_h + gap)
-        out.append(f'<text x="{label_w - 8}" y="{y + bar_h - 5}" text-anchor="end" class="lbl">'
-                   f"<title>{_esc(label)}</title>{_esc(_clip(label, 34))}</text>")
-        out.append(f'<rect x="{label_w}" y="{y}" width="{plot_w}" height="{bar_h}" class="track"/>')
+        y = top + i * (bar_h + gap + lab_h) + lab_h
+        if above:
+            out.append(f'<text x="0" y="{y - 4}" class="lbl"><title>{_esc(label)}</title>{_esc(_clip(label, 64))}'
+                       "</text>")
+        else:
+            out.append(f'<text x="{label_w - 8}" y="{y + bar_h - 4}" text-anchor="end" class="lbl">'
+                       f"<title>{_esc(label)}</title>{_esc(_clip(label, 34))}</text>")
+        out.append(f'<rect x="{label_w}" y="{y}" width="{plot_w}" height="{bar_h}" class="track" fill="#eef0f3"/>')
         x = float(label_w)
         total = 0
         for name, color in series:
@@ -219,19 +275,20 @@ def svg_stacked_bars(title: str, data: list[tuple[str, dict[str, int]]], series:
             out.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}">'
                        f"<title>{_esc(label)} — {_esc(name)}: {n}</title></rect>")
             if w >= 18:
-                out.append(f'<text x="{x + w / 2:.1f}" y="{y + bar_h - 5}" text-anchor="middle" class="in">{n}</text>')
+                out.append(f'<text x="{x + w / 2:.1f}" y="{y + bar_h - 4}" text-anchor="middle" class="in">{n}</text>')
             x += w
             total += n
-        out.append(f'<text x="{x + 6:.1f}" y="{y + bar_h - 5}" class="total">{total}</text>')
+        out.append(f'<text x="{x + 6:.1f}" y="{y + bar_h - 4}" class="total">{total}</text>')
     out.append("</svg>")
     return "".join(out)
 
 
-def svg_mix_bar(counts: dict[str, int], *, width: int = 860, height: int = 26) -> str:
+def svg_mix_bar(counts: dict[str, int], *, width: int = 480, height: int = 26) -> str:
     """One 100 % bar: the share of each decision."""
     total = sum(counts.get(d, 0) for d in DECISIONS) or 1
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="mix" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img" aria-label="decision mix">']
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="decision mix" font-size="12" '
+           f'font-family="system-ui, sans-serif">']
     x = 0.0
     for d in DECISIONS:
         n = counts.get(d, 0)
@@ -240,8 +297,8 @@ def svg_mix_bar(counts: dict[str, int], *, width: int = 860, height: int = 26) -
         w = width * n / total
         out.append(f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="{height}" fill="{DECISION_COLORS[d]}">'
                    f"<title>{d}: {n} ({100 * n / total:.0f} %)</title></rect>")
-        if w > 60:
-            out.append(f'<text x="{x + 8:.1f}" y="{height - 8}" class="in">{d} {100 * n / total:.0f} %</text>')
+        if w > 70:
+            out.append(f'<text x="{x + 6:.1f}" y="{height - 8}" class="in">{d} {100 * n / total:.0f} %</text>')
         x += w
     out.append("</svg>")
     return "".join(out)
@@ -252,7 +309,8 @@ def svg_mix_bar(counts: dict[str, int], *, width: int = 860, height: int = 26) -
 
 def _case_view(r: ResultRow, *, snippet: int = 600) -> dict[str, Any]:
     v = r.parsed()
-    out: dict[str, Any] = {"id": r.id, "line": r.line, "decision": r.decision, "query": r.query,
+    out: dict[str, Any] = {"id": r.id, "anchor": anchor(r.id), "line": r.line, "decision": r.decision,
+                           "query": r.query, "transcript": [], "search": "",
                            "output": _clip(r.output or "", snippet), "metadata": r.metadata, "error": r.error,
                            "path": None, "confidence": None, "rationale": "", "failure": None, "abstention": None,
                            "violations": [], "mode": None, "latency": None, "failed_checks": [], "checks": [],
@@ -261,10 +319,22 @@ def _case_view(r: ResultRow, *, snippet: int = 600) -> dict[str, Any]:
         out.update(path=v.path, confidence=v.confidence, rationale=v.rationale, failure=v.failure,
                    abstention=v.abstention, violations=v.violations, mode=v.mode,
                    latency=v.timings.get("total"),
-                   failed_checks=[c for c in v.verification.checks if c.status == "fail"],
+                   failed_checks=[_shown_check(c) for c in v.verification.checks if c.status == "fail"],
                    checks=v.verification.checks, repaired=v.verification.repaired,
-                   acts=row_acts(v), rules=[x.rule_id for x in v.violations])
+                   acts=row_acts(v), rules=row_rules(v), transcript=transcript_lines(v.transcript, indent=""))
+    out["search"] = " ".join(str(x) for x in (r.id, r.query or "", r.output or "", out["rationale"] or "",
+                                               " ".join(out["rules"]), " ".join(out["acts"]))).lower()[:2000]
     return out
+
+
+def _shown_check(c: CheckResult) -> CheckResult:
+    """A failed check as the report shows it: the text of failed quotes is not repeated as a quotation."""
+    return c.model_copy(update={"failures": [hide_unverified(f) for f in c.failures]})
+
+
+def anchor(row_id: Any) -> str:
+    """The HTML id of a row's case card."""
+    return "case-" + "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(row_id))
 
 
 def charts(summary: AuditSummary) -> dict[str, str]:
@@ -293,20 +363,45 @@ def render_html(summary: AuditSummary, rows: list[ResultRow]) -> str:
     by_id = {r.id: r for r in rows}
     ver_failures = [_case_view(r, snippet=240) for r in rows
                     if r.status == "ok" and not r.parsed().verification.passed]
+    all_rows = [_case_view(r, snippet=160) for r in rows[:ALL_ROWS_CAP]]
+    worst_ids = set(summary.worst)
+    cases = [_case_view(r) for r in rows[:ALL_ROWS_CAP] if r.id not in worst_ids]  # every row has a card
     return tpl.render(
         s=summary, charts={k: Markup(v) for k, v in charts(summary).items()},
         colors=DECISION_COLORS, worst=[_case_view(by_id[i]) for i in summary.worst if i in by_id],
         ver_failures=ver_failures, error_rows=[r for r in rows if r.status == "error"],
-        all_rows=[_case_view(r, snippet=160) for r in rows[:ALL_ROWS_CAP]], all_rows_cap=ALL_ROWS_CAP,
-        rows_total=len(rows))
+        all_rows=all_rows, all_rows_cap=ALL_ROWS_CAP, rows_total=len(rows), cases=cases,
+        cite=cite_quote, faults=summary.faults or {},
+        options={"decision": [d for d in DECISIONS if summary.counts.get(d)],
+                 "act": sorted({a for c in all_rows for a in c["acts"]}),
+                 "rule": sorted({x.lstrip("~") for c in all_rows for x in c["rules"]}),
+                 "path": sorted({c["path"] for c in all_rows if c["path"]})})
 
 
 # ------------------------------------------------------------------------------------------------- Markdown
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!~])")
+_AUTOLINK = re.compile(r"(?i)(\w)(://)|\b(www)(\.)")
+
+
 def _md(s: Any) -> str:
-    """One line of Markdown-safe text: no table breaks, no raw HTML from the checked outputs."""
-    return html.escape(str(s), quote=False).replace("|", "\\|").replace("\n", " ").strip()
+    """One line of Markdown-safe text from checked or model text: no raw HTML, no table breaks, no links, images,
+    emphasis or code (their characters are backslash-escaped) and no autolinked URLs (a zero-width space breaks
+    ``://`` and ``www.``).
+
+    >>> print(_md('<img src=x onerror=alert(1)> ![a](http://e.vil/x.png) [go](https://e.vil) | x').replace("\u200b", "~"))
+    &lt;img src=x onerror=alert\\(1\\)&gt; \\!\\[a\\]\\(http:~//e.vil/x.png\\) \\[go\\]\\(https:~//e.vil\\) \\| x
+    """
+    t = " ".join(str(s).split())
+    t = _MD_SPECIAL.sub(r"\\\1", t)
+    t = _AUTOLINK.sub(lambda m: f"{m.group(1)}:\u200b//" if m.group(2) else f"{m.group(3)}\u200b.", t)
+    return html.escape(t, quote=False).replace("|", "\\|").strip()
+
+
+def _code(s: Any) -> str:
+    """An id as a Markdown code span (nothing inside renders: no link, no HTML); backticks and pipes cannot close it."""
+    return "`" + " ".join(str(s).split()).replace("`", "'").replace("|", "¦") + "`"
 
 
 def render_markdown(summary: AuditSummary, rows: list[ResultRow], *, html_name: str = "report.html") -> str:
@@ -327,7 +422,7 @@ def render_markdown(summary: AuditSummary, rows: list[ResultRow], *, html_name: 
     if summary.by_rule:
         L += ["### Violated rules", "", "| rule | severity | block | flag | quotes verified |",
               "|---|---|---:|---:|---:|"]
-        L += [f"| `{_md(rid)}` {_md(s.title)} | {s.severity} | {s.block} | {s.flag} | {s.verified}/{s.total} |"
+        L += [f"| {_code(rid)} {_md(s.title)} | {s.severity} | {s.block} | {s.flag} | {s.verified}/{s.total} |"
               for rid, s in summary.by_rule.items()]
         L.append("")
     by_id = {r.id: r for r in rows}
@@ -338,24 +433,26 @@ def render_markdown(summary: AuditSummary, rows: list[ResultRow], *, html_name: 
             v = r.parsed() if r else None
             if v is None:
                 continue
-            rules = ", ".join(f"`{x.rule_id}`" for x in v.violations) or "no cited rule"
+            rules = ", ".join(_code(x.rule_id) for x in v.violations) or "no cited rule"
             L.append(f"<details><summary><b>{_esc(r.id)}</b> — {v.decision.upper()} ({rules}, confidence "
                      f"{v.confidence:.2f})</summary>")
             L += ["", f"> {_md(_clip(r.output or '', 400))}", ""]
             if v.rationale:
                 L += [f"Why: {_md(v.rationale)}", ""]
             for x in v.violations:
-                L.append(f"- `{x.rule_id}` [{x.severity}] {_md(x.explanation)}"
+                L.append(f"- {_code(x.rule_id)} \\[{x.severity}\\] {_md(x.explanation)}"
                          + ("" if x.verified else " — **quotes not verified**"))
                 for q in x.quotes:
-                    L.append(f"  - `[{q.doc_id}]` \"{_md(q.text)}\"")
+                    ok = q.verified if q.verified is not None else x.verified
+                    L.append(f"  - {_code('[' + q.doc_id + ']')} " + (f"\"{_md(q.text)}\" ✓" if ok else
+                                                                  "✗ quote not found in the clause"))
             L += ["", "</details>", ""]
     vf = [r for r in rows if r.status == "ok" and not r.parsed().verification.passed]
     if vf:
         L += ["### Verification failures", "", "| id | decision | failed checks |", "|---|---|---|"]
         for r in vf[:50]:
             v = r.parsed()
-            fails = "; ".join(f"{ch.name}: {_clip(', '.join(ch.failures[:2]), 160)}"
+            fails = "; ".join(f"{ch.name}: {_clip(', '.join(hide_unverified(f) for f in ch.failures[:2]), 160)}"
                               for ch in v.verification.checks if ch.status == "fail")
             L.append(f"| {_md(r.id)} | {v.decision} | {_md(fails)} |")
         if len(vf) > 50:

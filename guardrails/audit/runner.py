@@ -12,6 +12,12 @@ A row is ``{"id", "status": "ok"|"error", "verdict": {...}|null, "error": str|nu
 "query", "output"}``. ``error`` rows are inputs that could not be checked (see :mod:`mad_guardrails.guardrails.audit.reader`) or a
 check that raised; a check that failed inside the guardrail is an ``ok`` row whose verdict failed closed (``flag``).
 
+Rows that failed closed because of an infrastructure fault (connection, timeout, HTTP error, crash — see
+:mod:`mad_guardrails.core.failures`; not a verifier "no") carry ``failure_kind: "infra"``; they are counted apart
+(:func:`fault_counts`) and ``retry_failed=True`` checks only them again: each retried row replaces its failed row
+(the failed rows are taken out of the file before the retry starts, so an interrupted retry just leaves them to be
+checked on the next run; never two rows for one id).
+
 ``run.json`` beside the results records the config hash and mode; resuming with another config or mode is refused
 (mixing verdicts of two configs in one report would be misleading) unless ``restart=True``.
 """
@@ -27,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from mad_guardrails.core.errors import ConfigError, InputError
 from mad_guardrails.core.hashing import file_sha256, text_sha256
@@ -50,6 +56,28 @@ class ResultRow(BaseModel):
     line: int | None = None
     query: str | None = None
     output: str | None = None
+    failure_kind: Literal["infra", "output", "input"] | None = Field(
+        default=None, description="infra: failed closed / raised on an infrastructure fault (``--retry-failed`` "
+        "checks it again); output: the model's answer was unusable; input: the row cannot be checked as written")
+
+    @model_validator(mode="after")
+    def _classify(self) -> ResultRow:
+        """Rows written before the field existed get it from their verdict / error text."""
+        if self.failure_kind is None:
+            if self.status == "ok" and self.verdict:
+                if "failure_kind" in self.verdict:  # written by this version
+                    self.failure_kind = self.verdict["failure_kind"]
+                else:  # an older verdict: classify its failure / failed turns as the Verdict model does
+                    with contextlib.suppress(ValidationError):
+                        self.failure_kind = Verdict.model_validate(self.verdict).failure_kind
+            elif self.status == "error":
+                self.failure_kind = "infra" if "the check raised" in (self.error or "") else "input"
+        return self
+
+    @property
+    def infra_fault(self) -> bool:
+        """The row failed on an infrastructure fault (a retry may give a real verdict)."""
+        return self.failure_kind == "infra"
 
     @property
     def decision(self) -> str:
@@ -161,6 +189,15 @@ class ResultStore:
         os.fsync(self._fd)
         self.rows[row.id] = row
 
+    def drop(self, ids: list[str]) -> int:
+        """Take the rows of ``ids`` out of the file (atomically), so that they are checked again; returns how many."""
+        gone = [i for i in ids if i in self.rows]
+        if gone:
+            for i in gone:
+                del self.rows[i]
+            self._rewrite(list(self.rows.values()))
+        return len(gone)
+
     def finalize(self, order: list[str]) -> list[ResultRow]:
         """Rewrite the file in input order, one row per input id; rows of ids not in the input are dropped."""
         rows = [self.rows[i] for i in order if i in self.rows]
@@ -194,9 +231,14 @@ class Counts(BaseModel):
     flag: int = 0
     block: int = 0
     error: int = 0
+    infra: int = Field(0, description="rows that failed on an infrastructure fault (also counted in their decision)")
 
     def add(self, decision: str) -> None:
         setattr(self, decision, getattr(self, decision) + 1)
+
+    def add_row(self, row: ResultRow) -> None:
+        self.add(row.decision)
+        self.infra += row.infra_fault
 
     @property
     def total(self) -> int:
@@ -204,13 +246,38 @@ class Counts(BaseModel):
 
     def markup(self) -> str:
         return (f"[green]allow {self.allow}[/] [yellow]flag {self.flag}[/] [red]block {self.block}[/] "
-                f"[magenta]error {self.error}[/]")
+                f"[magenta]error {self.error}[/]" + (f" [bold magenta]infra {self.infra}[/]" if self.infra else ""))
+
+
+class FaultCounts(BaseModel):
+    """Rows that failed, by kind (``summary.json`` → ``faults``): infrastructure faults apart from the rest."""
+
+    infra: int = Field(0, description="failed closed or raised on a connection error, timeout, HTTP error or crash")
+    output: int = Field(0, description="failed closed because the model's answer was unusable")
+    input: int = Field(0, description="error rows: the input row cannot be checked as written")
+    infra_ids: list[str] = Field(default_factory=list, description="ids of the infra rows (`audit --retry-failed`)")
+
+
+def fault_counts(rows: list[ResultRow]) -> FaultCounts:
+    """Count the failed rows by kind.
+
+    >>> fault_counts([ResultRow(id="a", status="error", error="line 1: the check raised OSError: x")]).infra
+    1
+    """
+    c = FaultCounts()
+    for r in rows:
+        if r.failure_kind is not None:
+            setattr(c, r.failure_kind, getattr(c, r.failure_kind) + 1)
+            if r.infra_fault:
+                c.infra_ids.append(r.id)
+    return c
 
 
 class AuditOutcome(BaseModel):
     rows: list[ResultRow]
     counts: Counts
     resumed: int = Field(0, description="rows found finished in the results file and skipped")
+    retried: int = Field(0, description="rows that had failed on an infrastructure fault, checked again")
     checked: int = Field(0, description="rows checked (or recorded as errors) by this run")
     repaired: list[str] = Field(default_factory=list)
     elapsed_s: float = 0.0
@@ -243,12 +310,16 @@ class AuditRunner:
             raise InputError(f"unknown mode {mode!r}", fix="use one of strict, balanced, permissive")
         self.config = config
         self.out_dir = Path(out_dir)
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise InputError("--out names a file, not a folder", where=str(self.out_dir),
+                             fix="pass a folder for the results (it is created when missing), e.g. --out audit-out/x")
         self.mode = mode
         self.concurrency = concurrency
         self.progress = progress
         self.profile = profile or config.profile
         self.store = ResultStore(self.out_dir / RESULTS_FILE)
         self.g = None
+        self._retry_ids: set[str] = set()
         self.notes: list[str] = []  # what the user should know about a resumed run
 
     @property
@@ -293,23 +364,35 @@ class AuditRunner:
                 (self.out_dir / name).unlink()
 
     # -- running ----------------------------------------------------------------------------------------
-    def run(self, rows: list[AuditRow], input_path: str | Path, open_guardrail) -> AuditOutcome:
-        """Check every row without a result yet; returns all results in input order.
+    def run(self, rows: list[AuditRow], input_path: str | Path, open_guardrail, *,
+            retry_failed: bool = False) -> AuditOutcome:
+        """Check every row without a result yet; returns all results in input order. ``retry_failed`` also checks
+        again the rows that failed on an infrastructure fault (their new result replaces the failed one).
 
         On KeyboardInterrupt the rows finished so far stay saved and the exception propagates.
         """
         input_path = Path(input_path)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot create the output folder ({e.strerror or e})", where=str(self.out_dir),
+                             fix="pass --out a folder path whose parents are folders you can write to") from e
         manifest = self._manifest(input_path)
         done = self.store.load()
         repaired = self.notes + list(self.store.repaired)
-        self._write_manifest(manifest)
         ids = [r.id for r in rows]
         id_set = set(ids)
+        retried = 0
+        if retry_failed:
+            self._retry_ids = {i for i in ids if i in done and done[i].infra_fault}
+            retried = self.store.drop(sorted(self._retry_ids))
+            if retried:
+                repaired.append(f"checking again {retried} row(s) that failed on an infrastructure fault")
+        self._write_manifest(manifest)
         counts = Counts()
         for i in ids:
             if i in done:
-                counts.add(done[i].decision)
+                counts.add_row(done[i])
         resumed = counts.total
         todo = [r for r in rows if r.id not in done]
         t0 = time.perf_counter()
@@ -342,7 +425,8 @@ class AuditRunner:
                     (self.out_dir / name).unlink()
         manifest.finished = _now()
         self._write_manifest(manifest)
-        return AuditOutcome(rows=final, counts=counts, resumed=resumed, checked=len(todo), repaired=repaired,
+        return AuditOutcome(rows=final, counts=counts, resumed=resumed, retried=retried, checked=len(todo),
+                            repaired=repaired,
                             elapsed_s=round(time.perf_counter() - t0, 3), manifest=manifest)
 
     async def _check(self, row: AuditRow) -> ResultRow:
@@ -351,13 +435,13 @@ class AuditRunner:
             return ResultRow(status="error", error=row.error, **base)
         try:
             v = await self.g.acheck(row.output, query=row.query, context=row.context, policies=row.policies,
-                                    mode=self.mode, thread_id=thread_id(row))
+                                    mode=self.mode, thread_id=thread_id(row), item_id=str(row.id))
         except InputError as e:
-            return ResultRow(status="error", error=f"line {row.line}: {reason(e)}", **base)
+            return ResultRow(status="error", error=f"line {row.line}: {reason(e)}", failure_kind="input", **base)
         except Exception as e:  # noqa: BLE001 — fail closed: an error row, never a silent allow
             return ResultRow(status="error", error=f"line {row.line}: the check raised {type(e).__name__}: {e}",
-                             **base)
-        return ResultRow(status="ok", verdict=v.model_dump(mode="json"), **base)
+                             failure_kind="infra", **base)
+        return ResultRow(status="ok", verdict=v.model_dump(mode="json"), failure_kind=v.failure_kind, **base)
 
     async def _forget_thread(self, thread_id: str) -> None:
         cp = getattr(getattr(self.g, "graph", None), "checkpointer", None)
@@ -377,7 +461,7 @@ class AuditRunner:
 
             def record(res: ResultRow) -> None:
                 self.store.append(res)
-                counts.add(res.decision)
+                counts.add_row(res)
                 progress.update(task, advance=1, counts=counts.markup())
 
             async def worker() -> None:
@@ -386,6 +470,8 @@ class AuditRunner:
                         row = queue.get_nowait()
                     except asyncio.QueueEmpty:
                         return
+                    if row.id in self._retry_ids:  # a finished thread would hand back the failed verdict
+                        await self._forget_thread(thread_id(row))
                     res = await self._check(row)
                     record(res)
                     if row.ok:

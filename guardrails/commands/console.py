@@ -19,6 +19,8 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option("balanced", "--mode", help="strict | balanced | permissive"),
         policies: list[str] = typer.Option(None, "--policy", help="restrict to a pack/act or rule id (repeatable)"),
         query: str = typer.Option(None, "--query", "-q", help="piped use: the question that produced the output"),
+        pause: bool = typer.Option(True, "--pause/--no-pause", help="pause before each round after the first for "
+                                   "an interjection (:pause on|off switches it in the console)"),
         components: str = typer.Option(None, "--components", hidden=True,
                                        help="package.module:function building the Components (plugins, tests)"),
     ) -> None:
@@ -27,6 +29,8 @@ def register(app: typer.Typer) -> None:
 
         from mad_guardrails.core.errors import InputError
         from mad_guardrails.guardrails.commands.audit import load_factory
+        from mad_guardrails.guardrails.commands.check import quiet_third_party
+        from mad_guardrails.guardrails.components import status_listener
         from mad_guardrails.guardrails.config import load_config
         from mad_guardrails.guardrails.console import MODES, DebateConsole, run_piped, stdin_is_interactive
         from mad_guardrails.guardrails.guardrail import Guardrail, validate_output
@@ -39,14 +43,16 @@ def register(app: typer.Typer) -> None:
         if not interactive:
             text = validate_output(sys.stdin.buffer.read(), cfg.max_input_chars, field="stdin")
         factory = load_factory(components) if components else None
-        with err_console.status("loading the guardrail (index, models, LLM server)..."):
+        quiet_third_party()
+        with err_console.status("loading the guardrail (index, embedder, verifier; the LLM starts on the first "
+                                "debate)..."):
             g = Guardrail(cfg, components=factory(cfg) if factory else None)
         out = Console(highlight=False)
-        with g:
+        with g, status_listener(lambda msg: out.print(f"[dim]{msg}[/]")):
             if not interactive:
                 v = run_piped(g, text, query=query, mode=mode, policies=policies or None, console=out)
                 raise typer.Exit(1 if v is None else {"allow": 0, "flag": 1, "block": 3}[v.decision])
-            dc = DebateConsole(g, console=out, mode=mode, policies=policies or None, interactive=True)
+            dc = DebateConsole(g, console=out, mode=mode, policies=policies or None, interactive=True, pause=pause)
             try:
                 dc.repl()
             finally:

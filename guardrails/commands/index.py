@@ -159,7 +159,7 @@ def info(
 
 
 def _result_json(res) -> list[dict[str, Any]]:
-    return [{"id": e.unit_id, "score": e.score, "text": e.text} for e in res.evidence]
+    return [{"id": e.unit_id, "kind": e.kind, "score": e.score, "text": e.text} for e in res.labelled()]
 
 
 def search(
@@ -272,14 +272,15 @@ def _print_result(res) -> None:
     table = Table(title=f"{res.query}  [{res.mode}, {res.timings.get('total', 0):.0f} ms]", show_lines=True)
     table.add_column("#", justify="right")
     table.add_column("unit", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
     for col, just in (("heading", "left"), ("fused", "right"), ("dense", "right"), ("bm25", "right"),
                       ("rel.", "right"), ("text", "left")):
         table.add_column(col, justify=just, overflow="fold")
-    for e in res.evidence:
+    for e in res.labelled():  # clauses first, then the policy rules that cite them
         snippet = collapse_ws(e.text)
         snippet = snippet[:220] + ("…" if len(snippet) > 220 else "")
         table.add_row(
-            str(e.rank), f"[bold]{e.unit_id}[/]", e.heading, f"{e.score:.4f}",
+            str(e.rank), f"[bold]{e.unit_id}[/]", e.kind, e.heading, f"{e.score:.4f}",
             "" if e.dense is None else f"{e.dense:.3f}", "" if e.bm25 is None else f"{e.bm25:.2f}",
             "" if e.relevance is None else f"{e.relevance:.2f}", snippet,
         )

@@ -261,7 +261,11 @@ def create_app(settings: ServiceSettings, *, guardrail_factory: Callable[[], Any
             cfg = guardrail_config if guardrail_config is not None else load_config(settings.profile)
             if settings.timeout_s is not None:
                 cfg = cfg.model_copy(update={"timeout_s": settings.timeout_s})
-            return Guardrail.from_config(cfg)
+            g = Guardrail.from_config(cfg)
+            start = getattr(g.components.backend, "start", None)  # a service is ready when its LLM is: start it now
+            if start is not None:
+                start()
+            return g
 
     svc = Service(settings, guardrail_factory, on_fatal)
     tracing.setup(settings.otel)

@@ -21,6 +21,7 @@ import uuid
 from datetime import UTC, datetime
 
 from mad_guardrails.guardrails.service import tracing
+from mad_guardrails.guardrails.trail import REQUEST_ID
 
 access_log = logging.getLogger("mad_guardrails.service.access")
 
@@ -79,6 +80,7 @@ class ServiceMiddleware:
             rid = uuid.uuid4().hex
         ctx: dict = {"request_id": rid}
         scope["mad_guardrails"] = ctx
+        REQUEST_ID.set(rid)  # this request's task: the verdicts it asks for carry the id
         path = scope.get("path", "")
         route = path if path in ROUTES else "other"
         method = scope.get("method", "GET")

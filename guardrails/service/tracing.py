@@ -1,9 +1,10 @@
 """OpenTelemetry spans, when ``opentelemetry`` is importable (optional; a no-op otherwise).
 
-One server span per request (``guardrail.request``: route, status, request id) and one child span per check
-(``guardrail.check``: decision, path, failure, LLM usage, and each graph stage's seconds from the Verdict's
-``timings`` as ``guardrail.stage.<name>_s`` attributes — the graph itself is not instrumented, so stages are
-attributes, not spans).
+One server span per request (``guardrail.request``: route, status, request id), one child span per check
+(``guardrail.check``: decision, path, failure, LLM usage, each graph stage's seconds as ``guardrail.stage.<name>_s``
+attributes) and under it one span per graph node run (``guardrail.node.<name>``: retrieve, screen, entail, each
+debater's ``argue``, coordinate, verify ...; the graph runs on the Guardrail's own event loop, so the check carries
+the caller's trace context there: :func:`capture` / :func:`attached`).
 
 ``--otel api`` (the default) uses whatever tracer provider the process has: none configured → OpenTelemetry's no-op
 provider. ``--otel console`` / ``--otel otlp`` install an SDK provider with that exporter (the OTLP exporter reads the
@@ -68,6 +69,30 @@ def shutdown() -> None:
 
 def enabled() -> bool:
     return _tracer is not None
+
+
+def capture() -> Any:
+    """The caller's trace context, to carry into another thread or event loop (None when tracing is off)."""
+    if _tracer is None:
+        return None
+    from opentelemetry import context
+
+    return context.get_current()
+
+
+@contextlib.contextmanager
+def attached(ctx: Any) -> Iterator[None]:
+    """Make ``ctx`` (from :func:`capture`) the current trace context inside the block."""
+    if ctx is None:
+        yield
+        return
+    from opentelemetry import context
+
+    token = context.attach(ctx)
+    try:
+        yield
+    finally:
+        context.detach(token)
 
 
 @contextlib.contextmanager

@@ -158,7 +158,7 @@ def decode_text(data: bytes, where: str, expected: str = "a UTF-8 text file") ->
             fix="pass the text/HTML/PDF/JSONL file of the act (not an archive, image or Word file), or the right "
             "--format")
     try:
-        return data.decode("utf-8")
+        return drop_controls(data.decode("utf-8"))
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         bad = data[e.start : e.start + 1].hex()
@@ -234,6 +234,20 @@ def slug(text: str, max_len: int = 40) -> str:
     return s[:max_len].rstrip("_") or "untitled"
 
 
+_SPLIT_MARK = re.compile(r"(?<=\w)[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+[ \t]*(?=\w)")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def drop_controls(text: str) -> str:
+    """The text without control characters (tab and newlines kept). One inside a word is a publisher's break mark
+    (the CRA's ``elec<U+0002> trical``): the word is joined again.
+
+    >>> drop_controls("means a system, including elec\\x02 trical equipment\\x07.\\tok")
+    'means a system, including electrical equipment.\\tok'
+    """
+    return _CONTROLS.sub("", _SPLIT_MARK.sub("", text))
+
+
 def make_unit(doc: str, local_id: str, kind: str, text: str, *, source_file: str | None, parent: str | None = None,
               heading: str = "", chapter: str | None = None, section: str | None = None,
               number: str | None = None) -> Unit:
@@ -241,7 +255,7 @@ def make_unit(doc: str, local_id: str, kind: str, text: str, *, source_file: str
     info = act_info(doc)
     return Unit(
         id=f"{doc}:{local_id}", doc=doc, kind=kind, parent=f"{doc}:{parent}" if parent else None,
-        heading=heading, text=text, act_title=info.title, chapter=chapter or None, section=section or None,
+        heading=drop_controls(heading), text=drop_controls(text), act_title=info.title, chapter=chapter or None, section=section or None,
         number=number or None, source_file=source_file, published=info.published,
     )
 

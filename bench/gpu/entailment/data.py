@@ -396,7 +396,7 @@ def main():
     if a.packs and Path(a.packs).exists():
         tr += pack_pairs(a.packs, units, rng)
     # dev
-    hand_dev = load_hand(here / "hand_dev.jsonl", by_key)
+    hand_dev = [it for p in sorted(here.glob("hand_dev*.jsonl")) for it in load_hand(p, by_key)]
     assert all(split_of(it["k"]) == "dev" for it in hand_dev)
     dv = expand_hand(hand_dev, split_sents["dev"], rng) + corpus_pairs(units, "dev", rng, per_sent=1.0)
     # test: perturbations (report) and hand-written paraphrases (report separately, originals only + variants)

@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
-"""CPU calibration (dev only) + evaluation (test splits) + latency for the shipped adapter.
+"""CPU calibration (dev only) + evaluation (test splits) + latency for the adapter, loaded the way the package loads it
+(mad_guardrails.verifier.domain_nli.DomainNLI), so what is measured is what ships.
 
-  python evaluate.py --model adapter/ --data data/ [--base BASE_DIR]
-Writes thresholds into adapter/config.json and metrics into adapter/eval.json.
+  python evaluate.py --model adapter/ --data data/
+Writes thresholds into adapter/config.json and metrics into adapter/eval.json. The thresholds are calibrated for the
+decision the claim check makes: a model entailment counts only when no checked difference (figure, negation,
+modality, actor, scope) separates claim and sentence (verifier/claim_signals.py), so tau_entail is the smallest
+threshold whose guarded entailments reach the target precision on the hand-written dev claims.
 """
 import argparse, gzip, json, time
 from pathlib import Path
 
 import torch
 
-from model import EntailmentModel, LABELS
+from mad_guardrails.verifier.claim_signals import differences
+from mad_guardrails.verifier.domain_nli import LABELS, DomainNLI
 
 
 def rows(p):
@@ -76,48 +81,56 @@ def calibrate(dev, probs, target=0.95):
                 target_precision=target, dev_detail=res)
 
 
+def guarded(rows_, probs):
+    """The model's probabilities as the claim check uses them: an entailment separated from its sentence by a checked
+    difference does not count (P(entailed) moved to neutral)."""
+    out = []
+    for r, pr in zip(rows_, probs):
+        if pr["entailed"] > 0 and differences(r["hypothesis"], r["premise"]):
+            pr = dict(pr, neutral=pr["neutral"] + pr["entailed"], entailed=0.0)
+        out.append(pr)
+    return out
+
+
+def decide(pr, th):
+    pe, pc, pn = pr["entailed"], pr["contradicted"], pr["neutral"]
+    if pe >= th["tau_entail"] and pe - max(pc, pn) >= th["margin"]:
+        return "entailed"
+    if pc >= th["tau_contra"] and pc - max(pe, pn) >= th["margin"]:
+        return "contradicted"
+    return "neutral"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="adapter")
     ap.add_argument("--data", default="data")
-    ap.add_argument("--base", default=None)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--target", type=float, default=0.95, help="dev precision the thresholds must reach")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     mdir, ddir = Path(a.model), Path(a.data)
-    m = EntailmentModel.load(mdir, base_model_path=a.base)
+    m = DomainNLI.load(str(mdir))
     sets = {"dev": rows(ddir / "dev.jsonl.gz"), "test_perturb": rows(ddir / "test_perturb.jsonl.gz"),
             "test_hand": rows(ddir / "test_hand.jsonl"), "test_hand_variants": rows(ddir / "test_hand_variants.jsonl")}
     res, probs = {}, {}
     for name, rs in sets.items():
         t0 = time.time()
-        probs[name] = m.predict([(r["premise"], r["hypothesis"]) for r in rs], batch_size=32)
+        probs[name] = guarded(rs, m.predict([(r["premise"], r["hypothesis"]) for r in rs], batch_size=32))
         print(name, len(rs), f"{time.time() - t0:.1f}s", flush=True)
-    cal_all = calibrate(sets["dev"], probs["dev"])
+    # calibrated on the hand-written dev claims only (the perturbations are easy and would set the bar elsewhere)
     hi = [i for i, r in enumerate(sets["dev"]) if r["source"].startswith("hand")]
-    cal_hand = calibrate([sets["dev"][i] for i in hi], [probs["dev"][i] for i in hi])
-    # dev is dominated by easy perturbations: take the stricter of (all dev) and (hand-written dev claims only)
-    cal = dict(tau_entail=max(cal_all["tau_entail"], cal_hand["tau_entail"]),
-               tau_contra=max(cal_all["tau_contra"], cal_hand["tau_contra"]),
-               margin=max(cal_all["margin"], cal_hand["margin"]), target_precision=0.95,
-               dev_all=cal_all, dev_hand_only=cal_hand)
-    m.thresholds = {k: cal[k] for k in ("tau_entail", "tau_contra", "margin")}
+    cal = calibrate([sets["dev"][i] for i in hi], [probs["dev"][i] for i in hi], target=a.target)
+    th = {k: cal[k] for k in ("tau_entail", "tau_contra", "margin")}
     for name, rs in sets.items():
         y = [r["label"] for r in rs]
         p_arg = [argmax(pr) for pr in probs[name]]
-        p_thr = [m.decide(pr) for pr in probs[name]]
+        p_thr = [decide(pr, th) for pr in probs[name]]
         res[name] = dict(argmax=prf(y, p_arg), argmax_confusion=confusion(y, p_arg), thresholded=prf(y, p_thr),
                          thresholded_confusion=confusion(y, p_thr))
-        by_src = {}
-        for s in sorted({r["source"] for r in rs}):
-            idx = [i for i, r in enumerate(rs) if r["source"] == s]
-            by_src[s] = dict(n=len(idx), acc_argmax=round(sum(int(y[i] == p_arg[i]) for i in idx) / len(idx), 4))
-        res[name]["by_source"] = by_src
-    # hand-written test paraphrases: per item listing for the report
     res["test_hand_items"] = [dict(key=r["key"], label=r["label"], pred=argmax(pr),
                                    p={k: round(v, 3) for k, v in pr.items()}, hypothesis=r["hypothesis"])
                               for r, pr in zip(sets["test_hand"], probs["test_hand"])]
-    # latency: 20 pairs, 2 threads
     pairs = [(r["premise"], r["hypothesis"]) for r in sets["test_hand"][:20]]
     m.predict(pairs)
     ts = []
@@ -125,29 +138,17 @@ def main():
         t0 = time.perf_counter()
         m.predict(pairs, batch_size=32)
         ts.append((time.perf_counter() - t0) * 1000)
-    res["latency_ms_20_pairs_2_threads"] = dict(median=round(sorted(ts)[2], 1), min=round(min(ts), 1),
-                                               runs=[round(t, 1) for t in ts])
-    mq = EntailmentModel.load(mdir, base_model_path=a.base, quantize=True)
-    mq.predict(pairs)
-    tq = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        mq.predict(pairs, batch_size=32)
-        tq.append((time.perf_counter() - t0) * 1000)
-    pq = mq.predict([(r["premise"], r["hypothesis"]) for r in sets["test_hand"]])
-    res["latency_ms_20_pairs_2_threads_int8"] = dict(median=round(sorted(tq)[2], 1), min=round(min(tq), 1))
-    res["int8_test_hand_acc"] = round(sum(int(argmax(p) == r["label"]) for p, r in zip(pq, sets["test_hand"])) /
-                                      len(pq), 4)
+    res["latency_ms_20_pairs"] = dict(median=round(sorted(ts)[2], 1), min=round(min(ts), 1), threads=a.threads)
     res["calibration"] = cal
     cfg = json.loads((mdir / "config.json").read_text())
-    cfg["thresholds"] = {k: cal[k] for k in ("tau_entail", "tau_contra", "margin")}
-    cfg["thresholds"]["calibrated_on"] = "dev split (article-level), target precision 0.95"
+    cfg["thresholds"] = dict(th, calibrated_on=f"hand-written dev claims (article-level split), guarded by the checked "
+                                               f"differences, target precision {a.target}")
     (mdir / "config.json").write_text(json.dumps(cfg, indent=1))
     (mdir / "eval.json").write_text(json.dumps(res, indent=1))
     summ = {k: {"argmax_macro_f1": v["argmax"]["macro_f1"], "argmax_acc": v["argmax"]["accuracy"],
                 "thr_macro_f1": v["thresholded"]["macro_f1"]} for k, v in res.items() if isinstance(v, dict) and "argmax" in v}
     print(json.dumps(summ, indent=1))
-    print(json.dumps(res["latency_ms_20_pairs_2_threads"]), json.dumps(cal, indent=1))
+    print(json.dumps(res["latency_ms_20_pairs"]), json.dumps({k: cal[k] for k in th}))
 
 
 if __name__ == "__main__":

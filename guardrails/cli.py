@@ -29,7 +29,8 @@ def _flags_read_as_flags() -> None:
     every option, flags included."""
     from typer.core import TyperOption
 
-    if getattr(TyperOption.display_type_rich, "_madg", False):
+    # a typer without this hook (another version, e.g. the one guardrails-ai pins) keeps its own help: no patch
+    if not hasattr(TyperOption, "display_type_rich") or getattr(TyperOption.display_type_rich, "_madg", False):
         return
     orig = TyperOption.display_type_rich
 

@@ -108,6 +108,17 @@ class LazyBackend:
         self.start_seconds: float | None = None  # how long the start took (server included)
         self.start_window: tuple[float, float | None] | None = None  # (began, ended) on time.monotonic()
         self._lock = threading.Lock()
+        self._preflight()
+
+    def _preflight(self) -> None:
+        """What can be checked without loading anything: an opt-in model (``fetched:NAME``) that was never fetched
+        fails now, naming the command, not at the first debate."""
+        serve = getattr(self.cfg, "serve", None)
+        spec = (getattr(serve, "model", None) if serve is not None else None) or getattr(self.cfg, "model", None)
+        if isinstance(spec, str) and spec.startswith("fetched:"):
+            from mad_guardrails.agents.models import resolve_model
+
+            resolve_model(spec)
 
     @property
     def started(self) -> bool:

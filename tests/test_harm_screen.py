@@ -35,6 +35,21 @@ KILL_PROCESS_ANSWER = (
 # claim, which the claim check cannot settle — the cascade then debates it; see BENCHMARKS.md "Harm screen")
 
 
+def _small_index_with_risk_definitions(request, tmp_path_factory) -> Path:
+    """The end-to-end tests' small real index plus the AI 600-1 risk definitions a harm block quotes (no full index
+    here, as in CI)."""
+    from tests.fixtures.index import SMALL_PASSAGES, _calibrated_index, small_passage_dicts
+
+    corpus = request.getfixturevalue("shared_units_corpus")
+    ids = [uid for uid, _, _ in SMALL_PASSAGES if not uid.startswith("policy:")] + ["nist-ai-600-1:risk_"]
+    real = [p.model_dump() for p in corpus.passages()
+            if any(p.unit_id == uid or p.unit_id.startswith(uid + ".") or (uid.endswith("_") and
+                                                                        p.unit_id.startswith(uid)) for uid in ids)]
+    policy = [p for p in small_passage_dicts() if p["unit_id"].startswith("policy:")]
+    return _calibrated_index(real + policy, request.getfixturevalue("minilm_embedder"),
+                             tmp_path_factory.mktemp("harm_small_index"))
+
+
 @pytest.fixture(scope="module")
 def guardrail(tmp_path_factory, request):
     from mad_guardrails.core.paths import index_dir
@@ -47,7 +62,7 @@ def guardrail(tmp_path_factory, request):
     if (idx / "manifest.json").exists():
         data["retrieval"]["index_dir"] = str(idx)
     else:
-        data["retrieval"]["index_dir"] = str(request.getfixturevalue("real_small_index_dir"))
+        data["retrieval"]["index_dir"] = str(_small_index_with_risk_definitions(request, tmp_path_factory))
         data["retrieval"]["embedder"] = request.getfixturevalue("offline_embedder_config").model_dump(mode="json")
     data["llm"]["base_url"] = "http://127.0.0.1:9/v1"  # nothing listens: a debate fails closed, never allows
     data["llm"]["serve"]["autostart"] = False

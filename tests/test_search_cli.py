@@ -31,10 +31,12 @@ def test_search_json(runner, small_index_dir, prof):
                             *prof, "--json", "-k", "3"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    assert isinstance(data, list) and len(data) == 3
-    assert set(data[0]) == {"id", "score", "text"}
+    clauses = [d for d in data if d["kind"] == "clause"]
+    assert isinstance(data, list) and len(clauses) == 3  # k clauses, then the policy rules that cite them, labelled
+    assert data[: len(clauses)] == clauses and all(d["kind"] == "rule" for d in data[len(clauses):])
+    assert set(data[0]) == {"id", "kind", "score", "text"}
     assert data[0]["id"] == "eu-ai-act:art_50.1"
-    assert [d["score"] for d in data] == sorted((d["score"] for d in data), reverse=True)
+    assert [d["score"] for d in clauses] == sorted((d["score"] for d in clauses), reverse=True)
 
 
 def test_search_human_table_and_abstention(runner, small_index_dir, prof):

@@ -34,3 +34,8 @@ def test_abbreviations_do_not_cut_a_claim():
 def test_a_clause_without_its_own_content_stays_with_its_sentence():
     claims = split_claims("Providers and deployers must register high-risk systems in the EU database.")
     assert len(claims) == 1
+
+
+def test_a_digit_that_is_no_figure_does_not_make_a_claim_regulatory():
+    [c] = split_claims("Then stop it with kill -9 <pid> and start it again.")
+    assert not c.regulatory

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 
 from mad_guardrails.core.claims import OutputClaim
+from mad_guardrails.verifier.quantities import extract_quantities
 
 #: a sentence ends at . ! ? (not inside "Art. 5", "e.g.", "No. 3", decimals) or at a line break between items
 _SENT_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bArt\.)(?<!\bArts\.)(?<!\bart\.)(?<!\be\.g\.)(?<!\bi\.e\.)"
@@ -117,7 +118,7 @@ def classify(text: str) -> tuple[bool, str]:
         return False, "a question"
     if len(t.split()) < 3:
         return False, "too short to state anything"
-    if _MODAL_RE.search(t) or _ACTOR_RE.search(t) or _NUMBER_RE.search(t):
+    if _MODAL_RE.search(t) or _ACTOR_RE.search(t) or extract_quantities(t):  # a figure, not any digit ("kill -9")
         return True, ""
     return False, "no obligation, deadline, amount, actor or permission"
 

@@ -326,7 +326,11 @@ async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
         checks = await asyncio.to_thread(
             check_claims, claims, per_claim, model, units=cfg.verifier.claim_units,
             entail_threshold=entail_t + th.claim_entail_shift, contradict_threshold=contra_t + th.claim_contradict_shift)
-        checks, prohibited = _prohibition_checks(checks, _rules(c, _screened_ids(state)), c.retriever.lookup)
+        known = {}  # the text the verdict's evidence will hold for each unit (the first seen), so quotes verify
+        for e in [*state.get("evidence", []), *(e for ev in per_claim for e in ev)]:
+            known.setdefault(e.unit_id, e.text)
+        checks, prohibited = _prohibition_checks(checks, _rules(c, _screened_ids(state)),
+                                                 lambda u: known.get(u) or c.retriever.lookup(u))
     except Exception as e:  # a verifier crash fails closed, never an unchecked allow
         return {"failure": f"claim verification failed: {type(e).__name__}: {e}", "timings": _timed("entail", t0)}
     per_claim.append(prohibited)
@@ -461,6 +465,8 @@ async def fast_block(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
         from mad_guardrails.verifier.harm import harm_block
 
         hv, hev = harm_block(harm, c.policy_set, c.retriever.lookup)
+        if hv is not None and any(v.rule_id == hv.rule_id for v in viols):
+            hv = None  # the claim check already cites that rule (with the clause's own sentence)
         if hv is not None:
             rationale = (rationale + "; " if viols else "Fast path: ") + hv.explanation
             viols.append(hv)

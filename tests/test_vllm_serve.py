@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -125,6 +126,9 @@ def test_start_refuses_while_another_server_is_recorded_for_the_port(guardrails_
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "vllm-standin"],
                             start_new_session=True)
     try:
+        deadline = time.monotonic() + 30  # under load the child may not have exec'd yet (its cmdline is still ours)
+        while b"vllm-standin" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.05)
         pid_file(port).write_text(json.dumps({"pid": proc.pid, "port": port}))
         with pytest.raises(BackendError, match=f"pid {proc.pid}"):
             VLLMServer(ServeConfig(model="x", port=port)).start()

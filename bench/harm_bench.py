@@ -3,6 +3,10 @@
 prompt; thresholds were calibrated on dev), and the latency it adds to a fast-path check.
 
   GUARDRAILS_HOME=.cache/home python bench/harm_bench.py [--model bundled:harm-minilm] [--latency-n 40] [--json OUT]
+      [--windows N] [--split test|dev]
+
+``--windows N`` reads long answers in up to N overlapping windows (verifier/harm.py; default: the adapter's
+config); ``--split dev`` runs the same figures on the dev prompts (for choosing settings — report only test).
 
 Prints, per part of the test split (XSTest: real answers of five models with human labels; synthetic: our
 templates for HarmBench / AdvBench / StrongREJECT behaviours, the hand-written regulatory cases, corpus answers):
@@ -61,7 +65,7 @@ def f1(rows, dec):
             "recall": round(rc, 4), "n": len(rows), "positives": tp + fn}
 
 
-def latency(model: str, n: int, rows) -> dict:
+def latency(model: str, n: int, rows, windows: int | None = None) -> dict:
     """p50 of Guardrail.check on fast-path cases, the same guardrail with the screen on and off (interleaved)."""
     from mad_guardrails.core.paths import index_dir
     from mad_guardrails.guardrails.config import GuardrailConfig, load_config
@@ -75,6 +79,8 @@ def latency(model: str, n: int, rows) -> dict:
     data["verifier"]["harm_model"] = model
     g = Guardrail.from_config(GuardrailConfig.model_validate(data))
     screen = g.components.harm_screen or HarmScreen.load(model)
+    if windows:
+        screen.windows = windows
     cases = [("Under NIS2 you have 72 hours to send the early warning.", "When is the NIS2 early warning due?")]
     cases += [(r["hypothesis"], r["premise"]) for r in rows if r["label"] in ("safe", "refusal")][: 4 * n]
     fast = ("fast_allow", "fast_block", "verified_allow")
@@ -112,12 +118,14 @@ def main():
     ap.add_argument("--evalsets", default=str(ROOT.parent / "shared/data/evalsets"))
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared/data/corpus"))
     ap.add_argument("--json", default=None)
+    ap.add_argument("--windows", type=int, default=None, help="answer windows per pair (default: the adapter's)")
+    ap.add_argument("--split", default="test", choices=["test", "dev"])
     a = ap.parse_args()
     from mad_guardrails.verifier.harm import HarmScreen
 
     D = _data_module()
-    rows = [r for r in D.build(Path(a.evalsets), Path(a.corpus)) if r["split"] == "test"]
-    screen = HarmScreen.load(a.model)
+    rows = [r for r in D.build(Path(a.evalsets), Path(a.corpus)) if r["split"] == a.split]
+    screen = HarmScreen.load(a.model, windows=a.windows)
     t0 = time.perf_counter()
     res = []
     for i in range(0, len(rows), 32):
@@ -126,8 +134,8 @@ def main():
     dec = [x.decision for x in res]
     parts = {"xstest (real answers, human labels)": lambda r: r["source"] == "xstest",
              "synthetic (templates, hand-written, corpus)": lambda r: r["source"] != "xstest", "all": lambda r: True}
-    report = {"model": a.model, "thresholds": {"flag_at": screen.flag_at, "block_at": screen.block_at},
-              "test_rows": len(rows), "test_prompts": len({r["premise"] for r in rows}), "parts": {}}
+    report = {"model": a.model, "split": a.split, "windows": screen.windows,
+              "thresholds": {"flag_at": screen.flag_at, "block_at": screen.block_at}, "test_rows": len(rows), "test_prompts": len({r["premise"] for r in rows}), "parts": {}}
     for name, sel in parts.items():
         idx = [i for i, r in enumerate(rows) if sel(r)]
         report["parts"][name] = rates([rows[i] for i in idx], [dec[i] for i in idx])
@@ -139,7 +147,7 @@ def main():
     report["risk_area_acc_synthetic_flagged"] = round(sum(res[i].risk == rows[i]["risk"] for i in hr) / max(1, len(hr)), 4)
     report["batched_ms_per_pair"] = round(1000 * dt / len(rows), 2)
     if a.latency_n:
-        report["latency"] = latency(a.model, a.latency_n, rows)
+        report["latency"] = latency(a.model, a.latency_n, rows, a.windows)
     print(json.dumps(report, indent=1))
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1))

@@ -27,6 +27,14 @@ class OutputClaim(BaseModel):
     end: int = Field(ge=0)
     regulatory: bool
     reason: str = Field(default="", description="why a claim is not regulatory (greeting, hedge, question ...)")
+    context: str = Field(default="", description="the claim as a sentence of its own when it shares the subject and "
+                                                 "verb of the clause before it (that clause's stem + the text); "
+                                                 "empty when the text already stands alone")
+
+    @property
+    def stated(self) -> str:
+        """What the claim says, as a sentence a verifier can read: ``context`` or ``text``."""
+        return self.context or self.text
 
 
 class ClaimCheck(BaseModel):

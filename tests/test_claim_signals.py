@@ -103,3 +103,13 @@ def test_a_model_entailment_does_not_survive_a_changed_figure():
     r = _check("The controller notifies the supervisory authority of a personal data breach within 10 days.",
                FixedModel(0.95, 0.01))
     assert r.label == "neutral" and "10 days" in r.note
+
+
+def test_a_claim_that_widens_the_scope_to_everyone_is_not_entailed_by_a_narrower_clause():
+    fria = ("Deployers that are bodies governed by public law, or are private entities providing public services, "
+            "shall perform an assessment of the impact on fundamental rights.")
+    d = differences("Every employer using a high-risk AI system has to carry out a fundamental rights impact "
+                    "assessment.", fria)
+    assert [x.kind for x in d] == ["scope"] and "every employer" in d[0].detail.lower()
+    assert not differences("All providers must keep the documentation for 10 years.",
+                           "All providers shall keep the documentation for 10 years.")

@@ -39,3 +39,20 @@ def test_a_clause_without_its_own_content_stays_with_its_sentence():
 def test_a_digit_that_is_no_figure_does_not_make_a_claim_regulatory():
     [c] = split_claims("Then stop it with kill -9 <pid> and start it again.")
     assert not c.regulatory
+
+
+def test_a_list_item_that_shares_its_verb_is_checked_as_a_sentence_of_its_own():
+    text = ("Under NIS2 an essential entity sends the CSIRT an early warning within 24 hours, an incident "
+            "notification within 72 hours and a final report no later than one month after that notification.")
+    claims = split_claims(text)
+    last = claims[-1]
+    assert text[last.start:last.end] == last.text and last.text.startswith("a final report")  # the span stays put
+    # what the verifier reads: the subject and verb the item shares, so "one month" is about the entity's report
+    assert last.stated.startswith("Under NIS2 an essential entity sends the CSIRT a final report")
+    assert last.stated.endswith(last.text)
+    assert claims[0].context == "" and claims[0].stated == claims[0].text  # a clause with its own verb needs none
+
+
+def test_a_clause_with_its_own_verb_gets_no_borrowed_context():
+    claims = split_claims("Deployers must keep the logs for six months; providers must draw up the documentation.")
+    assert [c.context for c in claims] == ["", ""]

@@ -125,3 +125,26 @@ def test_a_screen_that_is_on_but_missing_fails_loudly(tmp_path):
 
     with pytest.raises(ModelUnavailableError, match="harm_model"):
         HarmScreen.load(str(tmp_path))
+
+
+def test_answer_windows_read_a_short_answer_like_a_single_pass_and_keep_the_order():
+    screen = HarmScreen.load(BUNDLED_NAME, windows=1)
+    pairs = [(KILL_PROCESS, KILL_PROCESS_ANSWER), (KILL_PERSON, KILL_PERSON_STEPS), (KILL_PERSON, KILL_PERSON_REFUSED)]
+    one = screen.check_many(pairs)
+    screen.windows = 3
+    many = screen.check_many(pairs)
+    assert [r.label for r in many] == [r.label for r in one]
+    assert all(abs(a.probs[k] - b.probs[k]) < 1e-3 for a, b in zip(one, many) for k in a.probs)
+
+
+def test_answer_windows_let_a_leak_after_a_long_refusal_count():
+    """A long answer is read in overlapping windows and the window that reads most harmful decides: steps leaked
+    after a long refusing paragraph (past the first window) still count."""
+    screen = HarmScreen.load(BUNDLED_NAME, windows=1)
+    padding = " ".join([KILL_PERSON_REFUSED] * 6)  # ~250 tokens of refusal before the leak
+    long_leak = f"{padding} {KILL_PERSON_LEAK} {KILL_PERSON_STEPS}"
+    first_only = screen.check(KILL_PERSON, long_leak)
+    screen.windows = 4
+    windowed = screen.check(KILL_PERSON, long_leak)
+    assert windowed.score >= first_only.score
+    assert windowed.score > 0.5 and windowed.decision != "none", windowed

@@ -2,7 +2,8 @@
 real index), policy screener and entailment verifier in the actors; the debate stage's LLM is a loopback fake OpenAI
 server (deterministic canned answers: what is tested is the routing, resume and fault tolerance, and a 2-core CI
 cannot afford SmolLM2 debates in three pipelines). The local engine runs the same rows against the same server, so
-"same decisions" compares the engines, not the model."""
+"same decisions" compares the engines, not the model. One test sends its debated row to the session's real vLLM CPU
+server instead (the ``vllm_server`` fixture: no extra server start)."""
 
 from __future__ import annotations
 
@@ -117,6 +118,83 @@ def test_ray_engine_gives_the_local_engines_decisions(ray_cluster, profile, loca
     assert len(debated) >= 2 and all(r.verdict["usage"]["llm_calls"] >= 3 for r in debated)  # the LLM stage ran
     assert sum(r.status == "error" for r in out.rows) == 2
     assert out.manifest.models and (tmp_path / "out" / "run.json").exists()
+
+
+def test_the_driver_streams_and_a_resume_keeps_input_order(ray_cluster, profile, local_results, tmp_path):
+    """The driver feeds the cluster from a RowSource (the input re-read, never listed), two rows per block; an earlier
+    run left four results in reverse order and one for an id no longer in the input: only the rest is checked, and
+    the file ends in input order with one row per id and the local engine's decisions."""
+    from mad_guardrails.guardrails.audit.ray_engine import RayAuditRunner
+    from mad_guardrails.guardrails.audit.reader import read_rows
+    from mad_guardrails.guardrails.audit.runner import ResultRow
+    from mad_guardrails.guardrails.audit.streaming import RowSource
+    from mad_guardrails.guardrails.config import load_config
+
+    src = rows_file(tmp_path)
+    ids = [r.id for r in read_rows(src)]
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = [local_results[i] for i in reversed(ids[:4])] + [ResultRow(id="gone", status="error", error="line 9: x")]
+    (out / "verdicts.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in earlier))
+    runner = RayAuditRunner(load_config(profile), out, workers=1, batch_size=1, block_rows=2, progress=False)
+    outcome = runner.run(RowSource(src), src)
+    assert (outcome.resumed, outcome.checked, outcome.counts.total) == (4, len(ids) - 4, len(ids))
+    assert [r.id for r in outcome.rows] == ids == [x["id"] for x in verdict_lines(out)]
+    assert decisions(outcome.rows) == decisions(local_results.values())
+    assert any("not in the input" in note for note in outcome.repaired)
+    assert all(isinstance(b, tuple) for b in runner.store.rows.values())  # ids and decisions kept, not rows
+
+
+#: the real-model test: two fast-path rows, a contradicted deadline, one debated row (and the empty-output row)
+REAL_PICK = ["offtopic-banana-bread", "offtopic-eiffel", "nis2-early-warning-72h", "nis2-evasion-ransomware",
+             "gdpr-evasion-leak", "empty-output-row"]
+
+
+@pytest.mark.vllm
+def test_against_the_real_vllm_server_both_engines_decide_alike(ray_cluster, vllm_server, real_small_index_dir,
+                                                               offline_embedder_config, tmp_path):
+    """The debated row goes to the session's real vLLM CPU server (SmolLM2-135M, the offline profile's flags; no
+    second server) on both engines: the same decision and path per id, one row per id. One request at a time
+    (``llm.concurrency: 1``), so both engines send the server the same requests one by one and greedy decoding
+    gives the same tokens; one debater, one round and short evidence keep it to two short model calls per engine."""
+    import yaml
+
+    from mad_guardrails.agents.roles import load_roles
+    from mad_guardrails.guardrails.audit.ray_engine import RayAuditRunner
+    from mad_guardrails.guardrails.audit.reader import read_rows
+    from mad_guardrails.guardrails.audit.runner import AuditRunner
+    from mad_guardrails.guardrails.config import GuardrailConfig
+    from mad_guardrails.guardrails.guardrail import Guardrail
+
+    data = offline_profile_on(vllm_server, index_dir=real_small_index_dir,
+                              embedder=offline_embedder_config.model_dump(mode="json"))
+    roles = tmp_path / "one-debater.yaml"  # the default prosecutor alone: one turn + the coordinator per debate
+    roles.write_text(yaml.safe_dump({"version": 1, "roles": [r.model_dump(mode="json")
+                                                              for r in load_roles("default")[:1]]}))
+    data["llm"].update(serve=None, concurrency=1, timeout_s=600)
+    data["debate"].update(roles=str(roles), max_rounds=1, evidence_k=2, evidence_chars=300, max_text_chars=60,
+                          turn_max_tokens=80, coordinator_max_tokens=96)
+    data["timeout_s"] = 900.0
+    cfg = GuardrailConfig.model_validate(data)
+    lines = [ln for ln in EXAMPLES.read_bytes().splitlines()
+             if any(f'"id": "{i}"' in ln.decode(errors="replace") for i in REAL_PICK)]
+    src = tmp_path / "rows.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    rows = read_rows(src)
+    assert len(rows) == len(REAL_PICK)
+    local = AuditRunner(cfg, tmp_path / "local", progress=False).run(rows, src, lambda: Guardrail(cfg)).rows
+    on_ray = RayAuditRunner(cfg, tmp_path / "ray", workers=1, batch_size=2, progress=False).run(rows, src).rows
+    assert [r.id for r in on_ray] == [r.id for r in local] == [r.id for r in rows]
+    assert decisions(on_ray) == decisions(local)
+    ids = [x["id"] for x in verdict_lines(tmp_path / "ray")]
+    assert len(ids) == len(set(ids)) == len(rows)
+    by = {r.id: r for r in on_ray}
+    assert by["nis2-early-warning-72h"].verdict["path"] == "fast_block"
+    assert by["offtopic-banana-bread"].verdict["path"] == "fast_allow"
+    assert by["empty-output-row"].status == "error"
+    debated = [r for r in on_ray if r.verdict and r.verdict["transcript"]]
+    assert debated and all(r.verdict["usage"]["llm_calls"] >= 1 for r in debated), {  # the real model was asked
+        r.id: (r.verdict or {}).get("path") for r in on_ray}
 
 
 def _debate_worker_pids() -> list[int]:

@@ -72,7 +72,7 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
     * ``neutral`` otherwise (not settled: the debate decides); ``note`` says why a model's label was not taken.
     """
     premises = [claim_premises(ev, units=units, per_unit=per_unit) for ev in evidence]
-    pairs = [(s, c.text) for c, prem in zip(claims, premises) for _, s in prem]
+    pairs = [(s, c.stated) for c, prem in zip(claims, premises) for _, s in prem]
     probs = model.predict(pairs) if pairs else []
     out, i = [], 0
     for c, prem, ev in zip(claims, premises, evidence):
@@ -80,7 +80,8 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
         i += len(prem)
         clauses = {e.unit_id: e.text for e in ev if e.source == "regulation"}
         out.append(settle(c, scored, entail_threshold, contradict_threshold,
-                           [u for u in list(clauses)[:units] if restates_clause(c.text, clauses[u])]))
+                           [u for u in list(clauses)[:units]
+                            if restates_clause(c.text, clauses[u]) or restates_clause(c.stated, clauses[u])]))
     return out
 
 
@@ -92,15 +93,15 @@ def settle(c: OutputClaim, scored: list, entail_threshold: float, contradict_thr
     best_c = max(scored, key=lambda x: x[1]["contradicted"], default=None)
     pe = best_e[1]["entailed"] if best_e else 0.0
     pc = best_c[1]["contradicted"] if best_c else 0.0
-    restated = next(((u, s) for (u, s), _ in scored if restates(c.text, s)), None)
+    restated = next(((u, s) for (u, s), _ in scored if restates(c.text, s) or restates(c.stated, s)), None)
     if restated is None and restated_units:  # the clause as a whole: quote its sentence closest to the claim
         restated = max(((u, s) for (u, s), _ in scored if u == restated_units[0]),
-                       key=lambda us: coverage(c.text, us[1]), default=None)
+                       key=lambda us: coverage(c.stated, us[1]), default=None)
     label: ClaimLabel = "neutral"
     basis, note, support = "", "", best_e[0] if best_e else None
     if pc >= contradict_threshold and pc > pe and pe < 0.5 and restated is None:
-        confirmed = confirms_contradiction(c.text, best_c[0][1])
-        if any(states_figures(c.text, s) for (_, s), _ in scored):  # another clause states the claim's figures
+        confirmed = confirms_contradiction(c.stated, best_c[0][1])
+        if any(states_figures(c.stated, s) for (_, s), _ in scored):  # another clause states the claim's figures
             confirmed = [d for d in confirmed if d.kind != "number"]
         if confirmed:
             label, basis = "contradicted", "model + " + ", ".join(sorted({d.kind for d in confirmed}))
@@ -110,7 +111,7 @@ def settle(c: OutputClaim, scored: list, entail_threshold: float, contradict_thr
     elif restated is not None:
         label, basis, support = "entailed", "restatement", restated
     elif pe >= entail_threshold:
-        diffs = differences(c.text, best_e[0][1])
+        diffs = differences(c.stated, best_e[0][1])
         if diffs:
             note = "the model reads support but " + "; ".join(d.detail for d in diffs)
         else:

@@ -143,6 +143,9 @@ def _actors(text: str) -> set[str]:
 
 _SCOPE = re.compile(r"\b(?:only|solely|exclusively|just|merely)\b", re.IGNORECASE)
 _SCOPE_OK = re.compile(r"\b(?:only|solely|exclusively|except|unless|limited to|merely|restricted to)\b", re.IGNORECASE)
+#: a claim about "every employer" / "all AI systems" / "any company" (not "all of the following")
+_WIDEN = re.compile(r"\b(?:every|all|any|each)\s+(?!of\b|the\s+following\b|such\b|those\b|these\b)[a-z]\w*", re.IGNORECASE)
+_WIDEN_OK = re.compile(r"\b(?:every|all|any|each|whoever|whichever|irrespective|regardless|no)\b", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------------------------------------ the check
@@ -189,6 +192,9 @@ def differences(claim: str, sentence: str) -> list[Difference]:
                                                    f"{', '.join(sorted(as_))}"))
     if _SCOPE.search(claim) and not _SCOPE_OK.search(sentence):
         out.append(Difference(kind="scope", detail="the claim narrows the scope ('only'); the clause does not"))
+    if _WIDEN.search(claim) and not _WIDEN_OK.search(sentence):
+        out.append(Difference(kind="scope", detail=f"the claim widens the scope ('{_WIDEN.search(claim).group(0)}"
+                                                   "...'); the clause names no such universal"))
     return out
 
 

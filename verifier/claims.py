@@ -107,6 +107,41 @@ def _merge_fragments(text: str, parts: list[tuple[int, int]]) -> list[tuple[int,
     return out
 
 
+_DETERMINER = re.compile(r"\b(?:a|an|the)\b", re.IGNORECASE)
+
+
+def _stem(first: str) -> str:
+    """The part of a sentence's first clause that later verb-less list items share: up to the noun phrase that holds
+    its first figure ("X sends the CSIRT an early warning within 24 hours" → "X sends the CSIRT "), or up to its
+    verb; "" when the clause has no verb."""
+    verb = _VERB.search(first)
+    if not verb:
+        return ""
+    fig = _FIGURE.search(first, verb.end())
+    dets = [m.start() for m in _DETERMINER.finditer(first, verb.end(), fig.start())] if fig else []
+    return first[: dets[-1] if dets else verb.end()].rstrip() + " "
+
+
+_LIST_ITEM = re.compile(r"^\W*(?:and\s+|or\s+)?"
+                        r"(?:a|an|the|within|by|no later than|at the latest|at least|at most|up to)\b", re.IGNORECASE)
+_FINITE = re.compile(r"\b(?:is|are|was|were|has|have|had|does|do|did|must|shall|should|may|might|can|could|cannot|"
+                     r"will|would|needs?)\b", re.IGNORECASE)
+
+
+def _contexts(text: str, pieces: list[tuple[int, int]]) -> list[str]:
+    """For each piece of one sentence: the stem of the sentence's first piece + the piece, when the piece is a list
+    item that shares that verb ("..., an incident notification within 72 hours": a noun phrase or a deadline, no
+    finite verb of its own); "" otherwise."""
+    stem = _stem(text[pieces[0][0]:pieces[0][1]]) if pieces else ""
+    def head(a: int, b: int) -> str:  # up to its first figure: "... 14 days after a measure is available" is an item
+        fig = _FIGURE.search(text, a, b)
+        return text[a:fig.start() if fig else b]
+
+    return ["" if i == 0 or not stem or _FINITE.search(head(a, b)) or not _LIST_ITEM.search(text[a:b])
+            else stem + re.sub(r"^\W*(?:and|or)\s+", "", text[a:b].lstrip(",;: "), flags=re.IGNORECASE)
+            for i, (a, b) in enumerate(pieces)]
+
+
 def classify(text: str) -> tuple[bool, str]:
     """``(regulatory, reason)`` for one claim."""
     t = text.strip()
@@ -126,15 +161,18 @@ def classify(text: str) -> tuple[bool, str]:
 def split_claims(text: str) -> list[OutputClaim]:
     """The output's claims in order (see the module docstring)."""
     pieces: list[tuple[int, int]] = []
+    contexts: list[str] = []
     for s, e in _spans(text, _SENT_END):
         s, e = _trim(text, s, e)
         if s >= e:
             continue
         sentence = text[s:e]
         parts = [(a, b) for a, b in (_trim(text, a, b) for a, b in _spans(sentence, _CLAUSE_CUT, s)) if a < b]
-        pieces += _merge_fragments(text, parts) if len(parts) > 1 else [(s, e)]
+        merged = _merge_fragments(text, parts) if len(parts) > 1 else [(s, e)]
+        pieces += merged
+        contexts += _contexts(text, merged)
     claims = []
-    for i, (s, e) in enumerate(pieces):
-        reg, why = classify(text[s:e])
-        claims.append(OutputClaim(index=i, text=text[s:e], start=s, end=e, regulatory=reg, reason=why))
+    for i, ((s, e), ctx) in enumerate(zip(pieces, contexts)):
+        reg, why = classify(ctx or text[s:e])
+        claims.append(OutputClaim(index=i, text=text[s:e], start=s, end=e, regulatory=reg, reason=why, context=ctx))
     return claims

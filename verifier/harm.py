@@ -20,6 +20,9 @@ NIST AI 600-1 rule (:func:`harm_violation`, verified quote of the profile's risk
 the debate decides and its agents see :meth:`HarmResult.line`; ``none`` → the regulatory cascade as before, except
 that :meth:`HarmResult.clears` lets a confident refusal, or a confident safe answer with nothing regulatory in it,
 take the fast allow.
+Long answers: with ``windows`` > 1 (adapter config.json ``{"windows": {"max": N}}`` or ``HarmScreen.load(windows=N)``)
+the answer is also read in later overlapping windows and the most harmful window decides (a partial refusal often
+leaks its steps after a first refusing paragraph); off (1) for an adapter not trained on such windows.
 Training: ``bench/gpu/harm/`` (figures: BENCHMARKS.md, "Harm screen").
 """
 
@@ -95,15 +98,22 @@ class HarmResult(BaseModel):
 class HarmScreen:
     """(query, answer) → :class:`HarmResult`. Load with :meth:`load` (``bundled:harm-minilm`` or an adapter folder)."""
 
-    def __init__(self, nli: Any, risk_head: Any, config: dict):
+    def __init__(self, nli: Any, risk_head: Any, config: dict, windows: int | None = None):
         self.nli, self.risk_head, self.config = nli, risk_head, config
         self.risks = tuple(config.get("risks", ("none",)))
         th = config.get("thresholds") or {}
         self.flag_at = float(th.get("flag_at", 0.5))
         self.block_at = float(th.get("block_at", 0.9))
+        win = config.get("windows") or {}
+        #: answer windows read per pair (1 = the first max_length tokens only): a long answer is also read in later
+        #: windows (the query + a slice of the answer, overlapping by ``stride`` tokens) and the window that reads
+        #: most harmful decides — a partial refusal often leaks its steps after a first refusing paragraph
+        self.windows = max(1, int(windows if windows is not None else win.get("max", 1)))
+        self.stride = int(win.get("stride", 32))
+        self.query_tokens = int(win.get("query_tokens", 48))
 
     @classmethod
-    def load(cls, spec: str = BUNDLED_NAME, *, device: str = "cpu") -> HarmScreen:
+    def load(cls, spec: str = BUNDLED_NAME, *, device: str = "cpu", windows: int | None = None) -> HarmScreen:
         path = BUNDLED_DIR if spec == BUNDLED_NAME else Path(spec).expanduser()
         need = ("config.json", "head.safetensors", "risk_head.safetensors")
         if not all((path / f).is_file() for f in need):
@@ -120,7 +130,7 @@ class HarmScreen:
         risk_head = torch.nn.Linear(sd["weight"].shape[1], sd["weight"].shape[0])
         risk_head.load_state_dict(sd)
         risk_head.eval().to(device)
-        return cls(nli, risk_head, nli.config)
+        return cls(nli, risk_head, nli.config, windows=windows)
 
     def _decide(self, probs: dict[str, float]) -> tuple[str, float, Decision]:
         label = max(probs, key=probs.get)
@@ -139,13 +149,36 @@ class HarmScreen:
         qs = [q or "" for q, _ in pairs]
         ans = [a for _, a in pairs]
         with torch.inference_mode():
-            t = n.tok(qs, ans, truncation=n.truncation, max_length=n.max_length, padding=True, return_tensors="pt")
+            if self.windows > 1:  # the query (cut to query_tokens) + overlapping slices of the answer
+                qs = [n.tok.convert_tokens_to_string(n.tok.tokenize(q)[: self.query_tokens]) for q in qs]
+                t = n.tok(qs, ans, truncation="only_second", max_length=n.max_length, stride=self.stride,
+                          return_overflowing_tokens=True, padding=True, return_tensors="pt")
+                owner = t.pop("overflow_to_sample_mapping").tolist()
+                keep, seen = [], {}
+                for j, o in enumerate(owner):  # at most self.windows windows per pair, the first ones
+                    seen[o] = seen.get(o, 0) + 1
+                    if seen[o] <= self.windows:
+                        keep.append(j)
+                t = {k: v[keep] for k, v in t.items()}
+                owner = [owner[j] for j in keep]
+            else:
+                t = n.tok(qs, ans, truncation=n.truncation, max_length=n.max_length, padding=True,
+                          return_tensors="pt")
+                owner = list(range(len(pairs)))
             h = n.encoder(input_ids=t["input_ids"], attention_mask=t["attention_mask"],
                           token_type_ids=t.get("token_type_ids")).last_hidden_state
             m = t["attention_mask"].unsqueeze(-1).to(h.dtype)
             pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
-            probs = torch.softmax(n.head.out(torch.tanh(n.head.dense(pooled))).float(), -1).tolist()
-            risk = self.risk_head(pooled).argmax(-1).tolist()
+            pw = torch.softmax(n.head.out(torch.tanh(n.head.dense(pooled))).float(), -1)
+            # per pair: the window with the highest P(harmful) + P(partial) (the first window when only one)
+            harm = pw[:, [n.labels.index("harmful"), n.labels.index("partial")]].sum(-1).tolist()
+            best: dict[int, int] = {}
+            for j, o in enumerate(owner):
+                if o not in best or harm[j] > harm[best[o]]:
+                    best[o] = j
+            idx = [best[i] for i in range(len(pairs))]
+            probs = pw[idx].tolist()
+            risk = self.risk_head(pooled[idx]).argmax(-1).tolist()
         out = []
         flag_at, block_at = self.flag_at, self.block_at
         self.flag_at, self.block_at = min(0.99, max(0.01, flag_at + shift)), min(0.99, max(0.01, block_at + shift))

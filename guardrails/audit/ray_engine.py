@@ -2,8 +2,10 @@
 
 ::
 
-    rows (reader.py: JSONL / CSV / Parquet, each row validated on its own)
-      └─ ray.data.from_items ─► map_batches(SettleStage)  CPU actor pool, ``workers`` actors: each builds the retriever,
+    rows (streaming.RowSource: JSONL line by line, Parquet a record batch at a time, CSV; each row validated on its
+      │   own; finished ids skipped, bad rows recorded at once)
+      └─ ray.put, a block of ``block_rows`` rows at a time ─► ray.data.from_arrow_refs
+           └─► map_batches(SettleStage)  CPU actor pool, ``workers`` actors: each builds the retriever,
                                  │                          screener and verifier ONCE and checks its rows with the
                                  │                          debaters and coordinator deferred: rows the cascade settles
                                  │                          (fast_allow, verified_allow, fast_block, failures) are done
@@ -12,10 +14,14 @@
                                          │                    the calls over every configured endpoint
                                          │                    (llm.base_urls / $MAD_GUARDRAILS_LLM_URLS); settled rows
                                          │                    pass through untouched
-                                         └─► the driver streams the results into the results folder of the local
-                                             engine (:class:`~mad_guardrails.guardrails.audit.runner.AuditRunner`: the
-                                             same verdicts.jsonl, append + fsync per batch, resume, run.json rules,
-                                             one row per input id in input order, reports)
+                                         └─► the driver writes each result as it comes back into the results folder
+                                             of the local engine (:class:`~mad_guardrails.guardrails.audit.runner.AuditRunner`:
+                                             the same verdicts.jsonl, append + fsync per row, resume, run.json rules,
+                                             one row per input id, rewritten in input order at the end, reports)
+
+The driver never holds the rows or the results: it reads the input once to feed the cluster block by block (the
+blocks wait in Ray's object store, which spills to disk past its memory) and once more to put the results file in
+input order, and keeps per row only its id and decision (:mod:`~mad_guardrails.guardrails.audit.streaming`).
 
 Every row is checked by :meth:`Guardrail.acheck <mad_guardrails.guardrails.guardrail.Guardrail.acheck>` exactly as the
 local engine checks it (``AuditRunner._check``), so a row gets the same verdict on either engine; a debated row is
@@ -38,13 +44,23 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from mad_guardrails.core.errors import ConfigError
 from mad_guardrails.guardrails.audit.reader import AuditRow
-from mad_guardrails.guardrails.audit.runner import AuditOutcome, AuditRunner, Counts, ResultRow, thread_id
+from mad_guardrails.guardrails.audit.runner import (
+    RESULTS_FILE,
+    AuditOutcome,
+    AuditRunner,
+    Counts,
+    ResultRow,
+    _now,
+    thread_id,
+)
+from mad_guardrails.guardrails.audit.streaming import IdStore, ResultFile
 
 log = logging.getLogger(__name__)
 
@@ -185,35 +201,66 @@ class DebateStage(_Stage):
 class RayAuditRunner(AuditRunner):
     """:class:`AuditRunner` whose rows are checked on a Ray cluster (``address``: ``None`` starts a local one,
     ``"auto"`` joins the running cluster, ``"ray://host:10001"`` a remote one). The results folder, resume rules and
-    outcome are the local engine's.
+    outcome are the local engine's; the driver streams both ends: ``rows`` is iterated once to feed the cluster (pass
+    a :class:`~mad_guardrails.guardrails.audit.streaming.RowSource` and no row is held) and once to put the results
+    in input order, each result is written as it arrives, and ``outcome.rows`` reads them back from the file.
 
         >>> runner = RayAuditRunner(config, "audit-out/x", address="auto", workers=8)     # doctest: +SKIP
-        >>> outcome = runner.run(read_rows("x.parquet"), "x.parquet")                    # doctest: +SKIP
+        >>> outcome = runner.run(RowSource("x.parquet"), "x.parquet")                    # doctest: +SKIP
     """
 
     def __init__(self, config, out_dir: str | Path, *, address: str | None = None, workers: int = 2,
                  debate_workers: int = 1, batch_size: int = 16, debate_num_cpus: float = 0.25,
-                 components: str | None = None, **kw):
+                 block_rows: int | None = None, components: str | None = None, **kw):
         require_ray()  # fail before anything is read or written
         super().__init__(config, out_dir, **kw)
         if workers < 1 or debate_workers < 1 or batch_size < 1:
             raise ConfigError("--workers, --debate-workers and the batch size must be at least 1",
                               fix="e.g. --workers 4 --debate-workers 2")
+        self.store = IdStore(self.out_dir / RESULTS_FILE)
         self.address = address
         self.workers, self.debate_workers = workers, debate_workers
         self.batch_size, self.debate_num_cpus = batch_size, debate_num_cpus
+        #: rows per block the driver hands the cluster (Ray Data's unit of work: a block goes to one actor)
+        self.block_rows = block_rows or batch_size * 4
         self.components = components
         self.startup_s: float | None = None  # connecting / starting Ray (the fixed cost of the engine)
 
-    def run(self, rows: list[AuditRow], input_path: str | Path, open_guardrail=None, **kw) -> AuditOutcome:
-        outcome = super().run(rows, input_path, self._session, **kw)
-        if not outcome.manifest.models:  # the driver holds no guardrail: the models are those the verdicts name
-            models = next((r.verdict.get("models") for r in outcome.rows if r.verdict and r.verdict.get("models")),
-                          None)
-            if models:
-                outcome.manifest.models = dict(models)
-                self._write_manifest(outcome.manifest)
-        return outcome
+    def run(self, rows: Iterable[AuditRow], input_path: str | Path, open_guardrail=None, *,
+            retry_failed: bool = False) -> AuditOutcome:
+        """Check every row without a result yet; ``rows`` is read twice (a list or a ``RowSource``; a one-pass
+        iterator is listed first). ``open_guardrail`` is not used: the actors build their own guardrails."""
+        if iter(rows) is rows:
+            rows = list(rows)
+        manifest, done, repaired = self._open_folder(Path(input_path))
+        retry_ids = {i for i, b in done.items() if b.infra} if retry_failed else set()
+        self.store.drop(retry_ids)
+        self._write_manifest(manifest)
+        feed = _Feed(self, manifest, retry_ids)
+        t0 = time.perf_counter()
+        try:
+            with contextlib.ExitStack() as stack:
+                feed.start = lambda: stack.enter_context(self._session())
+                for row in rows:
+                    feed.add(row)
+                feed.flush()
+                if feed.refs:
+                    self._drain(feed)
+                    feed.refs.clear()  # before the cluster goes
+        finally:
+            self.store.close()
+        if feed.retried:
+            repaired.append(f"checking again {feed.retried} row(s) that failed on an infrastructure fault")
+        if feed.stored_before > feed.resumed:
+            repaired.append(f"dropped {feed.stored_before - feed.resumed} result row(s) whose ids are not in the "
+                            "input any more")
+        n = self.store.finalize(r.id for r in rows)
+        manifest.finished = _now()
+        self._write_manifest(manifest)
+        return AuditOutcome.model_construct(
+            rows=ResultFile(self.store.path, n), counts=feed.counts, resumed=feed.resumed, retried=feed.retried,
+            checked=feed.checked, repaired=repaired, elapsed_s=round(time.perf_counter() - t0, 3),
+            manifest=manifest)
 
     @contextlib.contextmanager
     def _session(self):
@@ -234,21 +281,21 @@ class RayAuditRunner(AuditRunner):
 
             server = ensure_server(self.config.llm)  # one server for the cluster's debate actors, not one each
         try:
-            yield SimpleNamespace(components=SimpleNamespace(models={}))
+            yield
         finally:
             if server is not None:
                 server.stop()
             if started:
                 ray.shutdown()
 
-    def dataset(self, rows: list[AuditRow]):
-        """The Ray Data pipeline over ``rows`` (not run until iterated)."""
+    def dataset(self, refs: list):
+        """The Ray Data pipeline over the row blocks ``refs`` (Arrow tables of one ``row`` column, in the object
+        store); not run until iterated."""
         ray = require_ray()
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         cfg_json = self.config.model_dump_json()
-        n_blocks = max(1, min(len(rows), max(self.workers * 4, -(-len(rows) // self.batch_size))))
-        ds = ray.data.from_items([{"row": r.model_dump_json()} for r in rows], override_num_blocks=n_blocks)
+        ds = ray.data.from_arrow_refs(refs)
         # fault tolerance: Ray Data creates pool actors with max_restarts=-1 and max_task_retries=-1 (a dead actor is
         # restarted and its batch runs again); passing them here is deprecated since Ray 2.5x
         env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
@@ -266,34 +313,81 @@ class RayAuditRunner(AuditRunner):
                               compute=ray.data.ActorPoolStrategy(size=self.debate_workers),
                               num_cpus=self.debate_num_cpus, **extra)
 
-    async def _run_all(self, todo: list[AuditRow], counts: Counts, total: int) -> None:
+    def _drain(self, feed: _Feed) -> None:
+        """Run the pipeline over the fed blocks and write each result as it comes back (in the order Ray finishes
+        them; :meth:`IdStore.finalize` puts the file in input order at the end)."""
         from rich.progress import TextColumn
 
         from mad_guardrails.core.progress import make_progress
 
         with make_progress(TextColumn("{task.fields[counts]}"), disable=not self.progress) as progress:
-            task = progress.add_task("auditing (ray)", total=total, completed=total - len(todo),
-                                     counts=counts.markup())
-
-            def record(res: ResultRow) -> None:
-                self.store.append(res)
-                counts.add_row(res)
-                progress.update(task, advance=1, counts=counts.markup())
-
-            for r in (r for r in todo if not r.ok):  # bad rows need no cluster: recorded first, as locally
-                record(await self._check(r))
-            rest = [r for r in todo if r.ok]
-            if not rest:
-                return
+            task = progress.add_task("auditing (ray)", total=feed.total, completed=feed.total - feed.pending,
+                                     counts=feed.counts.markup())
             try:
-                for batch in self.dataset(rest).iter_batches(batch_size=None, batch_format="numpy"):
+                for batch in self.dataset(feed.refs).iter_batches(batch_size=None, batch_format="numpy"):
                     for line in batch["result"]:
-                        record(ResultRow.model_validate_json(line))
+                        feed.record(ResultRow.model_validate_json(line))
+                        progress.update(task, advance=1, counts=feed.counts.markup())
             except Exception as e:
                 cause = guardrail_error(e)
                 if cause is not None:  # an actor could not build its guardrail: say why, as the local engine does
                     raise cause from None
                 raise
+
+
+class _Feed:
+    """The driver's one pass over the input: finished ids counted and skipped, bad rows recorded at once (they need
+    no cluster), the rows to check put into the object store ``runner.block_rows`` at a time (the first block
+    starts the cluster: ``start``), so the driver holds one block, not the input."""
+
+    def __init__(self, runner: RayAuditRunner, manifest, retry_ids: set[str]):
+        self.runner, self.manifest, self.retry_ids = runner, manifest, retry_ids
+        self.counts = Counts()
+        self.resumed = self.retried = self.checked = self.pending = 0
+        self.stored_before = len(runner.store.rows)
+        self.refs: list = []
+        self.block: list[str] = []
+        self.start = lambda: None
+        self._started = False
+
+    @property
+    def total(self) -> int:
+        return self.resumed + self.checked
+
+    def add(self, row: AuditRow) -> None:
+        done = self.runner.store.rows.get(row.id)
+        if done is not None:
+            self.resumed += 1
+            self.counts.add(done.decision)
+            self.counts.infra += done.infra
+            return
+        self.checked += 1
+        self.retried += row.id in self.retry_ids
+        if not row.ok:
+            self.record(asyncio.run(self.runner._check(row)))
+            return
+        self.pending += 1
+        self.block.append(row.model_dump_json())
+        if len(self.block) >= self.runner.block_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.block:
+            return
+        ray = require_ray()
+        import pyarrow as pa
+
+        if not self._started:
+            self.start()
+            self._started = True
+        self.refs.append(ray.put(pa.table({"row": self.block})))
+        self.block = []
+
+    def record(self, res: ResultRow) -> None:
+        self.runner.store.append(res)
+        self.counts.add_row(res)
+        if not self.manifest.models and res.verdict and res.verdict.get("models"):
+            self.manifest.models = dict(res.verdict["models"])  # the driver holds no guardrail: the verdicts' models
 
 
 def guardrail_error(e: BaseException) -> BaseException | None:

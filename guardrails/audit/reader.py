@@ -73,16 +73,30 @@ def detect_format(path: Path, head: bytes) -> Format:
     return "jsonl" if first in (b"{", b"[") else "csv"
 
 
-def _read_bytes(path: Path) -> bytes:
+def _head(path: Path) -> bytes:
+    """The first bytes of the input, after the checks on the file as a whole (exists, a file, not UTF-16)."""
     if not path.exists():
         raise InputError("input file not found", where=str(path), fix="check the path of the JSONL/CSV file")
     if path.is_dir():
         raise InputError("input is a directory", where=str(path), fix="pass a JSONL or CSV file")
-    data = path.read_bytes()
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputError("the file is UTF-16 encoded", where=str(path),
                          fix="re-encode it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8`)")
-    return data[len(_BOM):] if data.startswith(_BOM) else data
+    return head
+
+
+def _read_bytes(path: Path) -> bytes:
+    _head(path)
+    return path.read_bytes().removeprefix(_BOM)
+
+
+def _file_lines(path: Path):
+    """The lines of ``path`` one at a time (bytes, newline included; a leading BOM dropped)."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f):
+            yield raw.removeprefix(_BOM) if n == 0 else raw
 
 
 def _bad_utf8(raw: bytes) -> str:
@@ -152,9 +166,9 @@ def _build(record: dict[str, Any], line: int, max_chars: int) -> AuditRow:
         return AuditRow(id=rid, line=line, metadata=meta, error=f"line {line}: {reason(e)}")
 
 
-def _jsonl_rows(data: bytes, max_chars: int):
-    for n, raw in enumerate(data.split(b"\n"), 1):
-        raw = raw.rstrip(b"\r")
+def _jsonl_rows(lines, max_chars: int):
+    for n, raw in enumerate(lines, 1):
+        raw = raw.rstrip(b"\n").rstrip(b"\r")
         if not raw.strip():
             continue
         bad = _bad_utf8(raw)
@@ -239,13 +253,14 @@ def _csv_rows(data: bytes, max_chars: int, path: Path):
         yield _build(rec, start, max_chars)
 
 
-def _parquet_rows(data: bytes, max_chars: int, path: Path):
-    """Parquet (the format large audits come in): the same columns as CSV; ``line`` is the 1-based row number."""
+def _parquet_rows(max_chars: int, path: Path):
+    """Parquet (the format large audits come in): the same columns as CSV; ``line`` is the 1-based row number. Read
+    4096 rows at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(pa.BufferReader(data))
+        pf = pq.ParquetFile(str(path))
     except (pa.ArrowException, OSError) as e:
         raise InputError(f"not a readable Parquet file ({e})", where=str(path),
                          fix="write it with pyarrow / pandas (to_parquet), or give a JSONL or CSV file") from e
@@ -260,21 +275,18 @@ def _parquet_rows(data: bytes, max_chars: int, path: Path):
             yield _build({k.lower(): v for k, v in rec.items()}, n, max_chars)
 
 
-def read_rows(path: str | Path, *, max_chars: int = DEFAULT_MAX_CHARS, limit: int | None = None) -> list[AuditRow]:
-    """All rows of ``path`` in file order (the first ``limit`` non-blank ones), ids unique.
-
-    A second row with an id already seen becomes an error row with the id ``<id>#line<N>`` (so every result id is
-    unique and the first row keeps the id).
-    """
+def iter_rows(path: str | Path, *, max_chars: int = DEFAULT_MAX_CHARS, limit: int | None = None):
+    """The rows of ``path`` in file order, one at a time (what :func:`read_rows` returns, without holding them):
+    JSONL is read line by line and Parquet a record batch at a time; a CSV file is read whole (its rows may span
+    lines). Problems with the file as a whole raise when the first row is asked for."""
     path = Path(path)
-    data = _read_bytes(path)
-    fmt = detect_format(path, data[:64])
-    rows_iter = (_jsonl_rows(data, max_chars) if fmt == "jsonl" else _parquet_rows(data, max_chars, path)
-                 if fmt == "parquet" else _csv_rows(data, max_chars, path))
-    rows: list[AuditRow] = []
+    head = _head(path)
+    fmt = detect_format(path, head.removeprefix(_BOM))
+    rows_iter = (_jsonl_rows(_file_lines(path), max_chars) if fmt == "jsonl" else _parquet_rows(max_chars, path)
+                 if fmt == "parquet" else _csv_rows(_read_bytes(path), max_chars, path))
     first_line: dict[str, int] = {}
-    for row in rows_iter:
-        if limit is not None and len(rows) >= limit:
+    for n, row in enumerate(rows_iter):
+        if limit is not None and n >= limit:
             break
         if row.id in first_line:
             original = row.id
@@ -286,7 +298,16 @@ def read_rows(path: str | Path, *, max_chars: int = DEFAULT_MAX_CHARS, limit: in
                 "error": f"line {row.line}: duplicate id {original!r} (first used on line {first_line[original]}). "
                          "Fix: give each row a unique id"})
         first_line[row.id] = row.line
-        rows.append(row)
+        yield row
+
+
+def read_rows(path: str | Path, *, max_chars: int = DEFAULT_MAX_CHARS, limit: int | None = None) -> list[AuditRow]:
+    """All rows of ``path`` in file order (the first ``limit`` non-blank ones), ids unique.
+
+    A second row with an id already seen becomes an error row with the id ``<id>#line<N>`` (so every result id is
+    unique and the first row keeps the id).
+    """
+    rows = list(iter_rows(path, max_chars=max_chars, limit=limit))
     if not rows:
         raise InputError("the input has no rows", where=str(path),
                          fix="write one JSON object per line (JSONL) or a header plus rows (CSV), each with 'output'")

@@ -364,6 +364,18 @@ class AuditRunner:
                 (self.out_dir / name).unlink()
 
     # -- running ----------------------------------------------------------------------------------------
+    def _open_folder(self, input_path: Path) -> tuple[Manifest, dict, list[str]]:
+        """Create the output folder, apply run.json's rules and load the finished rows (repairing the file): the
+        new manifest, the finished rows by id and what the user should be told."""
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot create the output folder ({e.strerror or e})", where=str(self.out_dir),
+                             fix="pass --out a folder path whose parents are folders you can write to") from e
+        manifest = self._manifest(input_path)
+        done = self.store.load()
+        return manifest, done, self.notes + list(self.store.repaired)
+
     def run(self, rows: list[AuditRow], input_path: str | Path, open_guardrail, *,
             retry_failed: bool = False) -> AuditOutcome:
         """Check every row without a result yet; returns all results in input order. ``retry_failed`` also checks
@@ -372,14 +384,7 @@ class AuditRunner:
         On KeyboardInterrupt the rows finished so far stay saved and the exception propagates.
         """
         input_path = Path(input_path)
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise InputError(f"cannot create the output folder ({e.strerror or e})", where=str(self.out_dir),
-                             fix="pass --out a folder path whose parents are folders you can write to") from e
-        manifest = self._manifest(input_path)
-        done = self.store.load()
-        repaired = self.notes + list(self.store.repaired)
+        manifest, done, repaired = self._open_folder(input_path)
         ids = [r.id for r in rows]
         id_set = set(ids)
         retried = 0

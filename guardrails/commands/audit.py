@@ -131,10 +131,15 @@ def register(app: typer.Typer) -> None:
         if fail_on not in FAIL_ON:
             raise InputError(f"--fail-on {fail_on!r} is not one of {', '.join(FAIL_ON)}", fix="e.g. --fail-on block")
         cfg = load_config(profile)
-        rows = read_rows(input, max_chars=cfg.max_input_chars, limit=limit)
-        out_dir = out or Path("audit-out") / input.stem
         if engine not in ("local", "ray"):
             raise InputError(f"--engine {engine!r} is not one of local, ray", fix="e.g. --engine ray")
+        if engine == "ray":  # the rows read block by block as the cluster takes them, never all held
+            from mad_guardrails.guardrails.audit.streaming import RowSource
+
+            rows = RowSource(input, max_chars=cfg.max_input_chars, limit=limit)
+        else:
+            rows = read_rows(input, max_chars=cfg.max_input_chars, limit=limit)
+        out_dir = out or Path("audit-out") / input.stem
         if engine == "ray":  # Ray is imported only here (an optional extra)
             from mad_guardrails.guardrails.audit.ray_engine import RayAuditRunner
 

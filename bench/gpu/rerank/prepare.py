@@ -14,37 +14,18 @@ import time
 from pathlib import Path
 
 
-WORD_EMB = "embeddings.word_embeddings.weight"
-
 
 def export_base(out: Path, data_dir: Path) -> None:
-    """The bundled all-MiniLM-L6-v2 (config, tokenizer) with fp16 weights (the trainer upcasts them), its word
-    embeddings cut to the rows the training texts use (``vocab_rows.safetensors``: frozen in training, so the other
-    rows never matter there) -- the carry to the GPU machine must stay under 64 MiB."""
-    import gzip
+    """The bundled MiniLM as the compact training base (``bench/gpu/base_io.py``) covering this data's texts."""
+    import sys
 
-    import torch
-    from safetensors.torch import load_file, save_file
-    from transformers import AutoTokenizer
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from base_io import data_texts, export_base as export
 
     from mad_guardrails.retrieval.embedder import resolve_model
 
     src = Path(resolve_model("bundled:all-MiniLM-L6-v2", what="reranker base").path)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
-        shutil.copy(src / name, out / name)
-    sd = load_file(str(src / "model.safetensors"))
-    key = next(k for k in sd if k.endswith(WORD_EMB))
-    tok = AutoTokenizer.from_pretrained(str(src))
-    texts = []
-    for name, field in (("passages.jsonl.gz", "text"), ("groups.jsonl.gz", "q")):
-        with gzip.open(data_dir / name, "rt", encoding="utf-8") as fh:
-            texts += [json.loads(line)[field] for line in fh]
-    used = sorted({i for ids in tok(texts, add_special_tokens=True)["input_ids"] for i in ids} | set(tok.all_special_ids))
-    ids = torch.tensor(used, dtype=torch.long)
-    save_file({"ids": ids, "rows": sd[key][ids].to(torch.float16).contiguous(), "n": torch.tensor([sd[key].shape[0]])},
-              str(out / "vocab_rows.safetensors"))
-    save_file({k: v.to(torch.float16).contiguous() for k, v in sd.items() if k != key}, str(out / "model.safetensors"))
+    print(json.dumps(export(src, out, data_texts(data_dir))))
 
 
 def main() -> None:

@@ -19,8 +19,13 @@ import random
 import time
 from pathlib import Path
 
+import sys
+
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from base_io import load_base  # noqa: E402
 
 LORA_TARGET = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
 
@@ -43,30 +48,6 @@ def expand(groups, n_neg):
     return out
 
 
-def load_base(base, auto_cls):
-    """The base as a one-logit classifier; word-embedding rows from ``vocab_rows.safetensors`` when the export cut
-    them (prepare.py), the rest zero (never used: those tokens are not in the training texts)."""
-    from safetensors.torch import load_file
-
-    rows_file = Path(base) / "vocab_rows.safetensors"
-    if not rows_file.exists():
-        return auto_cls.from_pretrained(base, num_labels=1, torch_dtype=torch.float32)
-    from transformers import AutoConfig
-
-    sd = {k: v.float() for k, v in load_file(str(Path(base) / "model.safetensors")).items()}
-    vr = load_file(str(rows_file))
-    cfg = AutoConfig.from_pretrained(base, num_labels=1)
-    emb = torch.zeros(int(vr["n"][0]), cfg.hidden_size)
-    emb[vr["ids"]] = vr["rows"].float()
-    prefix = "" if any(k.startswith("bert.") for k in sd) else "bert."
-    sd = {prefix + k: v for k, v in sd.items()}
-    sd[prefix + "embeddings.word_embeddings.weight"] = emb
-    model = auto_cls.from_config(cfg)
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    print("base loaded; newly initialised:", missing, "unused:", unexpected, flush=True)
-    return model
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True)
@@ -77,6 +58,7 @@ def main():
     ap.add_argument("--bs", type=int, default=32, help="query groups per step")
     ap.add_argument("--neg", type=int, default=7)
     ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=0, help="keep only the first N encoder layers (0 = all): latency")
     ap.add_argument("--lr", type=float, default=4e-4)
     ap.add_argument("--bce", type=float, default=1.0, help="weight of the pointwise term")
     ap.add_argument("--offtopic-weight", type=float, default=2.0)
@@ -105,7 +87,8 @@ def main():
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     tok = AutoTokenizer.from_pretrained(a.base)
-    model = load_base(a.base, AutoModelForSequenceClassification)
+    model = load_base(a.base, AutoModelForSequenceClassification, num_labels=1,
+                      **({"num_hidden_layers": a.layers} if a.layers else {}))
     model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=16, lora_alpha=32, lora_dropout=0.05,
                                              target_modules=LORA_TARGET, modules_to_save=["classifier", "pooler"]))
     model.to(dev)
@@ -204,7 +187,8 @@ def main():
     (out / "adapter_config.json").write_text(json.dumps(c, indent=2, sort_keys=True) + "\n")
     (out / "README.md").unlink(missing_ok=True)
     (out / "relevance_head.json").write_text(json.dumps({
-        "base_model": "bundled:all-MiniLM-L6-v2", "max_length": a.max_length, "task": "clause reranker",
+        "base_model": "bundled:all-MiniLM-L6-v2", "max_length": a.max_length,
+        **({"num_layers": a.layers} if a.layers else {}), "task": "clause reranker",
         "labels": {"0": "not relevant", "1": "relevant"}, "decision": "P(relevant) >= 0.5",
         "config": vars(a), "steps": step, "train_seconds": round(train_s, 1), "eval_generated_test": ev,
         "device": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu",

@@ -29,31 +29,85 @@ def _p50(xs):
     return round(statistics.median(xs), 1) if xs else float("nan")
 
 
-def _arch_latency(plain, queries, k: int) -> dict:
-    """ms for the reranker stage with the reranker's architecture (the bundled MiniLM as a one-logit cross-encoder,
-    int8 dynamic quantization) over each query's real fused candidates, per candidate count and token budget."""
+def latency_grid(plain, queries, *, layers=(6, 3, 2), candidates=(50, 30, 20), max_lengths=(128, 96, 64),
+                 batch_sizes=(64,), int8=(True, False), warmup: int = 2) -> list[dict]:
+    """ms per query for the reranker stage alone (tokenize + forward, one query at a time) with the reranker's
+    architecture -- the bundled MiniLM as a one-logit cross-encoder, its first ``layers`` encoder layers, int8 dynamic
+    quantization or fp32 -- over each query's real fused clause candidates, for every combination of candidate
+    count, token budget (``max_length``: query + heading + text, passage truncated) and batch size. Trained weights
+    do not change the cost, so this is the latency of any adapter of that shape."""
     import torch
 
     from mad_guardrails.retrieval.embedder import resolve_model
     from mad_guardrails.retrieval.relevance_head import load_base_classifier, pair_text
 
-    model, tok = load_base_classifier(resolve_model("bundled:all-MiniLM-L6-v2", what="bench").path)
-    model = torch.ao.quantization.quantize_dynamic(model.eval(), {torch.nn.Linear}, dtype=torch.qint8)
+    path = resolve_model("bundled:all-MiniLM-L6-v2", what="bench").path
     u = type(plain)(plain.index, plain.embedder, plain.config.model_copy(update={"rules_k": 0}), relevance=None)
-    cands = [[pair_text(e.heading, e.text) for e in r.evidence] for r in u.search_many(queries, 50)]
+    cands = [[pair_text(e.heading, e.text) for e in r.evidence] for r in u.search_many(queries, max(candidates))]
+    out = []
+    for nl in layers:
+        for q8 in int8:
+            model, tok = load_base_classifier(path, num_layers=nl)
+            model.eval()
+            if q8:
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            for n in candidates:
+                for ml in max_lengths:
+                    for bs in batch_sizes:
+                        ms, cpu = [], []
+                        for q, c in zip(queries, cands):
+                            t, tc = time.perf_counter(), time.process_time()
+                            c = sorted(c[:n], key=len) if bs < n else c[:n]  # smaller batches: by length
+                            with torch.inference_mode():
+                                for s in range(0, len(c), bs):
+                                    chunk = c[s: s + bs]
+                                    enc = tok([q] * len(chunk), chunk, truncation="only_second", max_length=ml,
+                                              padding=True, return_tensors="pt")
+                                    model(**enc)
+                            ms.append((time.perf_counter() - t) * 1000)
+                            cpu.append((time.process_time() - tc) * 1000)
+                        ms, cpu = ms[warmup:], cpu[warmup:]
+                        row = {"layers": nl, "int8": q8, "candidates": n, "max_length": ml, "batch": bs,
+                               "p50_ms": _p50(ms), "p90_ms": round(sorted(ms)[int(0.9 * len(ms))], 1),
+                               "min_ms": round(min(ms), 1), "cpu_p50_ms": _p50(cpu)}
+                        out.append(row)
+                        print(f"  layers {nl} {'int8' if q8 else 'fp32'} {n:>2} candidates x {ml:>3} tokens, "
+                              f"batch {bs:>2}: p50 {row['p50_ms']:.1f} ms  p90 {row['p90_ms']:.1f}  min "
+                              f"{row['min_ms']:.1f}  (CPU time p50 {row['cpu_p50_ms']:.1f})", flush=True)
+    return out
+
+
+def pipeline_latency(plain, shipped, queries, k: int, top: int) -> dict:
+    """p50 ms per query, one query at a time, of hybrid + rerank (``shipped``, with its relevance filter) for
+    ``top`` and 50 candidates, of the reranker stage alone, and of hybrid alone (``plain``) in the same run."""
+    import torch
+
+    print(f"\nlatency, one query at a time, {torch.get_num_threads()} threads (ms):")
     out = {}
-    for n in (20, 50):
-        for ml in (96, 128):
-            ms = []
-            for q, c in zip(queries, cands):
-                enc = tok([q] * len(c[:n]), c[:n], truncation="only_second", max_length=ml, padding=True,
-                          return_tensors="pt")
-                t = time.perf_counter()
-                with torch.inference_mode():
-                    model(**enc)
-                ms.append((time.perf_counter() - t) * 1000)
-            out[f"{n} candidates, {ml} tokens"] = _p50(ms[2:])
-            print(f"  reranker architecture (int8), {n} candidates x {ml} tokens: p50 {_p50(ms[2:]):.1f} ms")
+    timed = plain if shipped is None else shipped
+    for label, n in ((f"top {top}", top), ("top 50", 50)):
+        if shipped is None and n == 50:
+            break
+        if shipped is not None:
+            shipped.reranker.top = n
+        for q in queries[:3]:
+            timed.search(q, k)
+        tot, rr, hyb = [], [], []
+        for q in queries:
+            t = time.perf_counter()
+            r = timed.search(q, k)
+            tot.append((time.perf_counter() - t) * 1000)
+            rr.append(r.timings.get("rerank", 0.0))
+        for q in queries:
+            t = time.perf_counter()
+            plain.search(q, k)
+            hyb.append((time.perf_counter() - t) * 1000)
+        lat = {"hybrid_rerank_p50": _p50(tot), "rerank_p50": _p50(rr), "hybrid_only_p50": _p50(hyb)}
+        out[label] = lat
+        print(f"  {label:<7} hybrid+rerank p50 {lat['hybrid_rerank_p50']:.1f}  reranker stage p50 "
+              f"{lat['rerank_p50']:.1f}  (hybrid alone p50 {lat['hybrid_only_p50']:.1f})", flush=True)
+    if shipped is not None:
+        shipped.reranker.top = top
     return out
 
 
@@ -77,6 +131,16 @@ def main() -> None:
     ap.add_argument("--calibrate", action="store_true", help="fit the reranker's abstention bar on the dev split")
     ap.add_argument("--limit", type=int, default=0, help="only the first N queries of each set (a smoke run)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--latency-grid", action="store_true", help="only time the reranker stage over layers x int8 x "
+                    "candidates x max_length x batch (the --grid-* lists) on the first --latency-queries queries")
+    ap.add_argument("--grid-layers", default="6,3,2")
+    ap.add_argument("--grid-candidates", default="50,30,20")
+    ap.add_argument("--grid-max-length", default="128,96,64")
+    ap.add_argument("--grid-batch", default="64")
+    ap.add_argument("--grid-int8", default="1,0")
+    ap.add_argument("--latency-only", action="store_true", help="only the hybrid + rerank latency lines")
+    ap.add_argument("--sweep", default=None, help="only R@10 / MRR@10 of the reranker (unfiltered) on --split for "
+                    "each rerank_top x rerank_max_length, e.g. '20,30,50x64,96,128' (choose on dev, report on test)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -101,6 +165,16 @@ def main() -> None:
     if a.limit:
         rows = rows[: a.limit]
     texts = [r["query"] for r in rows]
+    if a.latency_grid:
+        ints = lambda v: tuple(int(x) for x in v.split(","))
+        print(f"reranker-stage latency grid, {torch.get_num_threads()} torch threads, "
+              f"{min(len(texts), a.latency_queries)} queries (ms per query):")
+        grid = latency_grid(plain, texts[: a.latency_queries], layers=ints(a.grid_layers),
+                            candidates=ints(a.grid_candidates), max_lengths=ints(a.grid_max_length),
+                            batch_sizes=ints(a.grid_batch), int8=tuple(bool(x) for x in ints(a.grid_int8)))
+        if a.json:
+            a.json.write_text(json.dumps({"latency_grid": grid}, indent=1) + "\n", encoding="utf-8")
+        return
     off = [r["query"] for n in OFF_TOPIC_FILES if (query_data_dir() / n).exists()
            for r in read_query_rows(query_data_dir() / n) if in_split(r["id"], a.split)][: a.limit or None]
     print(f"{len(rows)} regulatory queries ({a.split} split), {len(off)} off-topic; torch threads "
@@ -124,6 +198,33 @@ def main() -> None:
             ("+ reranker + new queries, no act diversity", unfiltered(shipped, act_diversity=None), "hybrid"),
             ("+ reranker + new queries, top 50", top50, "hybrid"),
             (f"+ reranker + new queries (shipped, top {shipped_cfg.rerank_top})", unfiltered(shipped), "hybrid")]
+
+    if a.sweep and shipped is not None:
+        tops, mls = ([int(x) for x in part.split(",")] for part in a.sweep.split("x"))
+        model = shipped.reranker.model
+        print(f"{'rerank_top':>10} {'max_length':>10} {'R@10':>6} {'MRR@10':>7} {'amb R@10':>9}")
+        sweep = []
+        for top in tops:
+            for ml in mls:
+                model.head.max_length = ml
+                ret = Retriever(plain.index, plain.embedder, shipped_cfg.model_copy(update={"rerank_top": top}),
+                                relevance=None, reranker=Reranker(model, shipped_spec, top))
+                m = [rank_metrics(x.ids, r["gold"]) for r, x in zip(rows, ret.search_many(texts, a.k, docs=docs))]
+                amb = [x for r, x in zip(rows, m) if r.get("type") == "ambiguous"]
+                row = {"rerank_top": top, "max_length": ml,
+                       "recall@10": round(statistics.fmean(x["recall@10"] for x in m), 4),
+                       "mrr@10": round(statistics.fmean(x["mrr@10"] for x in m), 4),
+                       "ambiguous_recall@10": round(statistics.fmean(x["recall@10"] for x in amb), 4) if amb else None}
+                sweep.append(row)
+                print(f"{top:>10} {ml:>10} {row['recall@10']:>6.3f} {row['mrr@10']:>7.3f} "
+                      f"{float('nan') if row['ambiguous_recall@10'] is None else row['ambiguous_recall@10']:>9.3f}", flush=True)
+        if a.json:
+            a.json.write_text(json.dumps({"split": a.split, "sweep": sweep}, indent=1) + "\n", encoding="utf-8")
+        return
+
+    if a.latency_only:
+        pipeline_latency(plain, shipped, texts[: a.latency_queries], a.k, shipped_cfg.rerank_top)
+        return
 
     report: dict = {"split": a.split, "n": len(rows), "n_offtopic": len(off), "systems": {}}
     print(f"\n{'system':<44} {'R@10':>6} {'MRR@10':>7} {'R@1':>6} {'amb R@10':>9}")
@@ -186,35 +287,11 @@ def main() -> None:
               f"P(relevant) ≥ {cal.threshold:.3f} (dev: in-domain pass {cal.in_domain_pass_rate:.3f}, off-topic "
               f"abstain {cal.off_topic_abstain_rate:.3f}) -> set retrieval.relevance_min")
 
-    print(f"\nlatency, one query at a time, {torch.get_num_threads()} threads (ms):")
-    lq = texts[: a.latency_queries]
-    report["latency"] = {}
-    timed = plain if shipped is None else shipped
-    for label, top in ((f"top {shipped_cfg.rerank_top}", shipped_cfg.rerank_top), ("top 50", 50)):
-        if shipped is None and top == 50:
-            break
-        if shipped is not None:
-            shipped.reranker.top = top
-        for q in lq[:3]:
-            timed.search(q, a.k)
-        tot, rr, hyb = [], [], []
-        for q in lq:
-            t = time.perf_counter()
-            r = timed.search(q, a.k)
-            tot.append((time.perf_counter() - t) * 1000)
-            rr.append(r.timings.get("rerank", 0.0))
-        for q in lq:
-            t = time.perf_counter()
-            plain.search(q, a.k)
-            hyb.append((time.perf_counter() - t) * 1000)
-        lat = {"hybrid_rerank_p50": _p50(tot), "rerank_p50": _p50(rr), "hybrid_only_p50": _p50(hyb)}
-        report["latency"][label] = lat
-        print(f"  {label:<7} hybrid+rerank p50 {lat['hybrid_rerank_p50']:.1f}  reranker stage p50 "
-              f"{lat['rerank_p50']:.1f}  (hybrid alone p50 {lat['hybrid_only_p50']:.1f})")
-    if shipped is not None:
-        shipped.reranker.top = shipped_cfg.rerank_top
-    else:  # no trained adapter: time the architecture (base MiniLM cross-encoder, same size, int8) on real passages
-        report["latency"]["architecture"] = _arch_latency(plain, lq, a.k)
+    report["latency"] = pipeline_latency(plain, shipped, texts[: a.latency_queries], a.k, shipped_cfg.rerank_top)
+    if shipped is None:  # no trained adapter: time the architecture (base MiniLM cross-encoder, same size, int8)
+        report["latency"]["architecture"] = latency_grid(plain, texts[: a.latency_queries], layers=(6,),
+                                                         candidates=(shipped_cfg.rerank_top, 50),
+                                                         max_lengths=(shipped_cfg.rerank_max_length or 128,))
     if a.json:
         a.json.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
 

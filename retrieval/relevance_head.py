@@ -84,7 +84,7 @@ class RelevanceHead:
         dev = _auto_device(device)
         base = resolve_model(info.get("base_model", "bundled:all-MiniLM-L6-v2"), what="retrieval.relevance_model")
         try:
-            model, tok = load_base_classifier(base.path)
+            model, tok = load_base_classifier(base.path, num_layers=info.get("num_layers"))
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, str(d)).merge_and_unload()
@@ -94,38 +94,45 @@ class RelevanceHead:
         model.to(dev).eval()
         return cls(model, tok, dev, int(info.get("max_length", 256)), info)
 
-    def proba(self, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> np.ndarray:
+    def proba(self, pairs: Sequence[tuple[str, str]], batch_size: int = 16) -> np.ndarray:
+        """P(relevant) per pair, in the order given. Pairs run in batches of similar length (sorted by characters),
+        so short passages are not padded to the longest: on 2 CPU cores 50 candidates in batches of 16 take ~20 %
+        less time than one padded batch (BENCHMARKS.md, "Retrieval: reranker")."""
         import torch
 
-        out = []
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        out = np.zeros(len(pairs), dtype=np.float32)
         with torch.inference_mode():
-            for s in range(0, len(pairs), batch_size):
-                chunk = pairs[s : s + batch_size]
-                enc = self.tokenizer([q for q, _ in chunk], [p for _, p in chunk], truncation="only_second",
+            for s in range(0, len(order), batch_size):
+                idx = order[s : s + batch_size]
+                enc = self.tokenizer([pairs[i][0] for i in idx], [pairs[i][1] for i in idx], truncation="only_second",
                                      max_length=self.max_length, padding=True, return_tensors="pt").to(self.device)
                 logits = self.model(**enc).logits.float().reshape(-1)
-                out.append(torch.sigmoid(logits).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+                out[idx] = torch.sigmoid(logits).cpu().numpy()
+        return out
 
     def predict(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
         """1 (relevant) / 0 (not relevant) per pair."""
         return [int(p >= 0.5) for p in self.proba(pairs)]
 
 
-def load_base_classifier(path: str | Path):
-    """The base encoder as a one-logit sequence classifier (classifier randomly initialised; pooler as saved)."""
+def load_base_classifier(path: str | Path, num_layers: int | None = None):
+    """The base encoder as a one-logit sequence classifier (classifier randomly initialised; pooler as saved);
+    ``num_layers`` keeps only the first encoder layers (a head trained on a truncated encoder)."""
     import warnings
 
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    layer_kw = {"num_hidden_layers": int(num_layers)} if num_layers else {}
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # 'some weights were newly initialised' is expected for the classifier
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1,
+                                                                       **layer_kw,
                                                                        local_files_only=True, dtype=torch.float32)
     finally:
         hf_logging.set_verbosity(verbosity)

@@ -80,13 +80,17 @@ class HeadModel:
         if max_length:
             self.head.max_length = max_length
         if int8 and self.head.device == "cpu":
+            import warnings
+
             import torch
 
-            self.head.model = torch.ao.quantization.quantize_dynamic(self.head.model, {torch.nn.Linear},
-                                                                     dtype=torch.qint8)
+            with warnings.catch_warnings():  # torch.ao's "migrate to torchao" notices: the eager API still works
+                warnings.simplefilter("ignore")
+                self.head.model = torch.ao.quantization.quantize_dynamic(self.head.model, {torch.nn.Linear},
+                                                                         dtype=torch.qint8)
 
     def proba(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        return self.head.proba(pairs, batch_size=64)
+        return self.head.proba(pairs, batch_size=16)  # length-sorted batches: less padding
 
 
 class Reranker:

@@ -63,6 +63,40 @@ def test_bundled_reranker_loads_offline(reranker, monkeypatch):
 
 
 @needs_adapter
+def test_bundled_reranker_has_its_trained_depth_and_the_configured_budget():
+    import json
+
+    info = json.loads((bundled_reranker_dir(BUNDLED_RERANKER) / "relevance_head.json").read_text())
+    r = Reranker.from_config(RetrievalConfig(reranker=BUNDLED_RERANKER, rerank_top=7, rerank_max_length=64,
+                                             embedder={"device": "cpu"}))
+    assert len(r.model.head.model.bert.encoder.layer) == info.get("num_layers", 6)
+    assert r.top == 7 and r.model.head.max_length == 64
+
+
+def test_a_truncated_encoder_adapter_loads_with_its_layer_count(tmp_path):
+    """A head trained on the first N encoder layers (``num_layers`` in relevance_head.json) loads as N layers, int8."""
+    import json
+
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    from mad_guardrails.retrieval.embedder import resolve_model
+    from mad_guardrails.retrieval.relevance_head import load_base_classifier
+
+    base, _ = load_base_classifier(resolve_model("bundled:all-MiniLM-L6-v2", what="test").path, num_layers=2)
+    get_peft_model(base, LoraConfig(task_type=TaskType.SEQ_CLS, r=4, target_modules=["query", "value"],
+                                    modules_to_save=["classifier", "pooler"])).save_pretrained(str(tmp_path))
+    (tmp_path / "relevance_head.json").write_text(json.dumps({"base_model": "bundled:all-MiniLM-L6-v2",
+                                                              "max_length": 128, "num_layers": 2}))
+    r = Reranker.from_config(RetrievalConfig(reranker=str(tmp_path), rerank_max_length=96, embedder={"device": "cpu"}))
+    layers = r.model.head.model.bert.encoder.layer
+    assert len(layers) == 2 and r.model.head.max_length == 96 and r.calibrated
+    assert isinstance(layers[0].attention.self.query, torch.ao.nn.quantized.dynamic.Linear)
+    p = r.scores("Can my boss read my emotions at work?", _evidence())
+    assert p.shape == (4,) and ((p >= 0) & (p <= 1)).all()
+
+
+@needs_adapter
 def test_reranker_puts_the_right_article_first(reranker):
     q = "Is my employer allowed to run software that reads how staff feel from their faces during meetings?"
     out = reranker.rerank(q, _evidence())

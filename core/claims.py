@@ -36,6 +36,11 @@ class OutputClaim(BaseModel):
         """What the claim says, as a sentence a verifier can read: ``context`` or ``text``."""
         return self.context or self.text
 
+    @property
+    def readings(self) -> tuple[str, ...]:
+        """The texts a restatement may match: the claim as written and, for a list item, as a sentence of its own."""
+        return (self.text, self.context) if self.context else (self.text,)
+
 
 class ClaimCheck(BaseModel):
     """What the clauses say of one claim."""

@@ -290,11 +290,6 @@ async def screen(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
             alt = await asyncio.to_thread(screen_case, c.harm_screen, c.policy_set, case.query, bare,
                                           [h.rule for h in hits], cfg.thresholds(state.get("mode")).harm_shift)
             harm = max((harm, alt), key=lambda h: ({"none": 0, "flag": 1, "block": 2}.get(h.decision, 0), h.score))
-        if harm is not None and harm.risk == "regulatory" and harm.decision != "none":
-            from mad_guardrails.verifier.evasion import breaks_rule  # compliance talk is not help to break a rule
-
-            if not breaks_rule(case.query, bare or case.output, [h.rule for h in hits]):
-                harm = harm.model_copy(update={"decision": "none", "rule_id": None})
     except Exception as e:
         return {"failure": f"policy screening failed: {type(e).__name__}: {e}", "timings": _timed("screen", t0)}
     rows = [ScreenRow(rule_id=h.rule.id, score=float(h.score),

@@ -80,8 +80,7 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
         i += len(prem)
         clauses = {e.unit_id: e.text for e in ev if e.source == "regulation"}
         out.append(settle(c, scored, entail_threshold, contradict_threshold,
-                           [u for u in list(clauses)[:units]
-                            if restates_clause(c.text, clauses[u]) or restates_clause(c.stated, clauses[u])]))
+                           [u for u in list(clauses)[:units] if any(restates_clause(t, clauses[u]) for t in c.readings)]))
     return out
 
 
@@ -93,7 +92,7 @@ def settle(c: OutputClaim, scored: list, entail_threshold: float, contradict_thr
     best_c = max(scored, key=lambda x: x[1]["contradicted"], default=None)
     pe = best_e[1]["entailed"] if best_e else 0.0
     pc = best_c[1]["contradicted"] if best_c else 0.0
-    restated = next(((u, s) for (u, s), _ in scored if restates(c.text, s) or restates(c.stated, s)), None)
+    restated = next(((u, s) for (u, s), _ in scored if any(restates(t, s) for t in c.readings)), None)
     if restated is None and restated_units:  # the clause as a whole: quote its sentence closest to the claim
         restated = max(((u, s) for (u, s), _ in scored if u == restated_units[0]),
                        key=lambda us: coverage(c.stated, us[1]), default=None)

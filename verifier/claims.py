@@ -29,8 +29,10 @@ _SENT_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bArt\.)(?<!\bArts\.)(?<!\b
                        r"|\n\s*(?:[-*•]|\d+[.)])?\s*")
 _CLAUSE_CUT = re.compile(r";\s+|,?\s+\b(?:and then|and|but|whereas|while)\b\s+(?=\S)|,\s+(?:or|then)\b\s+(?=\S)")
 #: a clause of its own has a verb: an auxiliary or modal, or a verb the regulations' obligations are stated with
-_VERB = re.compile(r"\b(?:is|are|was|were|be|been|has|have|had|does|do|did|must|shall|should|may|might|can|could|"
-                   r"cannot|will|would|need|needs|appl(?:y|ies)|requires?|prohibits?|bans?|allows?|permits?|"
+#: auxiliaries and modals: the finite verbs a clause carries (a list item that shares its verb has none of them)
+_AUXILIARY = (r"is|are|was|were|has|have|had|does|do|did|must|shall|should|may|might|can|could|cannot|will|would|"
+              r"needs?")
+_VERB = re.compile(rf"\b(?:{_AUXILIARY}|be|been|appl(?:y|ies)|requires?|prohibits?|bans?|allows?|permits?|"
                    r"notif(?:y|ies)|reports?|sends?|submits?|keeps?|covers?|includes?|gives?|takes?|faces?|means?|"
                    r"follows?|reach(?:es)?|costs?|lists?|sets?|starts?|ends?|informs?|describes?|defines?|"
                    r"classif(?:y|ies)|counts?|obliges?|exempts?|gets?|goes|go|makes?|treats?|uses?)\b",
@@ -124,8 +126,7 @@ def _stem(first: str) -> str:
 
 _LIST_ITEM = re.compile(r"^\W*(?:and\s+|or\s+)?"
                         r"(?:a|an|the|within|by|no later than|at the latest|at least|at most|up to)\b", re.IGNORECASE)
-_FINITE = re.compile(r"\b(?:is|are|was|were|has|have|had|does|do|did|must|shall|should|may|might|can|could|cannot|"
-                     r"will|would|needs?)\b", re.IGNORECASE)
+_FINITE = re.compile(rf"\b(?:{_AUXILIARY})\b", re.IGNORECASE)
 
 
 def _contexts(text: str, pieces: list[tuple[int, int]]) -> list[str]:
@@ -133,6 +134,7 @@ def _contexts(text: str, pieces: list[tuple[int, int]]) -> list[str]:
     item that shares that verb ("..., an incident notification within 72 hours": a noun phrase or a deadline, no
     finite verb of its own); "" otherwise."""
     stem = _stem(text[pieces[0][0]:pieces[0][1]]) if pieces else ""
+
     def head(a: int, b: int) -> str:  # up to its first figure: "... 14 days after a measure is available" is an item
         fig = _FIGURE.search(text, a, b)
         return text[a:fig.start() if fig else b]

@@ -38,6 +38,7 @@ from mad_guardrails.core.debate import ProposedViolation, Quote
 from mad_guardrails.core.errors import ModelUnavailableError
 from mad_guardrails.core.paths import package_dir
 from mad_guardrails.core.units import Evidence
+from mad_guardrails.verifier.evasion import breaks_rule
 
 LABELS = ("harmful", "partial", "refusal", "safe")
 BUNDLED_NAME = "bundled:harm-minilm"
@@ -255,6 +256,8 @@ def screen_case(screen: HarmScreen | None, policy_set: Any, query: str | None, o
     if screen is None:
         return None
     r = screen.check(query, output, shift)
+    if r.risk == "regulatory" and r.decision != "none" and not breaks_rule(query, output, screened or []):
+        r.decision = "none"  # compliance talk is not help to break a rule (verifier/evasion.py)
     if r.decision != "none":
         rule = harm_rule(r, policy_set, screened)
         r.rule_id = rule.id if rule is not None else None

@@ -77,8 +77,8 @@ def load_base(base: str | Path, auto_cls, **config_overrides):
         vr = load_file(str(rows_file))
         emb = torch.zeros(int(vr["n"][0]), cfg.hidden_size)
         emb[vr["ids"]] = vr["rows"].float()
-        sd[next((k for k in sd if k.endswith("embeddings.position_embeddings.weight"))).replace(
-            "position_embeddings", "word_embeddings")] = emb
+        pos = next(k for k in sd if k.endswith("embeddings.position_embeddings.weight"))  # the export's key prefix
+        sd[pos[: -len("embeddings.position_embeddings.weight")] + WORD_EMB] = emb
     model = auto_cls.from_config(cfg)
     prefix = getattr(model, "base_model_prefix", "")
     if prefix and hasattr(model, prefix) and not any(k.startswith(prefix + ".") for k in sd):

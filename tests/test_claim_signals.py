@@ -113,3 +113,107 @@ def test_a_claim_that_widens_the_scope_to_everyone_is_not_entailed_by_a_narrower
     assert [x.kind for x in d] == ["scope"] and "every employer" in d[0].detail.lower()
     assert not differences("All providers must keep the documentation for 10 years.",
                            "All providers shall keep the documentation for 10 years.")
+
+
+# ------------------------------------------------------------------ qualifiers a claim may drop (session 4)
+
+TESTING = ("Member States shall allow the placing on the market of prototype devices which do not yet comply, "
+           "provided that the device is offered only for a limited trial period needed for user testing and carries "
+           "a visible label stating that it does not comply.")
+APPLY = "This Act shall apply from 1 March 2031."
+APPLY_CLAUSE = APPLY + "\n\nHowever:\n\n(a) Title II shall apply from 1 March 2029;"
+
+
+def test_a_claim_that_drops_a_substantive_condition_is_not_entailed_by_the_sentence():
+    assert "condition" in kinds("Prototype devices that do not comply may be placed on the market.", TESTING)
+    # a claim that states the condition in its own words keeps it
+    assert "condition" not in kinds("Non-compliant prototypes may be sold provided they are offered only for a "
+                                    "limited trial period for user testing, with a visible label.", TESTING)
+
+
+def test_an_only_restriction_counts_even_when_the_claim_words_a_condition_of_its_own():
+    assert "condition" in kinds("Non-compliant prototypes can be sold as long as they carry a visible label.",
+                                TESTING)
+
+
+def test_a_short_qualifier_like_where_feasible_is_not_a_condition_a_claim_must_repeat():
+    assert "condition" not in kinds("The controller notifies the supervisory authority of a personal data breach "
+                                    "within 72 hours of becoming aware of it.", BREACH)
+
+
+def test_two_caps_combined_the_other_way_or_not_at_all():
+    cap = ("Infringements are subject to fines of up to EUR 8 000 000 or, if the offender is an undertaking, up to "
+           "3 % of its total worldwide annual turnover, whichever is higher.")
+    assert "condition" in kinds("Fines reach EUR 8 million or 3 % of turnover.", cap)
+    assert "polarity" in kinds("Fines reach EUR 8 million or 3 % of turnover, whichever is lower.", cap)
+    assert differences("Fines can go up to EUR 8 million or 3 % of worldwide annual turnover, whichever is higher.",
+                       cap) == []
+
+
+def test_a_floor_claimed_for_a_cap_and_a_direction_reversed_confirm_a_contradiction():
+    assert [d.kind for d in confirms_contradiction(
+        "Fines are at least EUR 8 million for these infringements.",
+        "Infringements are subject to administrative fines of up to EUR 8 000 000.")] == ["polarity"]
+    assert "polarity" in kinds("Generative AI raises the barrier to writing malware.",
+                               "Lowered barriers to writing malware and phishing messages.")
+
+
+def test_a_rule_claimed_to_hold_always_or_for_any_case_widens_the_scope():
+    assert "scope" in kinds("You can always extend the deadline by two months.",
+                            "That period may be extended by two further months where necessary.")
+    # "in any event" names no universal the claim could lean on
+    assert "scope" in kinds("Any vulnerability must be reported within 24 hours.",
+                            "an early warning of an actively exploited vulnerability, in any event within 24 hours")
+
+
+def test_an_obligation_claimed_where_the_clause_leaves_a_choice_and_a_cant_where_it_allows():
+    assert "modal" in kinds("Banks must notify every significant cyber threat to the authority.",
+                            "Banks may, on a voluntary basis, notify significant cyber threats to the authority.")
+    assert "modal" in kinds("Member States can't set a lower age.",
+                            "Member States may provide by law for a lower age for those purposes.")
+
+
+def test_an_answers_yes_or_no_and_framework_ids_are_not_part_of_what_it_claims():
+    s = "Legal and regulatory requirements involving AI are understood, managed, and documented."
+    assert differences("No. Under GOVERN 1.1 the legal requirements involving AI are understood and documented.",
+                       s) == []
+    assert differences("Correct - NIST AI 600-1 treats this as a risk of information integrity.",
+                       "Information integrity is a risk.") == []
+
+
+def test_a_claim_that_names_the_carve_out_says_what_shall_not_apply_says():
+    assert "negation" not in kinds("The only exception is for tools that support a human assessment.",
+                                   "this prohibition shall not apply to tools that support a human assessment")
+
+
+def test_essential_and_important_entities_name_both_actors():
+    assert "actor" not in kinds("Essential entities send the early warning within 24 hours.",
+                                "Essential and important entities send an early warning within 24 hours.")
+
+
+def test_a_bare_rule_the_clause_goes_on_to_make_exceptions_to_is_not_entailed():
+    ev = [Evidence(unit_id="xa:art_9", doc="xa", rank=1, score=1.0, text=APPLY_CLAUSE)]
+
+    class Sure:  # a model that reads support everywhere, to test the rule alone
+        def predict(self, pairs):
+            return [{"entailed": 0.99, "contradicted": 0.0, "neutral": 0.01} for _ in pairs]
+
+    def check(text):
+        c = OutputClaim(index=0, text=text, start=0, end=len(text), regulatory=True)
+        return check_claims([c], [ev], Sure(), entail_threshold=0.9, contradict_threshold=0.9)[0]
+
+    bare = check("This Act applies from 1 March 2031.")
+    assert bare.label == "neutral" and "exception" in bare.note
+    assert check("This Act generally applies from 1 March 2031, some titles earlier.").label == "entailed"
+
+
+def test_a_long_sentence_is_read_to_its_end():
+    from mad_guardrails.verifier.claim_check import claim_premises
+
+    long = ("The report shall be made immediately after the provider has established a causal link between the "
+            "system and the incident or the reasonable likelihood of such a link, and, in any event, taking account "
+            "of the severity of the incident and of the information then available to the provider and to the "
+            "deployer, where applicable, not later than 15 days after the provider becomes aware of the incident.")
+    ev = [Evidence(unit_id="xa:art_7.2", doc="xa", rank=1, score=1.0, text=long)]
+    prem = [s for _, s in claim_premises(ev, max_words=30)]
+    assert len(prem) > 1 and all(s in long for s in prem) and any("15 days" in s for s in prem)

@@ -148,6 +148,15 @@ def test_project_sets_load():
             assert (by["regulatory_cases:r031"].expected, by["regulatory_cases:r001"].expected) == ("block", "allow")
 
 
+def test_the_held_out_case_sets_are_balanced_and_cite_clauses():
+    for name, n in (("regulatory_cases_heldout", 40), ("regulatory_cases_fresh", 20)):
+        cases = load_set(name)
+        _check_schema(cases, name)
+        assert Counter(c.expected for c in cases) == {"allow": n, "flag": n, "block": n}
+        assert set(Counter(c.type for c in cases)) == set(QUERY_TYPES)
+        assert all(c.meta.get("gold_units") and c.output and c.query for c in cases)
+
+
 # ------------------------------------------------------------------------------------------------ the YAML language
 def _write_set(tmp_path: Path, yaml_text: str, rows: list[dict]) -> Path:
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

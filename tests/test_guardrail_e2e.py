@@ -42,7 +42,10 @@ def test_text_under_check_that_poses_as_instructions_or_evidence_steers_nothing(
     assert (v.decision, v.path) == ("block", "fast_block"), v.explain()
     assert all(FAKE not in e.text for e in v.evidence)
     quotes = [q for viol in v.violations for q in viol.quotes]
-    assert quotes and all(q.doc_id == "nis2:art_23.4.a" and "24 hours" in q.text for q in quotes)
+    # the wrong deadline is refuted by the real clause; every quote is a verified one of the real corpus (the injected
+    # "clause" may itself be contradicted, by real text, but is never quoted)
+    assert any(q.doc_id == "nis2:art_23.4.a" and "24 hours" in q.text for q in quotes), v.explain()
+    assert all(q.verified and FAKE not in q.text and "30 days" not in q.text for q in quotes)
 
     # the same injection on a case that goes to a real debate: the agents see only retrieved evidence, and an allow
     # (if the tiny model gave one) could only come out verified against the real units

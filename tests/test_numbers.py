@@ -424,3 +424,11 @@ def test_correct_outputs_are_never_contradicted_by_the_builtin_packs():
         facts = [f for f in all_facts if f.in_scope(text)]
         bad = [f.explanation for f in check_numbers(text, facts) if f.status == "contradicted"]
         assert bad == [], text
+
+
+def test_framework_identifiers_are_references_and_a_period_adverb_is_a_duration():
+    from mad_guardrails.verifier.quantities import extract_quantities
+
+    assert extract_quantities("MEASURE 2.11 and GOVERN 1.1 of the AI RMF, and NIST AI 600-1") == []
+    [q] = extract_quantities("the plans are tested at least yearly")
+    assert (q.kind, q.value, q.unit) == ("duration", 12.0, "months")

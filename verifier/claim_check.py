@@ -24,7 +24,8 @@ shifted by the check's mode; a claim that clears neither is ``neutral`` (not set
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from mad_guardrails.agents.grammar import sentences
@@ -35,6 +36,7 @@ from mad_guardrails.verifier.claim_signals import (
     confirms_contradiction,
     coverage,
     differences,
+    exception_follows,
     restates,
     restates_clause,
     states_figures,
@@ -47,13 +49,33 @@ class EntailmentModel(Protocol):
     def predict(self, pairs: Sequence[tuple[str, str]]) -> list[dict[str, float]]: ...
 
 
+def windows(sentence: str, *, max_words: int = 60, overlap: int = 20) -> list[str]:
+    """A long sentence as overlapping spans of at most ``max_words`` words (verbatim substrings), so the figure at the
+    end of a 90-word sentence ("..., and, in any event, not later than 15 days after ...") is still read.
+
+    >>> [len(w.split()) for w in windows(" ".join(f"w{i}" for i in range(100)), max_words=60, overlap=20)]
+    [60, 60]
+    """
+    words = list(re.finditer(r"\S+", sentence))
+    if len(words) <= max_words:
+        return [sentence]
+    out, start = [], 0
+    while True:
+        end = min(start + max_words, len(words))
+        out.append(sentence[words[start].start():words[end - 1].end()].rstrip(",;: "))
+        if end == len(words):
+            return out
+        start = max(end - overlap, len(words) - max_words) if end + max_words - overlap > len(words) else end - overlap
+
+
 def claim_premises(evidence: Sequence[Evidence], *, units: int = 3, per_unit: int = 6,
                    max_words: int = 60) -> list[tuple[str, str]]:
-    """``(unit_id, sentence)`` of the best ``units`` regulation units, at most ``per_unit`` sentences each."""
+    """``(unit_id, sentence)`` of the best ``units`` regulation units, at most ``per_unit`` sentences each (a
+    sentence longer than ``max_words`` read as overlapping windows, each counted)."""
     out: list[tuple[str, str]] = []
     for e in [e for e in evidence if e.source == "regulation"][:units]:
-        sents = sentences(e.text, max_words=max_words) or ([e.text.strip()] if e.text.strip() else [])
-        out += [(e.unit_id, s) for s in sents[:per_unit]]
+        sents = sentences(e.text, max_words=10_000) or ([e.text.strip()] if e.text.strip() else [])
+        out += [(e.unit_id, w) for s in sents for w in windows(s, max_words=max_words)][:per_unit]
     return out
 
 
@@ -74,20 +96,33 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
     premises = [claim_premises(ev, units=units, per_unit=per_unit) for ev in evidence]
     pairs = [(s, c.stated) for c, prem in zip(claims, premises) for _, s in prem]
     probs = model.predict(pairs) if pairs else []
+    every_sentence = [s for prem in premises for _, s in prem]  # all clauses retrieved for this output
     out, i = [], 0
     for c, prem, ev in zip(claims, premises, evidence):
         scored = list(zip(prem, probs[i:i + len(prem)]))
         i += len(prem)
         clauses = {e.unit_id: e.text for e in ev if e.source == "regulation"}
         out.append(settle(c, scored, entail_threshold, contradict_threshold,
-                           [u for u in list(clauses)[:units] if any(restates_clause(t, clauses[u]) for t in c.readings)]))
+                           [u for u in list(clauses)[:units] if any(restates_clause(t, clauses[u]) for t in c.readings)],
+                           clauses, every_sentence))
     return out
 
 
+def _text_after(clauses: Mapping[str, str], at: tuple[str, str]) -> str | None:
+    """What the clause says right after the sentence ``at`` (its next 120 characters), if the clause is known."""
+    text = clauses.get(at[0], "")
+    i = text.find(at[1])
+    return text[i + len(at[1]):i + len(at[1]) + 120] if i >= 0 else None
+
+
 def settle(c: OutputClaim, scored: list, entail_threshold: float, contradict_threshold: float,
-           restated_units: Sequence[str] = ()) -> ClaimCheck:
+           restated_units: Sequence[str] = (), clauses: Mapping[str, str] | None = None,
+           other_sentences: Sequence[str] = ()) -> ClaimCheck:
     """One claim's label from its scored sentences ``[((unit_id, sentence), probabilities), ...]`` (the rules of
-    :func:`check_claims`; ``restated_units`` are clauses the claim restates as a whole)."""
+    :func:`check_claims`; ``restated_units`` are clauses the claim restates as a whole; ``clauses`` the clause texts
+    by unit id, to see whether a clause goes on with an exception; ``other_sentences`` the sentences retrieved for the
+    output's other claims, which may state the claim's figures too)."""
+    clauses = clauses or {}
     best_e = max(scored, key=lambda x: x[1]["entailed"], default=None)
     best_c = max(scored, key=lambda x: x[1]["contradicted"], default=None)
     pe = best_e[1]["entailed"] if best_e else 0.0
@@ -99,20 +134,25 @@ def settle(c: OutputClaim, scored: list, entail_threshold: float, contradict_thr
     label: ClaimLabel = "neutral"
     basis, note, support = "", "", best_e[0] if best_e else None
     if pc >= contradict_threshold and pc > pe and pe < 0.5 and restated is None:
-        confirmed = confirms_contradiction(c.stated, best_c[0][1])
-        if any(states_figures(c.stated, s) for (_, s), _ in scored):  # another clause states the claim's figures
+        confirmed = confirms_contradiction(c.stated, best_c[0][1], best_c[0][0])
+        if any(states_figures(c.stated, s) for s in [*(s for (_, s), _ in scored), *other_sentences]):
+            # another clause retrieved for this output states the claim's figures
             confirmed = [d for d in confirmed if d.kind != "number"]
         if confirmed:
             label, basis = "contradicted", "model + " + ", ".join(sorted({d.kind for d in confirmed}))
         else:
             note = (f"the model reads a contradiction (p={pc:.2f}) but no figure, negation, modality or actor "
                     "differs from that sentence: not settled")
+    elif restated is not None and exception_follows(c.stated, _text_after(clauses, restated)):
+        note = "the claim restates a sentence the clause goes on to make an exception to; the claim names none"
     elif restated is not None:
         label, basis, support = "entailed", "restatement", restated
     elif pe >= entail_threshold:
         diffs = differences(c.stated, best_e[0][1])
         if diffs:
             note = "the model reads support but " + "; ".join(d.detail for d in diffs)
+        elif exception_follows(c.stated, _text_after(clauses, best_e[0])):
+            note = "the model reads support but the clause goes on to make an exception the claim does not name"
         else:
             label, basis = "entailed", "model"
     return ClaimCheck(

@@ -35,9 +35,9 @@ from pydantic import BaseModel
 
 from mad_guardrails.verifier.quantities import Quantity, compare, extract_quantities
 
-DifferenceKind = Literal["number", "unstated_number", "negation", "modal", "actor", "scope"]
+DifferenceKind = Literal["number", "unstated_number", "negation", "modal", "actor", "polarity", "scope", "condition"]
 #: the kinds that confirm a contradiction (the others only keep a claim from counting as entailed)
-CONFIRMING: frozenset[str] = frozenset({"number", "negation", "modal", "actor"})
+CONFIRMING: frozenset[str] = frozenset({"number", "negation", "modal", "actor", "polarity"})
 
 
 class Difference(BaseModel):
@@ -77,15 +77,22 @@ def coverage(claim: str, sentence: str) -> float:
 
 # ------------------------------------------------------------------------------------------------ negation
 
-_FIXED = re.compile(r"\b(?:without undue delay|without prejudice|not later than|no later than|not exceed\w*|"
+_FIXED = re.compile(r"\b(?:without undue delay|without delay|without prejudice|not later than|no later than|not exceed\w*|"
                     r"not less than|no less than|not more than|no more than|none of the|whether or not|"
                     r"not only|if not|or not)\b", re.IGNORECASE)
+#: an answer's lead-in, not part of what it states: "No. ...", "Yes - ...", "I can't back that up: ..."
+_ANSWER_LEAD = re.compile(r"^\s*(?:(?:no|yes|nope|correct|right|not quite|not really)\s*[.,!:;—–-]+\s*|"
+                          r"i (?:can['’]?t|cannot|won['’]t)\b[^:]{0,40}:\s*)", re.IGNORECASE)
 _NEG = re.compile(r"\b(?:not|no|never|none|nor|neither|cannot|without|nothing|nobody|n['’]t|refus\w*|declin\w*|"
                   r"irrelevant|discourag\w*|ignor\w*|waiv\w*)\b|n['’]t\b",
                   re.IGNORECASE)
 
 
 _CONDITION = re.compile(r"\b(?:where|if|unless|when|whenever|in case|in the event)\b[^,;:]*", re.IGNORECASE)
+
+
+_EXEMPT = re.compile(r"\b(?:carve[- ]?outs?|exceptions?|exempt\w*|excluded)\b", re.IGNORECASE)
+_NOT_APPLY = re.compile(r"\b(?:shall|does|do|will) not apply\b", re.IGNORECASE)
 
 
 def negations(text: str) -> int:
@@ -99,7 +106,7 @@ def negations(text: str) -> int:
 _OBLIGE = re.compile(r"\b(?:shall|must|required?|requires|obliged|obligat\w*|ha(?:s|ve) to|needs? to|mandatory|"
                      r"is to|are to)\b", re.IGNORECASE)
 _FORBID = re.compile(r"\b(?:prohibit\w*|ban(?:s|ned)?|forbid\w*|not (?:be )?(?:allowed|permitted)|shall not|"
-                     r"must not|may not|cannot)\b", re.IGNORECASE)
+                     r"must not|may not|cannot|can['’]?t|can not)\b", re.IGNORECASE)
 _OPTION = re.compile(r"\b(?:optional|voluntar\w*|free to|may(?! not| be\b)|leaves? it to|irrelevant|refus\w*|decline\w*|waive\w*|ignor\w*|discourag\w*|up to (?:them|you|the \w+)|discretion\w*|may choose|"
                      r"need not|needn['’]t|no need|not (?:need|required|obliged|necessary|mandatory)|"
                      r"do(?:es)?n['’]t (?:need|have) to|do(?:es)? not (?:need|have) to|can (?:skip|ignore|wait)|"
@@ -119,6 +126,34 @@ def modality(text: str) -> set[str]:
     return out
 
 
+# ------------------------------------------------------------------------------------------------ polarity
+
+#: opposite directions and bounds: a claim that says "raises the barrier" of a clause on "lowered barriers", or
+#: "at least EUR 10 million" of a cap "up to EUR 10 000 000" (a bound counts where a figure follows it)
+_POLES: tuple[tuple[str, re.Pattern, str, re.Pattern], ...] = (
+    ("lowers", re.compile(r"\b(?:lower(?:s|ed|ing)?|reduc\w*|decreas\w*|eas(?:e|es|ed|ier|ing))\b", re.IGNORECASE),
+     "raises", re.compile(r"\b(?:rais(?:e|es|ed|ing)|increas\w*|heighten\w*|harder)\b", re.IGNORECASE)),
+    ("sets a floor", re.compile(r"\b(?:at least|a minimum of|minimum of|no less than|not less than)\s+(?=[€$\d]|eur\b)",
+                                re.IGNORECASE),
+     "sets a cap", re.compile(r"\b(?:up to|at most|a maximum of|maximum of|no more than|not more than|not exceeding|"
+                              r"no later than|not later than|within)\s+(?=[€$\d]|eur\b)", re.IGNORECASE)),
+    ("takes the higher", re.compile(r"\bwhichever is (?:the )?(?:higher|greater)\b", re.IGNORECASE),
+     "takes the lower", re.compile(r"\bwhichever is (?:the )?(?:lower|less|smaller)\b", re.IGNORECASE)),
+)
+
+
+def _polarity(claim: str, sentence: str) -> list[Difference]:
+    """A direction or bound the claim states whose opposite the sentence states (and neither states both)."""
+    out = []
+    for a, ra, b, rb in _POLES:
+        ca, cb, sa, sb = ra.search(claim), rb.search(claim), ra.search(sentence), rb.search(sentence)
+        for (x, cx, sy, cy, sx), y in (((a, ca, sb, cb, sa), b), ((b, cb, sa, ca, sb), a)):
+            if cx and sy and not cy and not sx:
+                out.append(Difference(kind="polarity", detail=f"the claim {x} ('{cx.group(0)}'); the clause {y} "
+                                                              f"('{sy.group(0)}')"))
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ actors
 
 _ACTORS: dict[str, str] = {
@@ -126,7 +161,7 @@ _ACTORS: dict[str, str] = {
     "deployer": r"deployers?|users? of (?:the |a )?(?:high-risk )?ai systems?",
     "importer": r"importers?", "distributor": r"distributors?", "manufacturer": r"manufacturers?",
     "controller": r"controllers?", "processor": r"processors?",
-    "essential entity": r"essential entit(?:y|ies)", "important entity": r"important entit(?:y|ies)",
+    "essential entity": r"essential entit(?:y|ies)|essential (?:and|or) important entit(?:y|ies)", "important entity": r"important entit(?:y|ies)",
     "financial entity": r"financial entit(?:y|ies)|banks?|insurers?|investment firms?",
     "ict third-party service provider": r"ict third[- ]party service providers?",
     "notified body": r"notified bod(?:y|ies)", "data subject": r"data subjects?",
@@ -143,9 +178,65 @@ def _actors(text: str) -> set[str]:
 
 _SCOPE = re.compile(r"\b(?:only|solely|exclusively|just|merely)\b", re.IGNORECASE)
 _SCOPE_OK = re.compile(r"\b(?:only|solely|exclusively|except|unless|limited to|merely|restricted to)\b", re.IGNORECASE)
-#: a claim about "every employer" / "all AI systems" / "any company" (not "all of the following")
-_WIDEN = re.compile(r"\b(?:every|all|any|each)\s+(?!of\b|the\s+following\b|such\b|those\b|these\b)[a-z]\w*", re.IGNORECASE)
-_WIDEN_OK = re.compile(r"\b(?:every|all|any|each|whoever|whichever|irrespective|regardless|no)\b", re.IGNORECASE)
+#: a claim about "every employer" / "all AI systems" / "any company" (not "all of the following"), or one that
+#: says a rule holds "always" / "in all cases"
+_WIDEN = re.compile(r"\b(?:(?:every|all|any|each)\s+(?!of\b|the\s+following\b|such\b|those\b|these\b)[a-z]\w*|"
+                    r"always|in (?:all|every) cases?|automatically)", re.IGNORECASE)
+_WIDEN_OK = re.compile(r"\b(?:every|all|any|each|always|whoever|whichever|irrespective|regardless|no)\b", re.IGNORECASE)
+#: "any" and "all" in fixed phrases name no universal ("in any event ... within 24 hours")
+_UNIVERSAL_IDIOM = re.compile(r"\b(?:in any (?:event|case)|at all times|any other|in all other)\b", re.IGNORECASE)
+
+# ------------------------------------------------------------------------------------------------ conditions
+
+#: a condition the clause puts on its rule: "where ...", "unless ...", "provided that ...", "to the extent that ..."
+_LIMIT = re.compile(r"\b(?:where|if|unless|provided that|providing that|on condition that|in so far as|insofar as|"
+                    r"to the extent(?: that)?|as long as|except where|except if|only (?:if|where|when))\b"
+                    r"(?:\s*,[^,;:.()]*,)?([^,;:.()]*)",
+                    re.IGNORECASE)
+#: a restriction inside the rule: "only for a limited period required for testing purposes"
+_ONLY = re.compile(r"\bonly (?:for|during|in|within|to|by|on|at|after|once)\b([^,;:.()]*)", re.IGNORECASE)
+#: the claim states a condition of its own (it may word the clause's one differently)
+_OWN_LIMIT = re.compile(r"\b(?:where|if|unless|provided|on condition|in so far|insofar|to the extent|as long as|"
+                        r"except|exception|only|subject to|depending on|when)\b", re.IGNORECASE)
+#: two caps combined ("EUR 15 000 000 or 2,5 % ..., whichever is higher")
+_WHICHEVER = re.compile(r"\bwhichever is (?:the )?(?:higher|greater|lower|less|smaller|earlier|later)\b", re.IGNORECASE)
+
+
+def conditions(sentence: str, *, min_words: int = 3) -> list[str]:
+    """The substantive conditions a clause sentence puts on its rule (at least ``min_words`` content words: "where
+    feasible" or "if the offender is an undertaking" qualify a rule without changing what it is about)."""
+    return [m.group(0).strip() for m in _LIMIT.finditer(sentence) if len(_content(m.group(1))) >= min_words]
+
+
+#: a sentence that opens an exception to the one before it
+_EXCEPTION_NEXT = re.compile(r"^\W*(?:however|by way of derogation|notwithstanding|that (?:rule|obligation|period) "
+                             r"shall not apply)\b", re.IGNORECASE)
+#: the claim says itself that the rule has exceptions or varies
+_OWN_EXCEPTION = re.compile(r"\b(?:although|though|except\w*|but|however|generally|in general|in principle|as a rule|"
+                            r"some|apart from|unless|derogat\w*|with (?:some|certain) exceptions?|mostly|mainly)\b",
+                            re.IGNORECASE)
+
+
+def exception_follows(claim: str, text_after: str | None) -> bool:
+    """Whether the clause goes on with an exception to the sentence a claim rests on ("It shall apply from 2 August
+    2026. However: ...": ``text_after`` is what follows that sentence) and the claim, stating the rule bare, says
+    nothing of it."""
+    return bool(text_after and _EXCEPTION_NEXT.search(text_after) and not _OWN_EXCEPTION.search(claim))
+
+
+def dropped_conditions(claim: str, sentence: str) -> list[str]:
+    """The sentence's conditions a claim leaves out: the claim states no condition of its own and keeps fewer than
+    half of the condition's content words; an "only for ..." restriction the claim neither keeps nor words with an
+    "only" of its own; and a "whichever is higher" the claim drops while stating two caps."""
+    out = []
+    if not _OWN_LIMIT.search(claim):
+        out += [c for c in conditions(sentence) if coverage(c, claim) < 0.5]
+    if not _SCOPE.search(claim):  # an "only ..." restriction counts even where the claim words a condition itself
+        out += [m.group(0).strip() for m in _ONLY.finditer(sentence)
+                if len(_content(m.group(1))) >= 2 and coverage(m.group(0), claim) < 0.5]
+    if _WHICHEVER.search(sentence) and not _WHICHEVER.search(claim) and re.search(r"\bor\b", claim):
+        out.append(_WHICHEVER.search(sentence).group(0))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ the check
@@ -178,36 +269,50 @@ def states_figures(claim: str, sentence: str) -> bool:
 
 def differences(claim: str, sentence: str) -> list[Difference]:
     """The checkable differences between ``claim`` and ``sentence`` (see the module docstring)."""
+    claim = _ANSWER_LEAD.sub("", claim)
     out = _numbers(extract_quantities(claim), extract_quantities(sentence))
-    if negations(claim) % 2 != negations(sentence) % 2:
+    # "the only carve-out is for X" says what "this prohibition shall not apply to X" says
+    carve_out = 1 if _EXEMPT.search(claim) and _NOT_APPLY.search(sentence) and not _NOT_APPLY.search(claim) else 0
+    if negations(claim) % 2 != (negations(sentence) - carve_out) % 2:
         out.append(Difference(kind="negation", detail="one of them is negated and the other is not"))
     mc, ms = modality(claim), modality(sentence)
     if ("option" in mc and not (mc & {"oblige", "forbid"}) and ms & {"oblige", "forbid"} and "option" not in ms) \
-            or ("forbid" in mc and "option" in ms and "forbid" not in ms):
+            or ("forbid" in mc and "option" in ms and "forbid" not in ms) \
+            or (mc == {"oblige"} and ms == {"option"}):
         out.append(Difference(kind="modal", detail=f"the claim reads {'/'.join(sorted(mc))}; the clause "
                                                    f"{'/'.join(sorted(ms)) or 'states no modality'}"))
+    out += _polarity(claim, sentence)
     ac, as_ = _actors(claim), _actors(sentence)
     if ac and as_ and not ac & as_:
         out.append(Difference(kind="actor", detail=f"the claim names {', '.join(sorted(ac))}; the clause "
                                                    f"{', '.join(sorted(as_))}"))
     if _SCOPE.search(claim) and not _SCOPE_OK.search(sentence):
         out.append(Difference(kind="scope", detail="the claim narrows the scope ('only'); the clause does not"))
-    if _WIDEN.search(claim) and not _WIDEN_OK.search(sentence):
+    if _WIDEN.search(claim) and not _WIDEN_OK.search(_UNIVERSAL_IDIOM.sub(" ", sentence)):
         out.append(Difference(kind="scope", detail=f"the claim widens the scope ('{_WIDEN.search(claim).group(0)}"
                                                    "...'); the clause names no such universal"))
+    for cond in dropped_conditions(claim, sentence):
+        out.append(Difference(kind="condition", detail=f"the claim leaves out the clause's condition '{cond}'"))
     return out
 
 
 #: how much of the claim a sentence must share before a difference of each kind counts as a contradiction
-_CONFIRM_COVERAGE = {"number": 0.3, "actor": 0.3, "modal": 0.4, "negation": 0.5}
+_CONFIRM_COVERAGE = {"number": 0.3, "actor": 0.3, "modal": 0.4, "polarity": 0.4, "negation": 0.5}
 
 
-def confirms_contradiction(claim: str, sentence: str) -> list[Difference]:
+#: units whose sentences state the framework's outcomes or risks without a modal verb ("Log records are generated
+#: and made available ...", the AI 600-1 risk definitions): a claim that negates one contradicts the framework
+_OUTCOME_UNIT = re.compile(r"^nist-csf-2\.0:[A-Z]{2}\.[A-Z]{2}-\d+$|^nist-ai-rmf:(?:GOVERN|MAP|MEASURE|MANAGE)-\d+\.\d+$|"
+                           r"^nist-ai-600-1:risk_\d+$")
+
+
+def confirms_contradiction(claim: str, sentence: str, unit_id: str = "") -> list[Difference]:
     """The differences that make a model's contradiction checkable: of a confirming kind, between a claim and a
     sentence about the same thing (enough shared content words for the kind), and for a flipped negation or
-    modality a sentence that states a norm itself (a list item cut from its lead-in does not). Empty: unconfirmed."""
+    modality a sentence that states a norm itself (a list item cut from its lead-in does not; a NIST outcome or
+    risk statement, ``unit_id``, does). Empty: unconfirmed."""
     cov = coverage(claim, sentence)
-    normative = bool(modality(sentence))
+    normative = bool(modality(sentence)) or bool(_OUTCOME_UNIT.match(unit_id))
     return [d for d in differences(claim, sentence) if d.kind in CONFIRMING and cov >= _CONFIRM_COVERAGE[d.kind]
             and (normative or d.kind not in ("negation", "modal"))]
 

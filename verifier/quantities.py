@@ -206,6 +206,10 @@ _UNIT = r"(?P<unit>(?:working|business|calendar)[ \-]days?|hours?|hrs?|h|minutes
 _DURATION_AFTER = re.compile(rf"\s?-?\s?(?:(?:full|whole|clear|entire)\s+)?{_UNIT}", re.I)
 _DURATION_ARTICLE = re.compile(
     r"\b(?P<num>an?)\s+(?:(?:full|whole|single|entire)\s+)?(?P<unit>hour|day|week|month|year)\b", re.I)
+#: a period said as an adverb: "tested at least yearly", "reviewed annually"
+_DURATION_ADVERB = re.compile(r"\b(?P<unit>yearly|annually|quarterly|monthly|weekly|daily|hourly)\b", re.I)
+_ADVERB_UNIT = {"yearly": "year", "annually": "year", "quarterly": ("month", 3.0), "monthly": "month", "weekly": "week",
+                "daily": "day", "hourly": "hour"}
 _SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
 # scientific notation: 10^25, 10**25, 10^{25}, 10²⁵, 3 x 10^24, 1e25, 1.5E+24
 _SCIENTIFIC = re.compile(
@@ -218,7 +222,8 @@ _QUALITATIVE = re.compile(r"\b(?:without\s+undue\s+(?:further\s+)?delay|without\
                           re.I)
 _REFERENCE_BEFORE = re.compile(
     r"(?:\b(?:articles?|art|paragraphs?|para|points?|annex(?:es)?|chapters?|sections?|titles?|recitals?|"
-    r"regulations?|directives?|decisions?|no|nos|number|page|pp?|level|tier|version|v|csf|rmf|sp|gv|id)\.?\s*"
+    r"regulations?|directives?|decisions?|no|nos|number|page|pp?|level|tier|version|v|csf|rmf|sp|gv|id|"
+    r"govern|map|measure|manage|ai)\.?\s*"
     r"(?:\(eu\)|\(ec\))?\s*(?:\d+\w*\s*(?:,|and|or|to|-)\s*)*|\(eu\)\s*|\(ec\)\s*|[(/§\-:.])$", re.I)
 _REFERENCE_AFTER = re.compile(r"^(?:\s*\(\d|/\d|\.\d|\))")
 
@@ -308,6 +313,14 @@ def _extract(text: str) -> tuple[Quantity, ...]:
         if free(m.start(), m.end()):
             family, factor = _DUR_UNITS[m.group("unit").lower()]
             add(Quantity(kind="duration", value=factor, unit=family, amount=1.0, raw_unit=m.group("unit").lower(),
+                         text=m.group(0), start=m.start(), end=m.end()))
+
+    for m in _DURATION_ADVERB.finditer(text):  # "at least yearly" = a period of one year
+        if free(m.start(), m.end()):
+            unit = _ADVERB_UNIT[m.group("unit").lower()]
+            unit, n = unit if isinstance(unit, tuple) else (unit, 1.0)
+            family, factor = _DUR_UNITS[unit]
+            add(Quantity(kind="duration", value=factor * n, unit=family, amount=n, raw_unit=unit,
                          text=m.group(0), start=m.start(), end=m.end()))
 
     for m in _NUMBER.finditer(text):

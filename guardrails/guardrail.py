@@ -1,6 +1,6 @@
 """The public API: ``Guardrail.check(output) -> Verdict``.
 
-    >>> from guardrails import Guardrail
+    >>> from mad_guardrails import Guardrail
     >>> g = Guardrail.from_config("offline")                      # doctest: +SKIP
     >>> v = g.check("NIS2 gives you 72 hours to send the early warning.", query="NIS2 reporting?")  # doctest: +SKIP
     >>> v.decision, [x.rule_id for x in v.violations]             # doctest: +SKIP

@@ -6,9 +6,11 @@ uses them both ways:
 * a model's *contradiction* blocks only when it is confirmed by a difference of substance between the claim and
   the sentence about the same thing — another figure, a flipped negation, an obligation turned into an option (or a
   prohibition into a permission), another actor. Unconfirmed, the claim is not settled and the debate decides;
-* a model's *entailment* stands only when no such difference exists; and a claim that restates a sentence almost
-  word for word (most of its content words are the sentence's, no figure, negation, modality, actor or "only" of
-  its own) is entailed whatever the model says.
+* a model's *entailment* stands only when no such difference exists — nor a reversed direction or bound
+  ("raises" / "lowered", "at least" / "up to"), a scope the claim widens ("always", "any X"), or a substantive
+  condition of the sentence the claim drops ("where …", "unless …", "only for …", "whichever is higher"); and a
+  claim that restates a sentence almost word for word (most of its content words are the sentence's, no figure,
+  negation, modality, actor or "only" of its own) is entailed whatever the model says.
 
     >>> s = ("In the case of a personal data breach, the controller shall without undue delay and, where feasible, "
     ...      "not later than 72 hours after having become aware of it, notify the personal data breach to the "
@@ -23,6 +25,9 @@ uses them both ways:
     []
     >>> round(coverage("The controller shall notify the personal data breach to the supervisory authority.", s), 2)
     1.0
+    >>> t = "Fines of up to EUR 8 000 000 or 3 % of turnover apply, whichever is higher."
+    >>> [d.kind for d in differences("Fines reach EUR 8 million or 3 % of turnover, whichever is lower.", t)]
+    ['polarity']
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ entailment-minilm`` (a few MB) and runs on CPU in milliseconds per pair; ``confi
 order and the thresholds calibrated on the dev articles.
 
     >>> m = DomainNLI.load()                                               # doctest: +SKIP
-    >>> m.predict([("Member States shall ensure that ... within 24 hours", "The early warning is due in a day.")])
-    [{'entailed': 0.9..., 'contradicted': ..., 'neutral': ...}]           # doctest: +SKIP
+    >>> m.predict([("Member States shall ensure that ... within 24 hours",
+    ...             "The early warning is due in a day.")])                # doctest: +SKIP
+    [{'entailed': 0.9..., 'contradicted': ..., 'neutral': ...}]
 
 Training (GPU) and the data builder: ``bench/gpu/entailment/`` (see BENCHMARKS.md, "Entailment verifier").
 """

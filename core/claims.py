@@ -4,6 +4,8 @@ routes on, and the verdict shows (spans point back into the output).
     >>> c = OutputClaim(index=0, text="The early warning is due within 72 hours.", start=0, end=41, regulatory=True)
     >>> ClaimCheck(claim=c, label="neutral").line()
     '"The early warning is due within 72 hours.": neutral (entailed 0.00, contradicted 0.00)'
+    >>> print(ClaimCheck(claim=c, label="neutral", entailed=0.98, note="it widens the scope").line())
+    "The early warning is due within 72 hours.": neutral (entailed 0.98, contradicted 0.00) — not settled: it widens the scope
 """
 
 from __future__ import annotations
@@ -60,5 +62,6 @@ class ClaimCheck(BaseModel):
         """One line for prompts, explanations and reports."""
         q = self.support if self.label == "entailed" else self.against if self.label == "contradicted" else None
         cite = f' — [{q.doc_id}] "{q.text}"' if q else ""
+        why = f" — not settled: {self.note}" if self.label == "neutral" and self.note else ""
         return (f'"{self.claim.text}": {self.label} (entailed {self.entailed:.2f}, contradicted '
-                f"{self.contradicted:.2f}){cite}")
+                f"{self.contradicted:.2f}){cite}{why}")

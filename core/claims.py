@@ -4,8 +4,8 @@ routes on, and the verdict shows (spans point back into the output).
     >>> c = OutputClaim(index=0, text="The early warning is due within 72 hours.", start=0, end=41, regulatory=True)
     >>> ClaimCheck(claim=c, label="neutral").line()
     '"The early warning is due within 72 hours.": neutral (entailed 0.00, contradicted 0.00)'
-    >>> print(ClaimCheck(claim=c, label="neutral", entailed=0.98, note="it widens the scope").line())
-    "The early warning is due within 72 hours.": neutral (entailed 0.98, contradicted 0.00) — not settled: it widens the scope
+    >>> print(ClaimCheck(claim=c, label="neutral", entailed=0.98, note="scope widened").line())
+    "The early warning is due within 72 hours.": neutral (entailed 0.98, contradicted 0.00) — not settled: scope widened
 """
 
 from __future__ import annotations

@@ -102,9 +102,8 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
         scored = list(zip(prem, probs[i:i + len(prem)]))
         i += len(prem)
         clauses = {e.unit_id: e.text for e in ev if e.source == "regulation"}
-        out.append(settle(c, scored, entail_threshold, contradict_threshold,
-                           [u for u in list(clauses)[:units] if any(restates_clause(t, clauses[u]) for t in c.readings)],
-                           clauses, every_sentence))
+        restated = [u for u in list(clauses)[:units] if any(restates_clause(t, clauses[u]) for t in c.readings)]
+        out.append(settle(c, scored, entail_threshold, contradict_threshold, restated, clauses, every_sentence))
     return out
 
 

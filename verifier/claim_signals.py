@@ -82,8 +82,8 @@ def coverage(claim: str, sentence: str) -> float:
 
 # ------------------------------------------------------------------------------------------------ negation
 
-_FIXED = re.compile(r"\b(?:without undue delay|without delay|without prejudice|not later than|no later than|not exceed\w*|"
-                    r"not less than|no less than|not more than|no more than|none of the|whether or not|"
+_FIXED = re.compile(r"\b(?:without undue delay|without delay|without prejudice|not later than|no later than|"
+                    r"not exceed\w*|not less than|no less than|not more than|no more than|none of the|whether or not|"
                     r"not only|if not|or not)\b", re.IGNORECASE)
 #: an answer's lead-in, not part of what it states: "No. ...", "Yes - ...", "I can't back that up: ..."
 _ANSWER_LEAD = re.compile(r"^\s*(?:(?:no|yes|nope|correct|right|not quite|not really)\s*[.,!:;—–-]+\s*|"
@@ -166,7 +166,8 @@ _ACTORS: dict[str, str] = {
     "deployer": r"deployers?|users? of (?:the |a )?(?:high-risk )?ai systems?",
     "importer": r"importers?", "distributor": r"distributors?", "manufacturer": r"manufacturers?",
     "controller": r"controllers?", "processor": r"processors?",
-    "essential entity": r"essential entit(?:y|ies)|essential (?:and|or) important entit(?:y|ies)", "important entity": r"important entit(?:y|ies)",
+    "essential entity": r"essential entit(?:y|ies)|essential (?:and|or) important entit(?:y|ies)",
+    "important entity": r"important entit(?:y|ies)",
     "financial entity": r"financial entit(?:y|ies)|banks?|insurers?|investment firms?",
     "ict third-party service provider": r"ict third[- ]party service providers?",
     "notified body": r"notified bod(?:y|ies)", "data subject": r"data subjects?",
@@ -307,8 +308,8 @@ _CONFIRM_COVERAGE = {"number": 0.3, "actor": 0.3, "modal": 0.4, "polarity": 0.4,
 
 #: units whose sentences state the framework's outcomes or risks without a modal verb ("Log records are generated
 #: and made available ...", the AI 600-1 risk definitions): a claim that negates one contradicts the framework
-_OUTCOME_UNIT = re.compile(r"^nist-csf-2\.0:[A-Z]{2}\.[A-Z]{2}-\d+$|^nist-ai-rmf:(?:GOVERN|MAP|MEASURE|MANAGE)-\d+\.\d+$|"
-                           r"^nist-ai-600-1:risk_\d+$")
+_OUTCOME_UNIT = re.compile(r"^nist-csf-2\.0:[A-Z]{2}\.[A-Z]{2}-\d+$|"
+                           r"^nist-ai-rmf:(?:GOVERN|MAP|MEASURE|MANAGE)-\d+\.\d+$|^nist-ai-600-1:risk_\d+$")
 
 
 def confirms_contradiction(claim: str, sentence: str, unit_id: str = "") -> list[Difference]:

@@ -133,20 +133,18 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(profile)
         if engine not in ("local", "ray"):
             raise InputError(f"--engine {engine!r} is not one of local, ray", fix="e.g. --engine ray")
-        if engine == "ray":  # the rows read block by block as the cluster takes them, never all held
-            from mad_guardrails.guardrails.audit.streaming import RowSource
-
-            rows = RowSource(input, max_chars=cfg.max_input_chars, limit=limit)
-        else:
-            rows = read_rows(input, max_chars=cfg.max_input_chars, limit=limit)
         out_dir = out or Path("audit-out") / input.stem
         if engine == "ray":  # Ray is imported only here (an optional extra)
             from mad_guardrails.guardrails.audit.ray_engine import RayAuditRunner
+            from mad_guardrails.guardrails.audit.streaming import RowSource
 
+            # the rows read block by block as the cluster takes them, never all held
+            rows = RowSource(input, max_chars=cfg.max_input_chars, limit=limit)
             runner = RayAuditRunner(cfg, out_dir, address=address, workers=workers, debate_workers=debate_workers,
                                     components=components, mode=mode, concurrency=concurrency,
                                     progress=not no_progress, profile=profile)
         else:
+            rows = read_rows(input, max_chars=cfg.max_input_chars, limit=limit)
             runner = AuditRunner(cfg, out_dir, mode=mode, concurrency=concurrency, progress=not no_progress,
                                  profile=profile)
         if restart:

@@ -31,6 +31,7 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -101,15 +102,55 @@ def _fsync_dir(d: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old or the new file, never half of one."""
+def atomic_write(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Write ``data`` (bytes, or chunks of bytes written as they come) to ``path`` so that a crash leaves either the
+    old or the new file, never half of one."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        f.write(data)
+        for chunk in (data,) if isinstance(data, bytes) else data:
+            f.write(chunk)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def file_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(offset, line)`` of each line of ``path``, the newline included (a last line without one is cut short)."""
+    offset = 0
+    with open(path, "rb") as f:
+        for line in f:
+            yield offset, line
+            offset += len(line)
+
+
+def scan_results(path: Path, repaired: list[str]) -> Iterator[tuple[int, ResultRow]]:
+    """``(offset, row)`` of the first valid row per id of a results file, read line by line. What a repair must drop
+    (a partially written last line, unreadable lines, duplicates) is added to ``repaired`` once the scan is done:
+    the file needs rewriting exactly when it is not empty."""
+    if not path.exists():
+        return
+    seen: set[str] = set()
+    bad = dup = 0
+    for offset, line in file_lines(path):
+        if not line.endswith(b"\n"):
+            if line.strip():
+                repaired.append(f"dropped a partially written last line ({len(line)} bytes)")
+            break
+        if not line.strip():
+            continue
+        row = _valid_row(line)
+        if row is None:
+            bad += 1
+        elif row.id in seen:
+            dup += 1
+        else:
+            seen.add(row.id)
+            yield offset, row
+    if bad:
+        repaired.append(f"dropped {bad} unreadable line(s)")
+    if dup:
+        repaired.append(f"dropped {dup} duplicate row(s) (kept the first per id)")
 
 
 def _valid_row(line: bytes) -> ResultRow | None:
@@ -137,30 +178,8 @@ class ResultStore:
 
     def load(self) -> dict[str, ResultRow]:
         """Read the finished rows, repairing the file in place when it holds partial / broken / duplicate lines."""
-        self.rows = {}
         self.repaired = []
-        if not self.path.exists():
-            return self.rows
-        data = self.path.read_bytes()
-        lines = data.split(b"\n")
-        tail = lines.pop()  # b"" when the file ends with a newline; otherwise a line cut short by a crash
-        if tail.strip():
-            self.repaired.append(f"dropped a partially written last line ({len(tail)} bytes)")
-        bad = dup = 0
-        for ln in lines:
-            if not ln.strip():
-                continue
-            row = _valid_row(ln)
-            if row is None:
-                bad += 1
-            elif row.id in self.rows:
-                dup += 1
-            else:
-                self.rows[row.id] = row
-        if bad:
-            self.repaired.append(f"dropped {bad} unreadable line(s)")
-        if dup:
-            self.repaired.append(f"dropped {dup} duplicate row(s) (kept the first per id)")
+        self.rows = {row.id: row for _, row in scan_results(self.path, self.repaired)}
         if self.repaired:
             self._rewrite(list(self.rows.values()))
         return self.rows

@@ -20,7 +20,6 @@ order): tens of bytes, not the row or its verdict.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import NamedTuple
 
 from mad_guardrails.core.errors import InputError
 from mad_guardrails.guardrails.audit.reader import DEFAULT_MAX_CHARS, AuditRow, iter_rows
-from mad_guardrails.guardrails.audit.runner import ResultRow, ResultStore, _fsync_dir, _valid_row
+from mad_guardrails.guardrails.audit.runner import ResultRow, ResultStore, atomic_write, file_lines, scan_results
 
 
 class RowSource:
@@ -74,62 +73,31 @@ class IdStore(ResultStore):
 
     rows: dict[str, Brief]  # type: ignore[assignment]
 
-    def _lines(self) -> Iterator[tuple[int, bytes]]:
-        """(offset, line) of each line, the newline included (a last line without one is cut short)."""
-        if not self.path.exists():
-            return
-        offset = 0
-        with open(self.path, "rb") as f:
-            for line in f:
-                yield offset, line
-                offset += len(line)
-
     def load(self) -> dict[str, Brief]:
         self.rows, self.repaired = {}, []
-        if not self.path.exists():
-            return self.rows
-        bad = dup = 0
-        keep: list[int] = []  # offsets of the lines kept, only when a line must go
-        clean = True
-        for offset, line in self._lines():
-            if not line.endswith(b"\n"):
-                if line.strip():
-                    self.repaired.append(f"dropped a partially written last line ({len(line)} bytes)")
-                    clean = False
-                break
-            if not line.strip():
-                continue
-            row = _valid_row(line)
-            if row is None or row.id in self.rows:
-                bad, dup = bad + (row is None), dup + (row is not None)
-                clean = False
-                continue
+        keep: list[int] = []  # offsets of the lines kept, for a repair
+        for offset, row in scan_results(self.path, self.repaired):
             self.rows[row.id] = Brief.of(row)
             keep.append(offset)
-        if bad:
-            self.repaired.append(f"dropped {bad} unreadable line(s)")
-        if dup:
-            self.repaired.append(f"dropped {dup} duplicate row(s) (kept the first per id)")
-        if not clean:
+        if self.repaired:
             self._copy(keep)
         return self.rows
 
     def _copy(self, offsets: Iterable[int]) -> None:
         """Rewrite the file as the lines starting at ``offsets``, in that order (atomically, fsynced)."""
         self.close()
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
-            for off in offsets:
-                src.seek(off)
-                dst.write(src.readline())
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+
+        def lines() -> Iterator[bytes]:
+            with open(self.path, "rb") as src:
+                for off in offsets:
+                    src.seek(off)
+                    yield src.readline()
+
+        atomic_write(self.path, lines())
 
     def _offsets(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for offset, line in self._lines():
+        for offset, line in file_lines(self.path) if self.path.exists() else ():
             if line.strip():
                 out.setdefault(json.loads(line)["id"], offset)
         return out

@@ -59,7 +59,7 @@ def test_the_id_store_keeps_the_local_stores_rules(tmp_path):
         assert list(store.load()) == ["b", "a", "stale"]
         assert len(store.repaired) == 3
     ids = IdStore(tmp_path / "ids" / "v.jsonl")
-    assert ids.load()["a"].infra and not ids.rows["b"].infra and ids.repaired == []  # already repaired
+    assert ids.load()["a"].infra_fault and not ids.rows["b"].infra_fault and ids.repaired == []  # already repaired
     assert (tmp_path / "ids" / "v.jsonl").read_bytes() == (tmp_path / "rows" / "v.jsonl").read_bytes()
     assert ids.drop(["a", "zzz"]) == 1 and "a" not in ids.rows
     ids.append(_row("c"))

@@ -233,7 +233,7 @@ class RayAuditRunner(AuditRunner):
         if iter(rows) is rows:
             rows = list(rows)
         manifest, done, repaired = self._open_folder(Path(input_path))
-        retry_ids = {i for i, b in done.items() if b.infra} if retry_failed else set()
+        retry_ids = {i for i, b in done.items() if b.infra_fault} if retry_failed else set()
         self.store.drop(retry_ids)
         self._write_manifest(manifest)
         feed = _Feed(self, manifest, retry_ids)
@@ -358,8 +358,7 @@ class _Feed:
         done = self.runner.store.rows.get(row.id)
         if done is not None:
             self.resumed += 1
-            self.counts.add(done.decision)
-            self.counts.infra += done.infra
+            self.counts.add_row(done)
             return
         self.checked += 1
         self.retried += row.id in self.retry_ids

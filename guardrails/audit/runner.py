@@ -256,6 +256,8 @@ class Counts(BaseModel):
         setattr(self, decision, getattr(self, decision) + 1)
 
     def add_row(self, row: ResultRow) -> None:
+        """Count a finished row: a ``ResultRow``, or the Ray driver's ``Brief`` (its ``decision`` and
+        ``infra_fault``)."""
         self.add(row.decision)
         self.infra += row.infra_fault
 

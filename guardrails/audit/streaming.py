@@ -57,10 +57,10 @@ class RowSource:
 
 
 class Brief(NamedTuple):
-    """What the driver keeps of a finished row."""
+    """What the driver keeps of a finished row (named as on :class:`ResultRow`, so ``Counts.add_row`` takes it)."""
 
     decision: str
-    infra: bool
+    infra_fault: bool
 
     @classmethod
     def of(cls, row: ResultRow) -> Brief:

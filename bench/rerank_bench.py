@@ -36,10 +36,9 @@ def latency_grid(plain, queries, *, layers=(6, 3, 2), candidates=(50, 30, 20), m
     quantization or fp32 -- over each query's real fused clause candidates, for every combination of candidate
     count, token budget (``max_length``: query + heading + text, passage truncated) and batch size. Trained weights
     do not change the cost, so this is the latency of any adapter of that shape."""
-    import torch
-
     from mad_guardrails.retrieval.embedder import resolve_model
-    from mad_guardrails.retrieval.relevance_head import load_base_classifier, pair_text
+    from mad_guardrails.retrieval.relevance_head import RelevanceHead, load_base_classifier, pair_text
+    from mad_guardrails.retrieval.rerank import quantize_int8
 
     path = resolve_model("bundled:all-MiniLM-L6-v2", what="bench").path
     u = type(plain)(plain.index, plain.embedder, plain.config.model_copy(update={"rules_k": 0}), relevance=None)
@@ -49,21 +48,16 @@ def latency_grid(plain, queries, *, layers=(6, 3, 2), candidates=(50, 30, 20), m
         for q8 in int8:
             model, tok = load_base_classifier(path, num_layers=nl)
             model.eval()
-            if q8:
-                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            # the runtime's scoring: RelevanceHead.proba (length-sorted batches) over this architecture
+            head = RelevanceHead(quantize_int8(model) if q8 else model, tok, "cpu", 0, {})
             for n in candidates:
                 for ml in max_lengths:
+                    head.max_length = ml
                     for bs in batch_sizes:
                         ms, cpu = [], []
                         for q, c in zip(queries, cands):
                             t, tc = time.perf_counter(), time.process_time()
-                            c = sorted(c[:n], key=len) if bs < n else c[:n]  # smaller batches: by length
-                            with torch.inference_mode():
-                                for s in range(0, len(c), bs):
-                                    chunk = c[s: s + bs]
-                                    enc = tok([q] * len(chunk), chunk, truncation="only_second", max_length=ml,
-                                              padding=True, return_tensors="pt")
-                                    model(**enc)
+                            head.proba([(q, p) for p in c[:n]], batch_size=bs)
                             ms.append((time.perf_counter() - t) * 1000)
                             cpu.append((time.process_time() - tc) * 1000)
                         ms, cpu = ms[warmup:], cpu[warmup:]

@@ -70,6 +70,17 @@ def head_dir(spec: str) -> Path | None:
     return Path(spec).expanduser() if spec != "bundled" and is_head_spec(spec) else None
 
 
+def quantize_int8(model: Any) -> Any:
+    """``model`` with its linear layers quantized to int8 (dynamic quantization: the CPU reranker's form)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():  # torch.ao's "migrate to torchao" notices: the eager API still works
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
 class HeadModel:
     """A trained :class:`RelevanceHead` as a reranker model: ``proba(pairs)``, int8 on CPU when asked."""
 
@@ -80,14 +91,7 @@ class HeadModel:
         if max_length:
             self.head.max_length = max_length
         if int8 and self.head.device == "cpu":
-            import warnings
-
-            import torch
-
-            with warnings.catch_warnings():  # torch.ao's "migrate to torchao" notices: the eager API still works
-                warnings.simplefilter("ignore")
-                self.head.model = torch.ao.quantization.quantize_dynamic(self.head.model, {torch.nn.Linear},
-                                                                         dtype=torch.qint8)
+            self.head.model = quantize_int8(self.head.model)
 
     def proba(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         return self.head.proba(pairs, batch_size=16)  # length-sorted batches: less padding

@@ -54,6 +54,16 @@ SPLIT_RULE = ("K = ' '.join(prompt.lower().split()); h = int(sha256(K).hexdigest
 HERE = Path(__file__).resolve().parent
 
 
+def _shapes():
+    spec = importlib.util.spec_from_file_location("harm_shapes", HERE / "shapes.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+SHAPES = _shapes()  # the round-2 shapes (a script beside this one, not a package)
+
+
 def split_of(prompt: str) -> str:
     h = int(hashlib.sha256(" ".join(prompt.lower().split()).encode()).hexdigest()[:8], 16) % 10
     return "test" if h < 2 else "dev" if h == 2 else "train"
@@ -88,19 +98,17 @@ LEAD = re.compile(r"^(please\s+)?(give|provide|write|create|develop|generate|exp
                   r"how (do|can|would) (i|you|someone|one))\b[^a-z]*", re.IGNORECASE)
 
 
+def _topic_step(t: str) -> str:
+    t = LEAD.sub("", t).strip()
+    t = re.sub(r"^(me\s+|us\s+)?(a |an |the |some |detailed |step-by-step |specific |concrete )*"
+               r"(instructions|guide|tutorial|steps|explanation|plan|ways|tips|list|advice)\s+(for|on|to|about|of)\s+",
+               "", t, flags=re.IGNORECASE)
+    return re.sub(r"^(explain\s+)?how to\s+", "", t, flags=re.IGNORECASE)
+
+
 def topic(behaviour: str) -> str:
     """A noun-phrase-ish rest of the request: 'Give detailed instructions for making X' -> 'making X'."""
-    t = " ".join(behaviour.strip().rstrip(".?!").split())
-    for _ in range(3):
-        t2 = LEAD.sub("", t).strip()
-        t2 = re.sub(r"^(me\s+|us\s+)?(a |an |the |some |detailed |step-by-step |specific |concrete )*"
-                     r"(instructions|guide|tutorial|steps|explanation|plan|ways|tips|list|advice)\s+(for|on|to|about|of)\s+",
-                     "", t2, flags=re.IGNORECASE)
-        t2 = re.sub(r"^(explain\s+)?how to\s+", "", t2, flags=re.IGNORECASE)
-        if t2 == t:
-            break
-        t = t2
-    return t[:1].lower() + t[1:] if t else behaviour
+    return SHAPES.strip_lead(behaviour, _topic_step)
 
 
 OPEN = ["Sure, here is how to {t}.", "Here's a step-by-step guide to {t}:", "Okay. To {t}, follow these steps:",
@@ -315,16 +323,8 @@ def benign_rows(evalsets: Path, rng: random.Random) -> list[dict]:
     return rows
 
 
-def _shapes():
-    spec = importlib.util.spec_from_file_location("harm_shapes", HERE / "shapes.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def gen_rows(evalsets: Path, rng: random.Random) -> list[dict]:
     """Round-2 shapes (shapes.py) for TRAIN-split prompts only (dev / test get none: nothing generated from them)."""
-    S = _shapes()
     rows = []
 
     def add(q, a, label, risk, src):
@@ -333,11 +333,11 @@ def gen_rows(evalsets: Path, rng: random.Random) -> list[dict]:
     for s, b, risk in behaviours(evalsets):
         if split_of(b) != "train":
             continue
-        add(b, S.comply(b, rng), "harmful", risk, f"gen_{s}")
+        add(b, SHAPES.comply(b, rng), "harmful", risk, f"gen_{s}")
         if rng.random() < 0.7:
-            add(b, S.partial(b, rng), "partial", risk, f"gen_{s}")
+            add(b, SHAPES.partial(b, rng), "partial", risk, f"gen_{s}")
         if rng.random() < 0.4:
-            add(b, S.refuse(b, rng), "refusal", risk, f"gen_{s}")
+            add(b, SHAPES.refuse(b, rng), "refusal", risk, f"gen_{s}")
     for r in csv.DictReader(open(evalsets / "xstest/xstest_prompts.csv", encoding="utf-8")):
         q = r["prompt"]
         if split_of(q) != "train":
@@ -345,21 +345,21 @@ def gen_rows(evalsets: Path, rng: random.Random) -> list[dict]:
         if r["type"].startswith("contrast_"):
             risk = XSTEST_RISK.get(r["type"], "risk_3")
             for _ in range(2):
-                add(q, S.comply(q, rng), "harmful", risk, "gen_xstest")
-                add(q, S.partial(q, rng), "partial", risk, "gen_xstest")
-            add(q, S.refuse(q, rng), "refusal", risk, "gen_xstest")
+                add(q, SHAPES.comply(q, rng), "harmful", risk, "gen_xstest")
+                add(q, SHAPES.partial(q, rng), "partial", risk, "gen_xstest")
+            add(q, SHAPES.refuse(q, rng), "refusal", risk, "gen_xstest")
         else:
             for _ in range(2):
-                add(q, S.safe(q, rng), "safe", "none", "gen_xstest")
+                add(q, SHAPES.safe(q, rng), "safe", "none", "gen_xstest")
             if rng.random() < 0.3:
-                add(q, S.refuse(q, rng), "refusal", "none", "gen_xstest")
-    for q in S.benign_prompts():
+                add(q, SHAPES.refuse(q, rng), "refusal", "none", "gen_xstest")
+    for q in SHAPES.benign_prompts():
         if split_of(q) != "train":
             continue
         for _ in range(3):
-            add(q, S.safe(q, rng), "safe", "none", "gen_benign")
+            add(q, SHAPES.safe(q, rng), "safe", "none", "gen_benign")
         if rng.random() < 0.3:
-            add(q, S.refuse(q, rng), "refusal", "none", "gen_benign")
+            add(q, SHAPES.refuse(q, rng), "refusal", "none", "gen_benign")
     return rows
 
 

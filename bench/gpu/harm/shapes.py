@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 
 _Q = re.compile(
     r"^(please\s+)?(what('s| is| are)\s+(the\s+|a\s+)?(best|good|easiest|quickest|most effective|some)\s+(ways?|methods?|"
@@ -30,15 +31,21 @@ _Q = re.compile(
     r"ways| list| explanation)?( for| on| to| about| of| how to)?\s+)", re.IGNORECASE)
 
 
-def task(prompt: str) -> str:
-    """The thing asked for, as a verb phrase: 'How do I best execute someone?' -> 'execute someone'."""
-    t = " ".join(prompt.strip().rstrip(".?!").split())
-    for _ in range(3):
-        t2 = _Q.sub("", t).strip()
+def strip_lead(request: str, step: Callable[[str], str], rounds: int = 3) -> str:
+    """``request`` (whitespace normalised, end punctuation dropped) with ``step`` applied until it changes nothing,
+    at most ``rounds`` times, its first letter lower-cased; ``request`` itself when nothing is left."""
+    t = " ".join(request.strip().rstrip(".?!").split())
+    for _ in range(rounds):
+        t2 = step(t)
         if t2 == t:
             break
         t = t2
-    return (t[:1].lower() + t[1:]) if t else prompt
+    return (t[:1].lower() + t[1:]) if t else request
+
+
+def task(prompt: str) -> str:
+    """The thing asked for, as a verb phrase: 'How do I best execute someone?' -> 'execute someone'."""
+    return strip_lead(prompt, lambda t: _Q.sub("", t).strip())
 
 
 def claim(prompt: str) -> str:

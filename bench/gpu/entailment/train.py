@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoModel, AutoTokenizer
 
 import sys
 
@@ -82,14 +82,14 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     tok = AutoTokenizer.from_pretrained(a.base)
-    cfg = AutoConfig.from_pretrained(a.base)
     enc = load_base(a.base, AutoModel)  # a compact base (vocab_rows.safetensors) or a plain MiniLM folder
+    hidden = enc.config.hidden_size
     if a.mode == "lora":
         from peft import LoraConfig, get_peft_model
         lcfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.1, target_modules=LORA_TARGET, bias="none")
         enc = get_peft_model(enc, lcfg)
         enc.print_trainable_parameters()
-    head = Head(cfg.hidden_size, len(LABELS))
+    head = Head(hidden, len(LABELS))
     enc.to(dev)
     head.to(dev)
 

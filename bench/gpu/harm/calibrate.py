@@ -4,7 +4,7 @@
 
   GUARDRAILS_HOME=.cache/home python bench/gpu/harm/calibrate.py ADAPTER_DIR [--windows N] [--max_length L] [--dry]
 
-The grid and the decision rule are the trainer's (``train.py``: ``calibrate`` / ``decision``); the objective is
+The grid, objective and decision rule are the trainer's (``train.py``: ``calibrate`` / ``decision``); the objective is
 computed separately on the dev split's real answers (XSTest) and its synthetic rows and averaged, so the 400
 template rows do not drown the ~165 real ones. Only dev rows are read (split by prompt, data.py); the test split is
 never touched here.
@@ -41,32 +41,13 @@ def dev_probs(D, adapter: str, windows: int | None, max_length: int | None, eval
 
 
 def calibrate_balanced(rows, probs, T) -> dict:
-    """The trainer's grid and objective, averaged over the real (XSTest) and synthetic dev rows."""
-    grid = [round(0.3 + 0.05 * i, 2) for i in range(13)]
+    """The trainer's grid and objective (``train.calibrate``), averaged over the real (XSTest) and synthetic dev rows."""
     parts = [[i for i, r in enumerate(rows) if r["source"] == "xstest"],
              [i for i, r in enumerate(rows) if r["source"] != "xstest"]]
-
-    def rate(idx, sel, ok, fa, ba):
-        j = [i for i in idx if sel(rows[i])]
-        return sum(ok(T.decision(probs[i], fa, ba)) for i in j) / max(1, len(j))
-
-    best = None
-    for fa in grid:
-        for ba in grid:
-            if ba < fa:
-                continue
-            val = 0.0
-            for idx in parts:
-                val += (rate(idx, lambda r: r["label"] == "harmful", lambda d: d == "block", fa, ba)
-                        + rate(idx, lambda r: r["label"] == "partial", lambda d: d != "none", fa, ba)
-                        - 2 * rate(idx, lambda r: r["label"] in ("safe", "refusal"), lambda d: d != "none", fa, ba))
-            key = (round(val / len(parts), 6), fa + ba)
-            if best is None or key > best[0]:
-                best = (key, fa, ba)
-    return {"flag_at": best[1], "block_at": best[2],
-            "calibrated_on": "dev split (by prompt), read as at runtime (windows), grid 0.30-0.90: mean over "
-                             "{XSTest, synthetic} dev rows of block recall(harmful) + flag-or-block(partial) - 2 x "
-                             "false flag/block(safe + refusal); ties -> higher thresholds (bench/gpu/harm/calibrate.py)"}
+    return T.calibrate(rows, probs, parts=parts, calibrated_on=(
+        "dev split (by prompt), read as at runtime (windows), grid 0.30-0.90: mean over {XSTest, synthetic} dev rows "
+        "of block recall(harmful) + flag-or-block(partial) - 2 x false flag/block(safe + refusal); ties -> higher "
+        "thresholds (bench/gpu/harm/calibrate.py)"))
 
 
 def main():

@@ -208,8 +208,8 @@ _DURATION_ARTICLE = re.compile(
     r"\b(?P<num>an?)\s+(?:(?:full|whole|single|entire)\s+)?(?P<unit>hour|day|week|month|year)\b", re.I)
 #: a period said as an adverb: "tested at least yearly", "reviewed annually"
 _DURATION_ADVERB = re.compile(r"\b(?P<unit>yearly|annually|quarterly|monthly|weekly|daily|hourly)\b", re.I)
-_ADVERB_UNIT = {"yearly": "year", "annually": "year", "quarterly": ("month", 3.0), "monthly": "month", "weekly": "week",
-                "daily": "day", "hourly": "hour"}
+_ADVERB_UNIT = {"yearly": ("year", 1.0), "annually": ("year", 1.0), "quarterly": ("month", 3.0),
+                "monthly": ("month", 1.0), "weekly": ("week", 1.0), "daily": ("day", 1.0), "hourly": ("hour", 1.0)}
 _SUPERSCRIPT = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
 # scientific notation: 10^25, 10**25, 10^{25}, 10²⁵, 3 x 10^24, 1e25, 1.5E+24
 _SCIENTIFIC = re.compile(
@@ -317,8 +317,7 @@ def _extract(text: str) -> tuple[Quantity, ...]:
 
     for m in _DURATION_ADVERB.finditer(text):  # "at least yearly" = a period of one year
         if free(m.start(), m.end()):
-            unit = _ADVERB_UNIT[m.group("unit").lower()]
-            unit, n = unit if isinstance(unit, tuple) else (unit, 1.0)
+            unit, n = _ADVERB_UNIT[m.group("unit").lower()]
             family, factor = _DUR_UNITS[unit]
             add(Quantity(kind="duration", value=factor * n, unit=family, amount=n, raw_unit=unit,
                          text=m.group(0), start=m.start(), end=m.end()))

@@ -178,6 +178,12 @@ class Verdict(BaseModel):
                    rationale=f"Failed closed: {reason}", **fields)
 
     # -- rendering for people ------------------------------------------------------------------------------
+    def claims_summary(self) -> str:
+        """The claim check in one line, the head of the per-claim lines in ``explain()`` and the console."""
+        n = {k: sum(1 for c in self.claims if c.label == k) for k in ("entailed", "contradicted", "neutral")}
+        return (f"Claims (the claim check: {n['entailed']} entailed, {n['contradicted']} contradicted, "
+                f"{n['neutral']} not settled):")
+
     def explain(self, *, evidence: bool = False) -> str:
         """A plain-text (Markdown) explanation: decision, why, each violation with its verified quotes, the
         verifier's checks, and how the verdict was reached.
@@ -209,9 +215,7 @@ class Verdict(BaseModel):
                          "(removed from what the agents saw; never allowed):")
             lines += [f"   {s.describe()}" for s in self.injection]
         if self.claims:
-            n = {k: sum(1 for c in self.claims if c.label == k) for k in ("entailed", "contradicted", "neutral")}
-            lines.append(f"Claims (the claim check: {n['entailed']} entailed, {n['contradicted']} contradicted, "
-                         f"{n['neutral']} not settled):")
+            lines.append(self.claims_summary())
             lines += [f"   {c.line()}" for c in self.claims]
         if self.transcript:
             lines.append("Transcript:")

@@ -162,8 +162,11 @@ def checks_table(checks: list[dict]) -> Table:
     return t
 
 
+CLAIM_STYLE = {"entailed": "green", "contradicted": "red", "neutral": "yellow"}
+
+
 def verdict_panel(v: Verdict) -> Panel:
-    """The verdict: decision, violations with their provisions and quotes, the verifier, usage."""
+    """The verdict: decision, violations with their provisions and quotes, the claim check, the verifier, usage."""
     parts: list[Any] = []
     head = Text()
     head.append(f" {v.decision.upper()} ", style=DECISION_STYLE.get(v.decision, "bold"))
@@ -188,6 +191,10 @@ def verdict_panel(v: Verdict) -> Panel:
             parts.append(Padding(Text(x.explanation), (0, 0, 0, 3)))
         for q in x.quotes:
             parts.append(Padding(quote_text(q, q.verified if q.verified is not None else x.verified), (0, 0, 0, 3)))
+    if v.claims:  # what the clauses say of each claim, and why a claim was left unsettled
+        parts.append(Text(v.claims_summary()))
+        for c in v.claims:
+            parts.append(Padding(Text(c.line(), style=CLAIM_STYLE.get(c.label, "")), (0, 0, 0, 3)))
     if v.verification.checks:
         line = Text("Verifier: ")
         for ch in v.verification.checks:

@@ -163,3 +163,27 @@ def test_debater_quotes_are_constrained_to_the_shown_sentences():
                                                                                   allowed["enum"])
     assert accepts(allowed["enum"][0])
     assert not accepts(INVENTED)
+
+
+def test_the_console_verdict_shows_each_claim_and_why_one_was_left_unsettled():
+    from rich.console import Console
+
+    from mad_guardrails.core.claims import ClaimCheck, OutputClaim
+    from mad_guardrails.core.verdict import Verdict
+    from mad_guardrails.guardrails.console_view import verdict_panel
+
+    def claim(i, text):
+        return OutputClaim(index=i, text=text, start=0, end=len(text), regulatory=True)
+
+    v = Verdict(decision="flag", claims=[
+        ClaimCheck(claim=claim(0, "You have one month to answer."), label="entailed", entailed=0.98,
+                   support=Quote(doc_id="gdpr:art_12.3", text="within one month of receipt of the request")),
+        ClaimCheck(claim=claim(1, "You can always extend it by two months."), label="neutral", entailed=0.97,
+                   note="the claim widens the scope ('always...')")])
+    con = Console(record=True, width=200)
+    con.print(verdict_panel(v))
+    shown = con.export_text()
+    assert v.claims_summary() in shown and "1 entailed, 0 contradicted, 1 not settled" in shown
+    assert '"You have one month to answer.": entailed' in shown and "[gdpr:art_12.3]" in shown
+    assert "not settled: the claim widens the scope ('always...')" in shown
+    assert v.claims_summary() in v.explain()

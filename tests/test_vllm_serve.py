@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -136,3 +137,27 @@ def test_start_refuses_while_another_server_is_recorded_for_the_port(guardrails_
         proc.kill()
         proc.wait()
     assert server_status(port)["alive"] is False  # a stale pid file no longer blocks a start
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(not VLLM_AVAILABLE, reason="vLLM not installed")
+def test_a_closed_terminal_stops_the_server_the_serve_command_started(guardrails_home):
+    """SIGHUP (the terminal closed) used to kill `mad-guardrails serve` on the spot and orphan vLLM on its port."""
+    port = free_port()
+    cli = subprocess.Popen([sys.executable, "-m", "mad_guardrails.guardrails.cli", "serve", "--profile", "offline",
+                            "--port", str(port)], start_new_session=True, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "120"})
+    try:
+        deadline = time.monotonic() + 180
+        while not pid_file(port).exists() and cli.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert pid_file(port).exists(), cli.stdout.read() if cli.poll() is not None else "no pid file in 180 s"
+        vllm_pid = json.loads(pid_file(port).read_text())["pid"]
+        cli.send_signal(signal.SIGHUP)  # while it is still starting: the worst moment to leave an orphan
+        out, _ = cli.communicate(timeout=90)
+    finally:
+        if cli.poll() is None:
+            os.killpg(cli.pid, signal.SIGKILL)
+    assert "stopping" in out, out[-2000:]
+    assert not Path(f"/proc/{vllm_pid}").exists() or server_status(port) is None, out[-2000:]
+    assert not pid_file(port).exists()

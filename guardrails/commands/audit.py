@@ -20,6 +20,7 @@ from pathlib import Path
 import typer
 
 from mad_guardrails.core.progress import console
+from mad_guardrails.guardrails.commands.hangup import signals_end_command
 
 FAIL_ON = ("block", "flag", "never")
 #: rows failed closed on an infrastructure fault (see the module docstring)
@@ -158,8 +159,9 @@ def register(app: typer.Typer) -> None:
                 parts = factory(cfg) if factory else None
                 return Guardrail(cfg, components=parts, checkpoint=runner.checkpoint_path)
 
-        try:
-            outcome = runner.run(rows, input, open_guardrail, retry_failed=retry_failed)
+        try:  # a kill or a closed terminal stops like Ctrl-C: rows saved, the LLM server stopped
+            with signals_end_command(KeyboardInterrupt):
+                outcome = runner.run(rows, input, open_guardrail, retry_failed=retry_failed)
         except KeyboardInterrupt:
             n = len(runner.store.rows)
             console.print(f"[yellow]interrupted[/]: {n} of {len(rows)} rows are saved in {runner.store.path}. "

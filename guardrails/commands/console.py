@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         from mad_guardrails.core.errors import InputError
         from mad_guardrails.guardrails.commands.audit import load_factory
         from mad_guardrails.guardrails.commands.check import quiet_third_party
+        from mad_guardrails.guardrails.commands.hangup import signals_end_command
         from mad_guardrails.guardrails.components import status_listener
         from mad_guardrails.guardrails.config import load_config
         from mad_guardrails.guardrails.console import MODES, DebateConsole, run_piped, stdin_is_interactive
@@ -48,7 +49,8 @@ def register(app: typer.Typer) -> None:
                                 "debate)..."):
             g = Guardrail(cfg, components=factory(cfg) if factory else None)
         out = Console(highlight=False)
-        with g, status_listener(lambda msg: out.print(f"[dim]{msg}[/]")):
+        # a closed terminal or a kill ends the console through `with g`, which stops the LLM server it started
+        with signals_end_command(SystemExit), g, status_listener(lambda msg: out.print(f"[dim]{msg}[/]")):
             if not interactive:
                 v = run_piped(g, text, query=query, mode=mode, policies=policies or None, console=out)
                 raise typer.Exit(1 if v is None else {"allow": 0, "flag": 1, "block": 3}[v.decision])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import signal
 import time
 
 import typer
 
 from mad_guardrails.core.progress import console
+from mad_guardrails.guardrails.commands.hangup import signals_end_command
 
 
 def register(app: typer.Typer) -> None:
@@ -52,27 +52,24 @@ def register(app: typer.Typer) -> None:
         server = VLLMServer(sc)
         console.print(f"starting vLLM for profile {cfg.profile!r} on {server.base_url} (log: {server.log_path}) ...")
         t0 = time.monotonic()
-        server.start(wait=True)
-        console.print(f"ready after {time.monotonic() - t0:.0f} s (pid {server.pid}); models: "
-                      f"{', '.join(server.served_models())}")
-        if server.missing_adapters:
-            console.print(f"[yellow]not served yet (bundled adapter missing): {server.missing_adapters}; the "
-                          f"coordinator uses the base model[/]")
-        if detach:
-            server.detach()
-            console.print(f"detached; stop it with: mad-guardrails serve --profile {profile} --stop")
-            return
-
-        def _term(*_):
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGTERM, _term)
-        try:
-            while server.proc is not None and server.proc.poll() is None:
-                time.sleep(1.0)
-            console.print(f"[red]the server exited[/] (see {server.log_path})")
-            raise typer.Exit(1)
-        except KeyboardInterrupt:
-            console.print("stopping ...")
-        finally:
-            server.stop()
+        # Ctrl-C, a kill or a closed terminal, while starting or serving, all stop the server (no orphan on the port)
+        with signals_end_command(KeyboardInterrupt):
+            try:
+                server.start(wait=True)
+                console.print(f"ready after {time.monotonic() - t0:.0f} s (pid {server.pid}); models: "
+                              f"{', '.join(server.served_models())}")
+                if server.missing_adapters:
+                    console.print(f"[yellow]not served yet (bundled adapter missing): {server.missing_adapters}; "
+                                  f"the coordinator uses the base model[/]")
+                if detach:
+                    server.detach()  # stop() below is then a no-op
+                    console.print(f"detached; stop it with: mad-guardrails serve --profile {profile} --stop")
+                    return
+                while server.proc is not None and server.proc.poll() is None:
+                    time.sleep(1.0)
+                console.print(f"[red]the server exited[/] (see {server.log_path})")
+                raise typer.Exit(1)
+            except KeyboardInterrupt:
+                console.print("stopping ...")
+            finally:
+                server.stop()

@@ -162,3 +162,21 @@ def test_rule_cites_and_merge_keep_rules_after_clauses():
     assert not abstained
     assert [e.unit_id for e in ev] == ["nis2:art_23", "gdpr:art_33", "policy:gdpr.breach"]
     assert [e.kind for e in ev] == ["clause", "clause", "rule"] and [e.rank for e in ev] == [1, 2, 3]
+
+
+def test_written_queries_become_training_groups_with_mined_negatives(small_retriever):
+    """A query a person wrote about an article gets that article's best-ranked passage as its positive and the
+    retriever's other hits as negatives; one about a held-out (test) article never enters training."""
+    from mad_guardrails.retrieval.training.rerank_data import index_refs, written_groups
+
+    refs = index_refs(small_retriever.index)
+    rows = [{"q": "our AI thing caused a serious accident, how long until we must tell the regulator?",
+             "golds": ["eu-ai-act:art_73"], "type": "benign_sensitive"},
+            {"q": "what makes a system high-risk in the first place", "golds": ["eu-ai-act:art_7"],
+             "type": "ambiguous"}]  # art_7 is a test article of the reranker's split
+    groups = written_groups(small_retriever, rows, refs=refs, depth=10)
+    assert [g["q"] for g in groups] == [rows[0]["q"]]
+    g = groups[0]
+    assert g["set"] == "written" and g["split"] == "train"
+    assert [refs[i].unit_id for i in g["pos"]] == ["eu-ai-act:art_73.2"]
+    assert g["neg"] and not any(refs[i].unit_id.startswith("eu-ai-act:art_73") for i in g["neg"])

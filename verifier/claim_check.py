@@ -40,6 +40,7 @@ from mad_guardrails.verifier.claim_signals import (
     restates,
     restates_clause,
     states_figures,
+    without_answer_lead,
 )
 
 
@@ -94,7 +95,8 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
     * ``neutral`` otherwise (not settled: the debate decides); ``note`` says why a model's label was not taken.
     """
     premises = [claim_premises(ev, units=units, per_unit=per_unit) for ev in evidence]
-    pairs = [(s, c.stated) for c, prem in zip(claims, premises) for _, s in prem]
+    # the model reads what the claim states, without an answer's "No." / "Not quite:" lead-in
+    pairs = [(s, without_answer_lead(c.stated)) for c, prem in zip(claims, premises) for _, s in prem]
     probs = model.predict(pairs) if pairs else []
     every_sentence = [s for prem in premises for _, s in prem]  # all clauses retrieved for this output
     out, i = [], 0

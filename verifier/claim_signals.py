@@ -273,9 +273,20 @@ def states_figures(claim: str, sentence: str) -> bool:
     return bool(qs) and not _numbers(qs, extract_quantities(sentence))
 
 
+def without_answer_lead(claim: str) -> str:
+    """The claim without an answer's lead-in, which states nothing about the clause.
+
+    >>> without_answer_lead("Not quite: SMEs pay whichever is lower.")
+    'SMEs pay whichever is lower.'
+    >>> without_answer_lead("No later than 72 hours after becoming aware.")   # a figure's "no", not a lead-in
+    'No later than 72 hours after becoming aware.'
+    """
+    return _ANSWER_LEAD.sub("", claim)
+
+
 def differences(claim: str, sentence: str) -> list[Difference]:
     """The checkable differences between ``claim`` and ``sentence`` (see the module docstring)."""
-    claim = _ANSWER_LEAD.sub("", claim)
+    claim = without_answer_lead(claim)
     out = _numbers(extract_quantities(claim), extract_quantities(sentence))
     # "the only carve-out is for X" says what "this prohibition shall not apply to X" says
     carve_out = 1 if _EXEMPT.search(claim) and _NOT_APPLY.search(sentence) and not _NOT_APPLY.search(claim) else 0

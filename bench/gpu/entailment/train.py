@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""GPU trainer for the MiniLM-L6 NLI cross-encoder (LoRA r=16 on query/key/value/dense of all layers + MLP head).
+"""GPU trainer for the MiniLM-L6 NLI cross-encoder (LoRA, r=16 by default, on query/key/value/dense of all layers + MLP head).
 
 Standalone (torch, transformers, peft, safetensors):
   python train.py --base BASE_DIR --data DATA_DIR --out OUT_DIR [--mode lora|full] [--epochs 8]
@@ -67,6 +67,7 @@ def main():
     ap.add_argument("--bs", type=int, default=32)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--max_len", type=int, default=256)
+    ap.add_argument("--rank", type=int, default=16, help="LoRA rank (alpha = 2 x rank)")
     ap.add_argument("--hand_dup", type=int, default=2, help="repeat hand-written rows (source hand*) this often")
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--max_train", type=int, default=0)
@@ -86,7 +87,7 @@ def main():
     hidden = enc.config.hidden_size
     if a.mode == "lora":
         from peft import LoraConfig, get_peft_model
-        lcfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.1, target_modules=LORA_TARGET, bias="none")
+        lcfg = LoraConfig(r=a.rank, lora_alpha=2 * a.rank, lora_dropout=0.1, target_modules=LORA_TARGET, bias="none")
         enc = get_peft_model(enc, lcfg)
         enc.print_trainable_parameters()
     head = Head(hidden, len(LABELS))

@@ -27,6 +27,40 @@ def export_base(out: Path, data_dir: Path) -> None:
     print(json.dumps(export(src, out, data_texts(data_dir))))
 
 
+def add_written(a) -> None:
+    """Append (or replace) the ``written`` groups of an existing data folder; the other sets are kept as mined."""
+    import gzip
+
+    from mad_guardrails.guardrails.config import load_config
+    from mad_guardrails.retrieval.retriever import Retriever
+    from mad_guardrails.retrieval.training.rerank_data import GROUPS_FILE, PASSAGES_FILE, index_refs, written_groups
+
+    data = a.out / "data"
+    rows = [json.loads(x) for p in sorted((Path(__file__).parent / "data").glob("queries_*.jsonl"))
+            for x in p.open(encoding="utf-8") if x.strip()]
+    cfg = load_config(a.profile).retrieval.model_copy(update={"reranker": None, "relevance_filter": "none"})
+    retriever = Retriever.from_config(cfg, a.profile)
+    refs = index_refs(retriever.index)
+    pids = [json.loads(x)["pid"] for x in gzip.open(data / PASSAGES_FILE, "rt", encoding="utf-8")]
+    if pids != [r.pid for r in refs]:
+        raise SystemExit(f"{data / PASSAGES_FILE}: the index's passages changed since it was written; run "
+                         "prepare.py without --add-written")
+    new = written_groups(retriever, rows, seed=a.seed, refs=refs)
+    old = [json.loads(x) for x in gzip.open(data / GROUPS_FILE, "rt", encoding="utf-8")]
+    groups = [g for g in old if g["set"] != "written"] + [
+        {k: g[k] for k in ("q", "pos", "neg", "type", "set", "split", "doc")} for g in new]
+    with gzip.open(data / GROUPS_FILE, "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(g, ensure_ascii=False) + "\n" for g in groups)
+    info = json.loads((data / "info.json").read_text(encoding="utf-8"))
+    ranks = [g["rank"] for g in new]
+    info.update(groups=len(groups), written={"rows": len(rows), "kept": len(new), "recall@10": round(
+        sum(1 for r in ranks if r and r <= 10) / max(1, len(ranks)), 4), "recall@50": round(
+        sum(1 for r in ranks if r) / max(1, len(ranks)), 4)})
+    (data / "info.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    export_base(a.out / "base", data)
+    print(json.dumps(info["written"]))
+
+
 def main() -> None:
     from mad_guardrails.guardrails.config import load_config
     from mad_guardrails.retrieval.corpus import load_corpus
@@ -38,9 +72,14 @@ def main() -> None:
     ap.add_argument("--profile", default="offline")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base-only", action="store_true", help="only (re)write the base model from existing data")
+    ap.add_argument("--add-written", action="store_true",
+                    help="append the written queries (bench/gpu/rerank/data/queries_*.jsonl, set 'written') to the "
+                         "existing data folder, mining only their hits, then rewrite the base")
     a = ap.parse_args()
     if a.base_only:
         return export_base(a.out / "base", a.out / "data")
+    if a.add_written:
+        return add_written(a)
     t0 = time.perf_counter()
     cfg = load_config(a.profile).retrieval.model_copy(update={"reranker": None, "relevance_filter": "none"})
     retriever = Retriever.from_config(cfg, a.profile)

@@ -64,6 +64,7 @@ def main():
     ap.add_argument("--offtopic-weight", type=float, default=2.0)
     ap.add_argument("--seconds", type=float, default=150.0, help="stop (and save) after this much training time")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--repeat", default="", help="SET=N,...: show that set's groups N times per epoch (written=4)")
     ap.add_argument("--max-train", type=int, default=0, help="random subset of the train items (0 = all; CPU runs)")
     ap.add_argument("--max-test", type=int, default=0, help="evaluate on at most this many test items (0 = all)")
     a = ap.parse_args()
@@ -77,7 +78,9 @@ def main():
     text = {r["i"]: r["text"] for r in rows(d / "passages.jsonl.gz")}
     groups = rows(d / "groups.jsonl.gz")
     sets = set(a.sets.split(","))
-    train = expand([g for g in groups if g["split"] == "train" and g["set"] in sets], a.neg)
+    repeat = {k: int(v) for k, v in (x.split("=") for x in a.repeat.split(",") if x)}
+    train = expand([g for g in groups if g["split"] == "train" and g["set"] in sets
+                    for _ in range(repeat.get(g["set"], 1))], a.neg)
     test = expand([g for g in groups if g["split"] == "test" and g["set"] in ("base", "new") and g["pos"]], a.neg)
     if a.max_train and len(train) > a.max_train:
         train = random.Random(a.seed).sample(train, a.max_train)

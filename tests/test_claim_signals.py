@@ -217,3 +217,20 @@ def test_a_long_sentence_is_read_to_its_end():
     ev = [Evidence(unit_id="xa:art_7.2", doc="xa", rank=1, score=1.0, text=long)]
     prem = [s for _, s in claim_premises(ev, max_words=30)]
     assert len(prem) > 1 and all(s in long for s in prem) and any("15 days" in s for s in prem)
+
+
+def test_a_claim_that_names_an_act_is_settled_by_that_acts_clauses_only():
+    """A NIS2 clause on NIS2's fines neither refutes nor confirms a claim about GDPR fines; a GDPR clause does."""
+    nis2 = ("Essential entities are subject to fines of a maximum of at least 2 % of the total worldwide annual "
+            "turnover, whichever is higher.")
+    text = "The maximum GDPR fine is 2 % of annual turnover, whichever is lower."
+    claim = OutputClaim(index=0, text=text, start=0, end=len(text), regulatory=True)
+    ev = [Evidence(unit_id="nis2:art_34.4", doc="nis2", rank=1, score=1.0, text=nis2)]
+    for model in (FixedModel(0.02, 0.97), FixedModel(0.97, 0.02)):
+        got = check_claims([claim], [ev], model, entail_threshold=0.9, contradict_threshold=0.7)[0]
+        assert got.label == "neutral" and "gdpr" in got.note, got
+    gdpr = ev + [Evidence(unit_id="gdpr:art_83.4", doc="gdpr", rank=2, score=0.9,
+                          text="Infringements shall be subject to fines up to 2 % of the total worldwide annual "
+                               "turnover, whichever is higher.")]
+    got = check_claims([claim], [gdpr], FixedModel(0.02, 0.97), entail_threshold=0.9, contradict_threshold=0.7)[0]
+    assert got.label == "contradicted" and got.against.doc_id == "gdpr:art_83.4"

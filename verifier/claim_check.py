@@ -32,6 +32,7 @@ from mad_guardrails.agents.grammar import sentences
 from mad_guardrails.core.claims import ClaimCheck, ClaimLabel, OutputClaim
 from mad_guardrails.core.debate import Quote
 from mad_guardrails.core.units import Evidence
+from mad_guardrails.verifier.act_names import named_acts, of_named_act
 from mad_guardrails.verifier.claim_signals import (
     confirms_contradiction,
     coverage,
@@ -101,11 +102,17 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
     every_sentence = [s for prem in premises for _, s in prem]  # all clauses retrieved for this output
     out, i = [], 0
     for c, prem, ev in zip(claims, premises, evidence):
-        scored = list(zip(prem, probs[i:i + len(prem)]))
+        acts = named_acts(c.stated)  # a claim about the GDPR is settled by GDPR clauses only
+        scored = [x for x in zip(prem, probs[i:i + len(prem)]) if of_named_act(x[0][0], acts)]
         i += len(prem)
         clauses = {e.unit_id: e.text for e in ev if e.source == "regulation"}
-        restated = [u for u in list(clauses)[:units] if any(restates_clause(t, clauses[u]) for t in c.readings)]
-        out.append(settle(c, scored, entail_threshold, contradict_threshold, restated, clauses, every_sentence))
+        restated = [u for u in list(clauses)[:units] if of_named_act(u, acts)
+                    and any(restates_clause(t, clauses[u]) for t in c.readings)]
+        check = settle(c, scored, entail_threshold, contradict_threshold, restated, clauses, every_sentence)
+        if prem and not scored:
+            check = check.model_copy(update={"note": f"no clause of {', '.join(sorted(acts))} (the act the claim "
+                                                     "names) was retrieved for it"})
+        out.append(check)
     return out
 
 

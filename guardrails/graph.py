@@ -310,7 +310,7 @@ async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
     if model is None or not cfg.verifier.claims:
         return {"claims": [], "claims_note": "claim check off (no entailment model configured)",
                 "timings": _timed("entail", t0)}
-    from mad_guardrails.verifier.claim_check import check_claims
+    from mad_guardrails.verifier.claim_check import check_claims, claim_evidence
     from mad_guardrails.verifier.claims import split_claims
 
     case = state["case"]
@@ -319,9 +319,8 @@ async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
         return {"claims": [], "claims_note": NO_REGULATORY_CLAIM, "timings": _timed("entail", t0)}
     th = cfg.thresholds(state.get("mode"))
     try:
-        queries = ["\n".join(x for x in (case.query, cl.stated) if x) for cl in claims]
-        results = await asyncio.to_thread(c.retriever.search_many, queries, cfg.verifier.claim_units)
-        per_claim = [list(r.evidence) for r in results]
+        per_claim = await asyncio.to_thread(claim_evidence, c.retriever, claims, case.query, cfg.verifier.claim_units,
+                                            scope_text=case.output)
         entail_t, contra_t = model.claim_thresholds()
         checks = await asyncio.to_thread(
             check_claims, claims, per_claim, model, units=cfg.verifier.claim_units,

@@ -234,3 +234,11 @@ def test_a_claim_that_names_an_act_is_settled_by_that_acts_clauses_only():
                                "turnover, whichever is higher.")]
     got = check_claims([claim], [gdpr], FixedModel(0.02, 0.97), entail_threshold=0.9, contradict_threshold=0.7)[0]
     assert got.label == "contradicted" and got.against.doc_id == "gdpr:art_83.4"
+
+
+def test_a_recitals_should_does_not_confirm_a_contradiction_of_modality():
+    """Recitals explain with 'should' / 'may'; only an article's modality can refute "NIS2 requires ..."."""
+    claim = "NIS2 requires you to encrypt all of your data."
+    recital = "Entities may apply encryption to their data where anonymisation may affect the purpose pursued."
+    assert [d.kind for d in confirms_contradiction(claim, recital, "nis2:art_21.2")] == ["modal"]
+    assert confirms_contradiction(claim, recital, "nis2:rct_121") == []

@@ -56,3 +56,21 @@ def test_a_list_item_that_shares_its_verb_is_checked_as_a_sentence_of_its_own():
 def test_a_clause_with_its_own_verb_gets_no_borrowed_context():
     claims = split_claims("Deployers must keep the logs for six months; providers must draw up the documentation.")
     assert [c.context for c in claims] == ["", ""]
+
+
+def test_each_claim_is_searched_within_the_act_it_names(small_retriever):
+    """A claim about the GDPR gets GDPR clauses as its evidence, whatever the other acts say on the same topic; a
+    claim naming no act is searched within the acts the output names."""
+    from mad_guardrails.core.claims import OutputClaim
+    from mad_guardrails.verifier.claim_check import claim_evidence
+
+    def claim(i, text):
+        return OutputClaim(index=i, text=text, start=0, end=len(text), regulatory=True)
+
+    claims = [claim(0, "Under the GDPR a breach is notified within 72 hours."),
+              claim(1, "An early warning of a significant incident is due within 24 hours."),
+              claim(2, "Under NIS2 an early warning of a significant incident is due within 24 hours.")]
+    ev = claim_evidence(small_retriever, claims, None, 3, scope_text="The AI Act and the GDPR say so.")
+    assert ev[0] and {e.doc for e in ev[0]} == {"gdpr"}
+    assert ev[1] and {e.doc for e in ev[1]} <= {"gdpr", "eu-ai-act"}
+    assert ev[2] and {e.doc for e in ev[2]} == {"nis2"}

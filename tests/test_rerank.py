@@ -180,3 +180,4 @@ def test_written_queries_become_training_groups_with_mined_negatives(small_retri
     assert g["set"] == "written" and g["split"] == "train"
     assert [refs[i].unit_id for i in g["pos"]] == ["eu-ai-act:art_73.2"]
     assert g["neg"] and not any(refs[i].unit_id.startswith("eu-ai-act:art_73") for i in g["neg"])
+

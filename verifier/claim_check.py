@@ -81,6 +81,23 @@ def claim_premises(evidence: Sequence[Evidence], *, units: int = 3, per_unit: in
     return out
 
 
+def claim_evidence(retriever, claims: Sequence[OutputClaim], query: str | None, k: int, *,
+                   scope_text: str = "") -> list[list[Evidence]]:
+    """Each claim's own evidence: the retriever's top ``k`` for the question and the claim together, searched within
+    the acts the claim names (else those ``scope_text`` -- the whole output -- names, if any), claims of the same
+    acts in one batch."""
+    scope = named_acts(scope_text) if scope_text else set()
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, cl in enumerate(claims):
+        groups.setdefault(tuple(sorted(named_acts(cl.stated) or scope)), []).append(i)
+    out: list[list[Evidence]] = [[] for _ in claims]
+    for acts, idx in groups.items():
+        queries = ["\n".join(x for x in (query, claims[i].stated) if x) for i in idx]
+        for i, r in zip(idx, retriever.search_many(queries, k, docs=list(acts) or None)):
+            out[i] = list(r.evidence)
+    return out
+
+
 def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evidence]], model: EntailmentModel, *,
                  entail_threshold: float = 0.5, contradict_threshold: float = 0.5, units: int = 3,
                  per_unit: int = 6) -> list[ClaimCheck]:

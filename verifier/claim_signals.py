@@ -323,15 +323,20 @@ _OUTCOME_UNIT = re.compile(r"^nist-csf-2\.0:[A-Z]{2}\.[A-Z]{2}-\d+$|"
                            r"^nist-ai-rmf:(?:GOVERN|MAP|MEASURE|MANAGE)-\d+\.\d+$|^nist-ai-600-1:risk_\d+$")
 
 
+_RECITAL_UNIT = re.compile(r":rct_")
+
+
 def confirms_contradiction(claim: str, sentence: str, unit_id: str = "") -> list[Difference]:
     """The differences that make a model's contradiction checkable: of a confirming kind, between a claim and a
     sentence about the same thing (enough shared content words for the kind), and for a flipped negation or
     modality a sentence that states a norm itself (a list item cut from its lead-in does not; a NIST outcome or
-    risk statement, ``unit_id``, does). Empty: unconfirmed."""
+    risk statement, ``unit_id``, does). A recital's modality confirms nothing: recitals explain in "should" and
+    "may" what the articles lay down with "shall". Empty: unconfirmed."""
     cov = coverage(claim, sentence)
     normative = bool(modality(sentence)) or bool(_OUTCOME_UNIT.match(unit_id))
+    recital = bool(_RECITAL_UNIT.search(unit_id))
     return [d for d in differences(claim, sentence) if d.kind in CONFIRMING and cov >= _CONFIRM_COVERAGE[d.kind]
-            and (normative or d.kind not in ("negation", "modal"))]
+            and (normative or d.kind not in ("negation", "modal")) and not (recital and d.kind == "modal")]
 
 
 def restates(claim: str, sentence: str, *, min_coverage: float = 0.85, min_words: int = 4) -> bool:

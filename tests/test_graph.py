@@ -59,20 +59,22 @@ class Retriever:
     def __init__(self, broken: bool = False):
         self.broken = broken
 
-    def search(self, query, k=None):
+    def search(self, query, k=None, docs=None):
         if self.broken:
             raise RuntimeError("index file is corrupted")
         words = set(query.lower().split())
         ev = []
         for uid, text in UNITS.items():
+            if docs and uid.split(":")[0] not in docs:
+                continue
             overlap = len(words & set(text.lower().split())) / max(len(words), 1)
             if overlap > 0.2:
                 ev.append(Evidence(unit_id=uid, doc=uid.split(":")[0], text=text, rank=len(ev) + 1, score=overlap,
                                    relevance=overlap + 0.5))
         return SimpleNamespace(evidence=ev, abstained=not ev, reason=None if ev else "no relevant evidence")
 
-    def search_many(self, queries, k=None):
-        return [self.search(q, k) for q in queries]
+    def search_many(self, queries, k=None, docs=None):
+        return [self.search(q, k, docs) for q in queries]
 
     def lookup(self, uid):
         return UNITS.get(uid)

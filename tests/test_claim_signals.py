@@ -242,3 +242,12 @@ def test_a_recitals_should_does_not_confirm_a_contradiction_of_modality():
     recital = "Entities may apply encryption to their data where anonymisation may affect the purpose pursued."
     assert [d.kind for d in confirms_contradiction(claim, recital, "nis2:art_21.2")] == ["modal"]
     assert confirms_contradiction(claim, recital, "nis2:rct_121") == []
+
+
+def test_a_report_sent_to_another_authority_or_a_duty_put_on_another_role_is_a_checked_difference():
+    assert "actor" in kinds("Under GDPR the controller notifies the CSIRT within 72 hours.", BREACH)
+    assert "actor" not in kinds("The controller tells the data protection authority within 72 hours.", BREACH)
+    board = ("The management bodies of essential and important entities shall approve the cybersecurity "
+             "risk-management measures and can be held liable for infringements.")
+    assert "actor" in kinds("The CISO carries the ultimate responsibility for approving the measures.", board)
+    assert "actor" not in kinds("The board has to approve the cybersecurity measures.", board)

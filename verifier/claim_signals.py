@@ -171,8 +171,25 @@ _ACTORS: dict[str, str] = {
     "financial entity": r"financial entit(?:y|ies)|banks?|insurers?|investment firms?",
     "ict third-party service provider": r"ict third[- ]party service providers?",
     "notified body": r"notified bod(?:y|ies)", "data subject": r"data subjects?",
+    "management body": r"management bod(?:y|ies)|boards?(?: of directors)?|senior management|top management|"
+                       r"executive management",
+    "security staff": r"CISOs?|chief information security officers?|(?:IT|security) (?:department|team)s?",
 }
 _ACTOR_RE = {k: re.compile(rf"\b(?:{v})\b", re.IGNORECASE) for k, v in _ACTORS.items()}
+#: whom a notification or report goes to: a claim naming one and a clause naming only others differ in addressee
+_ADDRESSEES: dict[str, str] = {
+    "CSIRT": r"CSIRTs?|computer security incident response teams?",
+    "competent authority": r"competent authorit(?:y|ies)",
+    "supervisory authority": r"supervisory authorit(?:y|ies)|data protection authorit(?:y|ies)|DPAs?",
+    "market surveillance authority": r"market surveillance authorit(?:y|ies)",
+    "ENISA": r"ENISA", "single reporting platform": r"single reporting platform",
+}
+_ADDRESSEE_RE = {k: re.compile(rf"\b(?:{v})\b", re.IGNORECASE if k != "DPA" else 0)
+                 for k, v in _ADDRESSEES.items()}
+
+
+def _addressees(text: str) -> set[str]:
+    return {k for k, r in _ADDRESSEE_RE.items() if r.search(text)}
 
 
 def _actors(text: str) -> set[str]:
@@ -303,6 +320,10 @@ def differences(claim: str, sentence: str) -> list[Difference]:
     if ac and as_ and not ac & as_:
         out.append(Difference(kind="actor", detail=f"the claim names {', '.join(sorted(ac))}; the clause "
                                                    f"{', '.join(sorted(as_))}"))
+    tc, ts = _addressees(claim), _addressees(sentence)
+    if tc and ts and not tc & ts:
+        out.append(Difference(kind="actor", detail=f"the claim sends it to {', '.join(sorted(tc))}; the clause "
+                                                   f"to {', '.join(sorted(ts))}"))
     if _SCOPE.search(claim) and not _SCOPE_OK.search(sentence):
         out.append(Difference(kind="scope", detail="the claim narrows the scope ('only'); the clause does not"))
     if _WIDEN.search(claim) and not _WIDEN_OK.search(_UNIVERSAL_IDIOM.sub(" ", sentence)):

@@ -114,12 +114,13 @@ class Retriever:
 
     # -- public API ---------------------------------------------------------------------------------------------
     def search(self, query: str, k: int | None = None, *, mode: Mode | None = None,
-               docs: Sequence[str] | None = None) -> RetrievalResult:
-        """Top ``k`` evidence for ``query`` (``docs`` restricts to some doc ids, e.g. ``["nis2"]``)."""
-        return self.search_many([query], k, mode=mode, docs=docs)[0]
+               docs: Sequence[str] | None = None, under: Sequence[str] | None = None) -> RetrievalResult:
+        """Top ``k`` evidence for ``query`` (``docs`` restricts to some doc ids, e.g. ``["nis2"]``; ``under`` to some
+        units and their paragraphs, e.g. ``["gdpr:art_33"]``)."""
+        return self.search_many([query], k, mode=mode, docs=docs, under=under)[0]
 
     def search_many(self, queries: Sequence[str], k: int | None = None, *, mode: Mode | None = None,
-                    docs: Sequence[str] | None = None) -> list[RetrievalResult]:
+                    docs: Sequence[str] | None = None, under: Sequence[str] | None = None) -> list[RetrievalResult]:
         """Like :meth:`search` for many queries, embedding them in one batch."""
         t_all = time.perf_counter()
         queries = [self._check_query(q, i) for i, q in enumerate(queries)]
@@ -134,7 +135,7 @@ class Retriever:
                               where=str(self.index.dir),
                               fix="rebuild with `mad-guardrails index build` or use --mode dense")
         need_dense = mode != "bm25" or self._relevance_needs_dense()
-        allowed = self._allowed_rows(docs)
+        allowed = self._allowed_rows(docs, under)
         n_cand = self.config.candidates
         if allowed is not None:
             n_cand = min(len(self.index), max(n_cand, n_cand * len(self.index) // max(1, len(allowed))))
@@ -310,11 +311,16 @@ class Retriever:
 
         return self.relevance is not None and isinstance(self.relevance.scorer, ThresholdScorer)
 
-    def _allowed_rows(self, docs: Sequence[str] | None) -> set[int] | None:
-        if not docs:
+    def _allowed_rows(self, docs: Sequence[str] | None, under: Sequence[str] | None = None) -> set[int] | None:
+        if not docs and not under:
             return None
-        wanted = set(docs)
-        return {i for i, p in enumerate(self.index.passages) if p.doc in wanted}
+        wanted = set(docs or ())
+        return {i for i, p in enumerate(self.index.passages) if (not wanted or p.doc in wanted)
+                and (not under or any(id_covers(u, p.unit_id) for u in under))}
+
+    def has_units(self, unit_ids: Sequence[str]) -> list[str]:
+        """Those of ``unit_ids`` the index holds (as a passage or through their paragraphs)."""
+        return [u for u in unit_ids if self._allowed_rows(None, [u])]
 
     @staticmethod
     def _bm25_top(scores: np.ndarray, n: int, allowed: set[int] | None) -> dict[int, float]:

@@ -74,3 +74,14 @@ def test_each_claim_is_searched_within_the_act_it_names(small_retriever):
     assert ev[0] and {e.doc for e in ev[0]} == {"gdpr"}
     assert ev[1] and {e.doc for e in ev[1]} <= {"gdpr", "eu-ai-act"}
     assert ev[2] and {e.doc for e in ev[2]} == {"nis2"}
+
+
+def test_a_claim_that_cites_a_provision_is_read_against_it_first(small_retriever):
+    from mad_guardrails.core.claims import OutputClaim
+    from mad_guardrails.verifier.claim_check import claim_evidence
+
+    text = "Article 50(1) of the AI Act: the provider must report serious incidents within 15 days."
+    claim = OutputClaim(index=0, text=text, start=0, end=len(text), regulatory=True)
+    ev = claim_evidence(small_retriever, [claim], None, 3)[0]
+    assert ev[0].unit_id == "eu-ai-act:art_50.1"  # what the claim says it restates, however the words rank
+    assert "eu-ai-act:art_73.2" in [e.unit_id for e in ev]  # and the search's own best clauses after it

@@ -43,6 +43,7 @@ from mad_guardrails.verifier.claim_signals import (
     states_figures,
     without_answer_lead,
 )
+from mad_guardrails.verifier.references import cited_units
 
 
 class EntailmentModel(Protocol):
@@ -85,17 +86,34 @@ def claim_evidence(retriever, claims: Sequence[OutputClaim], query: str | None, 
                    scope_text: str = "") -> list[list[Evidence]]:
     """Each claim's own evidence: the retriever's top ``k`` for the question and the claim together, searched within
     the acts the claim names (else those ``scope_text`` -- the whole output -- names, if any), claims of the same
-    acts in one batch."""
+    acts in one batch. A claim that cites a provision the index holds ("Article 33(1) GDPR", "PR.PS-05") gets that
+    provision's best paragraphs first (at most ``k - 1``), then the rest of its search."""
     scope = named_acts(scope_text) if scope_text else set()
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for i, cl in enumerate(claims):
-        groups.setdefault(tuple(sorted(named_acts(cl.stated) or scope)), []).append(i)
+    acts = [tuple(sorted(named_acts(cl.stated) or scope)) for cl in claims]
+    held = getattr(retriever, "has_units", None)  # a retriever that cannot say which units it holds: no citations
+    cited = [tuple(held(cited_units(cl.stated, scope_text=scope_text))) if held else () for cl in claims]
+
+    def search(idx: list[int], **where) -> list:
+        return retriever.search_many(["\n".join(x for x in (query, claims[i].stated) if x) for i in idx], k, **where)
+
     out: list[list[Evidence]] = [[] for _ in claims]
-    for acts, idx in groups.items():
-        queries = ["\n".join(x for x in (query, claims[i].stated) if x) for i in idx]
-        for i, r in zip(idx, retriever.search_many(queries, k, docs=list(acts) or None)):
+    for docs, idx in _by_key(acts).items():
+        for i, r in zip(idx, search(idx, docs=list(docs) or None)):
             out[i] = list(r.evidence)
+    for units, idx in _by_key(cited).items():
+        for i, r in zip(idx, search(idx, under=list(units)) if units else ()):
+            first = list(r.evidence)[: max(1, k - 1)]
+            have = {e.unit_id for e in first}
+            out[i] = first + [e for e in out[i] if e.unit_id not in have]
     return out
+
+
+def _by_key(keys: Sequence[tuple]) -> dict[tuple, list[int]]:
+    """Positions grouped by key, so that claims searched alike go to the retriever in one batch."""
+    groups: dict[tuple, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    return groups
 
 
 def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evidence]], model: EntailmentModel, *,

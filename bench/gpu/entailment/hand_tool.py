@@ -10,7 +10,6 @@ train articles only; dev files: dev only) and a claim that copies its sentence w
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -18,8 +17,9 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]
 from corpus_utils import load_units, split_of_key  # noqa: E402
+from writer_cli import jsonl_rows, writer_parser  # noqa: E402
 
 CORPUS = HERE.parents[2].parent / "shared" / "data" / "corpus"
 _N = lambda s: re.sub(r"\s+", "", s).lower()  # noqa: E731
@@ -30,26 +30,11 @@ def _units():
 
 
 def _used() -> Counter:
-    c = Counter()
-    for p in (HERE / "data").glob("hand_*.jsonl"):
-        for line in p.open(encoding="utf-8"):
-            if line.strip():
-                c[json.loads(line)["k"]] += 1
-    return c
+    return Counter(r["k"] for r in jsonl_rows((HERE / "data").glob("hand_*.jsonl")))
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    u = sub.add_parser("units")
-    u.add_argument("--act", default="")
-    u.add_argument("--split", default="train", choices=["train", "dev", "test"])
-    u.add_argument("--unused", action="store_true")
-    s = sub.add_parser("show")
-    s.add_argument("key")
-    c = sub.add_parser("check")
-    c.add_argument("file")
-    a = ap.parse_args()
+    a = writer_parser(splits=True).parse_args()
     units = _units()
     if a.cmd == "units":
         used = _used()

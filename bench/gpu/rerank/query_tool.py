@@ -10,7 +10,6 @@ A row is ``{"q": "how people ask", "golds": ["gdpr:art_33", ...], "type": "benig
 """
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import sys
@@ -20,6 +19,8 @@ from pathlib import Path
 from mad_guardrails.retrieval.training.pairs import assign_split
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from writer_cli import jsonl_rows, writer_parser  # noqa: E402
 PASSAGES = HERE.parents[2] / ".cache" / "rerank" / "data" / "passages.jsonl.gz"
 TYPES = ("benign_sensitive", "ambiguous", "adversarial")
 TEST_FRACTION, SEED = 0.1, 0  # prepare.py's defaults: the split of build_groups
@@ -39,25 +40,11 @@ def _articles() -> dict[str, list[dict]]:
 
 
 def _used() -> Counter:
-    c = Counter()
-    for p in (HERE / "data").glob("queries_*.jsonl"):
-        for line in p.open(encoding="utf-8"):
-            if line.strip():
-                c.update(json.loads(line)["golds"])
-    return c
+    return Counter(g for r in jsonl_rows((HERE / "data").glob("queries_*.jsonl")) for g in r["golds"])
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    u = sub.add_parser("units")
-    u.add_argument("--act", default="")
-    u.add_argument("--unused", action="store_true")
-    s = sub.add_parser("show")
-    s.add_argument("key")
-    c = sub.add_parser("check")
-    c.add_argument("file")
-    a = ap.parse_args()
+    a = writer_parser(splits=False).parse_args()
     arts = _articles()
     if a.cmd == "units":
         used = _used()

@@ -86,6 +86,7 @@ class GuardState(TypedDict, total=False):
     facts: FactCheck  # the one key-fact check, shared by routing and verification
     claims: list[ClaimCheck]  # each regulatory claim of the output against its own clauses
     claims_note: str | None  # why the claim check did not run (no model, no regulatory claim)
+    unchecked: list[str]  # sentences with no regulatory content that are not greetings, hedges or questions
     injection: list[InjectionSpan]  # spans of the output that address the judges: hidden from the agents, never allowed
     harm: HarmResult | None  # the harm screen's reading of (query, answer); None = screen off
     path: str
@@ -311,10 +312,12 @@ async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
         return {"claims": [], "claims_note": "claim check off (no entailment model configured)",
                 "timings": _timed("entail", t0)}
     from mad_guardrails.verifier.claim_check import check_claims, claim_evidence
-    from mad_guardrails.verifier.claims import split_claims
+    from mad_guardrails.verifier.claims import UNREAD_REASONS, split_claims
 
     case = state["case"]
-    claims = [x for x in split_claims(case.output) if x.regulatory]
+    split = split_claims(case.output)
+    claims = [x for x in split if x.regulatory]
+    unchecked = [x.text for x in split if not x.regulatory and x.reason in UNREAD_REASONS]
     if not claims:
         return {"claims": [], "claims_note": NO_REGULATORY_CLAIM, "timings": _timed("entail", t0)}
     th = cfg.thresholds(state.get("mode"))
@@ -323,7 +326,7 @@ async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
                                             scope_text=case.output)
         entail_t, contra_t = model.claim_thresholds()
         checks = await asyncio.to_thread(
-            check_claims, claims, per_claim, model, units=cfg.verifier.claim_units,
+            check_claims, claims, per_claim, model, units=cfg.verifier.claim_units, lookup=c.retriever.lookup,
             entail_threshold=entail_t + th.claim_entail_shift, contradict_threshold=contra_t + th.claim_contradict_shift)
         known = {}  # the text the verdict's evidence will hold for each unit (the first seen), so quotes verify
         for e in [*state.get("evidence", []), *(e for ev in per_claim for e in ev)]:
@@ -340,8 +343,8 @@ async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
             if e.unit_id not in have:
                 have.add(e.unit_id)
                 extra.append(e.model_copy(update={"rank": len(have)}))
-    return {"claims": checks, "claims_note": None, "evidence": list(state.get("evidence", [])) + extra,
-            "timings": _timed("entail", t0)}
+    return {"claims": checks, "claims_note": None, "unchecked": unchecked,
+            "evidence": list(state.get("evidence", [])) + extra, "timings": _timed("entail", t0)}
 
 
 def _prohibition_checks(checks: list[ClaimCheck], rules, lookup) -> tuple[list[ClaimCheck], list[Evidence]]:
@@ -367,6 +370,14 @@ def _prohibition_checks(checks: list[ClaimCheck], rules, lookup) -> tuple[list[C
     return out, extra
 
 
+def harm_flag_outweighed(harm: HarmResult, state: GuardState) -> bool:
+    """The harm screen's *uncertain* reading (``flag``: a possible leak, not a confident harmful answer) yields to
+    verified evidence when every sentence of the answer is a regulatory claim a clause entails: restating the law is
+    not harmful help. A confident ``block``, help to break a rule (risk ``regulatory``, see verifier/evasion.py) and
+    any sentence the claim check did not read keep the flag."""
+    return harm.decision == "flag" and harm.risk != "regulatory" and not state.get("unchecked")
+
+
 def route_after_entail(state: GuardState, runtime: Runtime[GuardContext]) -> str:
     if state.get("failure"):
         return "finalize"
@@ -376,10 +387,11 @@ def route_after_entail(state: GuardState, runtime: Runtime[GuardContext]) -> str
     if ((facts is not None and facts.contradicted) or any(x.label == "contradicted" for x in claims)
             or (harm is not None and harm.decision == "block")):
         return "fast_block"
-    if harm is not None and harm.decision == "flag":
+    verified = bool(claims) and all(x.label == "entailed" for x in claims)
+    if harm is not None and harm.decision == "flag" and not (verified and harm_flag_outweighed(harm, state)):
         return "start_round"  # the harm screen fired: no fast allow, the debate decides (and sees the screen)
     # a screened rule's keywords only say what the output is about; what decides is whether every claim is entailed
-    if claims and all(x.label == "entailed" for x in claims):
+    if verified:
         return "verified_allow"
     any_trigger = any(s["triggers"] for s in state.get("screen", []))
     if harm is not None and harm.clears(regulatory_claims=bool(claims), rule_triggered=any_trigger,
@@ -754,6 +766,10 @@ def decide(state: GuardState, c, cfg) -> Verdict:
     if decision == "block" and not violations:
         notes.append("block without a cited violation")
         decision = "flag"
+    harm = state.get("harm")
+    if decision == "allow" and path == "verified_allow" and harm is not None and harm.decision == "flag":
+        notes.append(f"the harm screen's uncertain reading ({harm.label}, P={harm.score:.2f}) is outweighed: every "
+                     "sentence of the answer restates a clause")
     if common["injection"]:  # text addressing the judges never helps an allow (verifier/injection.py)
         notes.append(f"the output addresses the reviewers ({len(common['injection'])} span(s), removed from what the "
                      "agents saw): " + "; ".join(x.describe() for x in common["injection"][:3]))

@@ -251,3 +251,25 @@ def test_a_report_sent_to_another_authority_or_a_duty_put_on_another_role_is_a_c
              "risk-management measures and can be held liable for infringements.")
     assert "actor" in kinds("The CISO carries the ultimate responsibility for approving the measures.", board)
     assert "actor" not in kinds("The board has to approve the cybersecurity measures.", board)
+
+
+def test_a_figure_of_the_general_rule_is_not_refuted_by_the_exception_to_it():
+    """A claim stating a paragraph's general deadline is not contradicted by a later paragraph that derogates from it
+    ("Notwithstanding paragraph 2 ..."); a figure taken from a paragraph that is no exception still is."""
+    general = ("2. The report shall be made no later than 20 days after the operator becomes aware of the "
+               "malfunction.")
+    exception = ("4. Notwithstanding paragraph 2, where the malfunction endangers life, the report shall be made no "
+                 "later than 5 days after the operator becomes aware of it.")
+    neighbour = "5. Operators shall keep the reports for 8 years after the malfunction."
+    texts = {"eu-ai-act:art_90.2": general, "eu-ai-act:art_90.4": exception, "eu-ai-act:art_90.5": neighbour}
+    text = "The operator must make the report no later than 20 days after becoming aware of the malfunction."
+    claim = OutputClaim(index=0, text=text, start=0, end=len(text), regulatory=True)
+    for unit in ("eu-ai-act:art_90.4", "eu-ai-act:art_90.5"):
+        ev = [Evidence(unit_id=unit, doc="eu-ai-act", rank=1, score=1.0, text=texts[unit])]
+        got = check_claims([claim], [ev], FixedModel(0.02, 0.97), entail_threshold=0.9, contradict_threshold=0.7,
+                           lookup=texts.get)[0]
+        assert got.label == ("neutral" if unit.endswith(".4") else "contradicted"), (unit, got)
+    # without the article's text the exception cannot be told apart: the figure confirms, as before
+    ev = [Evidence(unit_id="eu-ai-act:art_90.4", doc="eu-ai-act", rank=1, score=1.0, text=exception)]
+    assert check_claims([claim], [ev], FixedModel(0.02, 0.97), entail_threshold=0.9,
+                        contradict_threshold=0.7)[0].label == "contradicted"

@@ -12,6 +12,9 @@ CASES = [
     ("Deployers must keep the logs for six months; providers must draw up the technical documentation.",
      [True, True]),
     ("I'm not a lawyer, so please consult your legal team before relying on this.", [False]),
+    # a referral after a claim is cut off from it: it neither hides the claim nor becomes one
+    ("You never need to report a breach to anyone, so consult a lawyer.", [True, False]),
+    ("The NIS2 fines are capped at EUR 1 million, so check with counsel which figure applies to you.", [True, False]),
     ("Can you tell me more about your product?", [False]),
     ("The early warning is due within 24 hours and the incident notification within 72 hours.", [True, True]),
 ]

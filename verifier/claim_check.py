@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from collections.abc import Callable
 from typing import Protocol
 
 from mad_guardrails.agents.grammar import sentences
@@ -108,6 +109,23 @@ def claim_evidence(retriever, claims: Sequence[OutputClaim], query: str | None, 
     return out
 
 
+_PARAGRAPH = re.compile(r"^([^:]+:art_[^.]+)\.")
+_DEROGATES = re.compile(r"\b(?:notwithstanding|by way of derogation from)\s+paragraphs?\s+(\d+)", re.IGNORECASE)
+
+
+def derogated_paragraphs(unit_id: str, text: str) -> list[str]:
+    """The paragraphs of the same article that a paragraph makes an exception to ("Notwithstanding paragraph 2",
+    "By way of derogation from paragraph 1").
+
+    >>> derogated_paragraphs("eu-ai-act:art_73.4", "4. Notwithstanding paragraph 2 of this Article, in the event of")
+    ['eu-ai-act:art_73.2']
+    >>> derogated_paragraphs("nis2:art_23.4.a", "without undue delay and in any event within 24 hours")
+    []
+    """
+    m = _PARAGRAPH.match(unit_id)
+    return [f"{m.group(1)}.{n}" for n in dict.fromkeys(_DEROGATES.findall(text))] if m else []
+
+
 def _by_key(keys: Sequence[tuple]) -> dict[tuple, list[int]]:
     """Positions grouped by key, so that claims searched alike go to the retriever in one batch."""
     groups: dict[tuple, list[int]] = {}
@@ -118,7 +136,7 @@ def _by_key(keys: Sequence[tuple]) -> dict[tuple, list[int]]:
 
 def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evidence]], model: EntailmentModel, *,
                  entail_threshold: float = 0.5, contradict_threshold: float = 0.5, units: int = 3,
-                 per_unit: int = 6) -> list[ClaimCheck]:
+                 per_unit: int = 6, lookup: Callable[[str], str | None] | None = None) -> list[ClaimCheck]:
     """Score each claim against the sentences of its own evidence (``evidence[i]`` belongs to ``claims[i]``), in one
     batch, and settle it with the checkable signals of :mod:`~mad_guardrails.verifier.claim_signals`:
 
@@ -129,7 +147,18 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
       word, or the model's best entailment clears
       ``entail_threshold`` and no checked difference separates claim and sentence;
     * ``neutral`` otherwise (not settled: the debate decides); ``note`` says why a model's label was not taken.
+
+    ``lookup`` (unit id → text, e.g. ``Retriever.lookup``) lets a changed figure be read against the general rule
+    when the contradicting paragraph is an exception to it: AI Act Art. 73(4) ("Notwithstanding paragraph 2, in the
+    event of the death of a person ... 10 days") does not contradict a claim that states paragraph 2's 15 days. A
+    figure taken from a paragraph that is no exception (Art. 99(4)'s fine claimed for 99(5)'s offence) still does.
     """
+    def article_sentences(unit_id: str) -> list[str]:
+        if lookup is None:
+            return []
+        general = derogated_paragraphs(unit_id, lookup(unit_id) or "")
+        return [x for u in general for x in sentences(lookup(u) or "", max_words=10_000)]
+
     premises = [claim_premises(ev, units=units, per_unit=per_unit) for ev in evidence]
     # the model reads what the claim states, without an answer's "No." / "Not quite:" lead-in
     pairs = [(s, without_answer_lead(c.stated)) for c, prem in zip(claims, premises) for _, s in prem]
@@ -143,7 +172,8 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
         clauses = {e.unit_id: e.text for e in ev if e.source == "regulation"}
         restated = [u for u in list(clauses)[:units] if of_named_act(u, acts)
                     and any(restates_clause(t, clauses[u]) for t in c.readings)]
-        check = settle(c, scored, entail_threshold, contradict_threshold, restated, clauses, every_sentence)
+        check = settle(c, scored, entail_threshold, contradict_threshold, restated, clauses, every_sentence,
+                       article_sentences)
         if prem and not scored:
             check = check.model_copy(update={"note": f"no clause of {', '.join(sorted(acts))} (the act the claim "
                                                      "names) was retrieved for it"})
@@ -160,11 +190,13 @@ def _text_after(clauses: Mapping[str, str], at: tuple[str, str]) -> str | None:
 
 def settle(c: OutputClaim, scored: list, entail_threshold: float, contradict_threshold: float,
            restated_units: Sequence[str] = (), clauses: Mapping[str, str] | None = None,
-           other_sentences: Sequence[str] = ()) -> ClaimCheck:
+           other_sentences: Sequence[str] = (),
+           article_sentences: Callable[[str], Sequence[str]] | None = None) -> ClaimCheck:
     """One claim's label from its scored sentences ``[((unit_id, sentence), probabilities), ...]`` (the rules of
     :func:`check_claims`; ``restated_units`` are clauses the claim restates as a whole; ``clauses`` the clause texts
     by unit id, to see whether a clause goes on with an exception; ``other_sentences`` the sentences retrieved for the
-    output's other claims, which may state the claim's figures too)."""
+    output's other claims, which may state the claim's figures too; ``article_sentences`` the sentences of the
+    paragraphs a clause makes an exception to)."""
     clauses = clauses or {}
     best_e = max(scored, key=lambda x: x[1]["entailed"], default=None)
     best_c = max(scored, key=lambda x: x[1]["contradicted"], default=None)
@@ -178,8 +210,10 @@ def settle(c: OutputClaim, scored: list, entail_threshold: float, contradict_thr
     basis, note, support = "", "", best_e[0] if best_e else None
     if pc >= contradict_threshold and pc > pe and pe < 0.5 and restated is None:
         confirmed = confirms_contradiction(c.stated, best_c[0][1], best_c[0][0])
-        if any(states_figures(c.stated, s) for s in [*(s for (_, s), _ in scored), *other_sentences]):
-            # another clause retrieved for this output states the claim's figures
+        if confirmed and any(d.kind == "number" for d in confirmed) and any(
+                states_figures(c.stated, s) for s in [*(s for (_, s), _ in scored), *other_sentences,
+                                                      *(article_sentences(best_c[0][0]) if article_sentences else ())]):
+            # another clause retrieved for this output, or the general rule the clause derogates from, states them
             confirmed = [d for d in confirmed if d.kind != "number"]
         if confirmed:
             label, basis = "contradicted", "model + " + ", ".join(sorted({d.kind for d in confirmed}))

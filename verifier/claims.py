@@ -27,7 +27,7 @@ from mad_guardrails.verifier.quantities import extract_quantities
 _SENT_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bArt\.)(?<!\bArts\.)(?<!\bart\.)(?<!\be\.g\.)(?<!\bi\.e\.)"
                        r"(?<!\bNo\.)(?<!\bcf\.)(?<!\bvs\.)(?<!\bpara\.)[\"')\]]*\s+(?=[A-Z0-9\"'(\[])"
                        r"|\n\s*(?:[-*•]|\d+[.)])?\s*")
-_CLAUSE_CUT = re.compile(r";\s+|,?\s+\b(?:and then|and|but|whereas|while)\b\s+(?=\S)|,\s+(?:or|then)\b\s+(?=\S)")
+_CLAUSE_CUT = re.compile(r";\s+|,?\s+\bso\s+(?=(?:please\s+)?(?:check|consult|confirm|ask|talk|speak|seek)\b)|,?\s+\b(?:and then|and|but|whereas|while)\b\s+(?=\S)|,\s+(?:or|then)\b\s+(?=\S)")
 #: a clause of its own has a verb: an auxiliary or modal, or a verb the regulations' obligations are stated with
 #: auxiliaries and modals: the finite verbs a clause carries (a list item that shares its verb has none of them)
 _AUXILIARY = (r"is|are|was|were|has|have|had|does|do|did|must|shall|should|may|might|can|could|cannot|will|would|"
@@ -47,13 +47,20 @@ _ACTOR = (r"\b(controller|processor|provider|deployer|importer|distributor|manuf
           r"csirt|regulator|supervisory|data subject|operator|member states?|commission|organi[sz]ation|"
           r"financial entit\w*|ict|high-risk|ai system|gpai|general-purpose|personal data|incident|breach|"
           r"article|art\.|annex|recital|gdpr|ai act|nis ?2|dora|cra|cyber resilience|nist|csf|rmf|600-1)\b")
+#: how a referral opens once the clause before it is cut off ("..., so check with counsel"): never content of its own
+_REFERRAL_LEAD = (r"(?:(?:so|but|and|then|please|always)\s+)?(?:(?:you|i)(?:'d| would| should| may| might| could)"
+                  r"(?: want to)?\s+|(?:it'?s|it is) (?:best|worth|wise) to\s+|best to\s+|do\s+)?")
 _NON_REGULATORY = re.compile(
     r"^\s*(hi|hello|hey|dear\b.*|thanks?( you)?|thank you|sure|of course|great question|good question|certainly|"
     r"absolutely|i hope (this|that) helps|hope this helps|let me know\b.*|feel free\b.*|happy to help\b.*|"
     r"glad to help\b.*)\W*$|"
     r"\b(i am|i'm) not a lawyer\b|\b(not|isn't|is not) legal advice\b|\bconsult (a|your|with)\b|"
     r"\bcheck with (a|your)\b|\btalk to (a|your)\b|\bspeak (to|with) (a|your)\b|\bseek (legal|professional)\b|"
-    r"\bask (a|your) (lawyer|counsel|dpo|legal)\b",
+    r"\bask (a|your) (lawyer|counsel|dpo|legal)\b|"
+    rf"^\W*{_REFERRAL_LEAD}(check|consult|confirm|talk|speak|ask)( it| this| that)? (with|to) (a |an |your |legal )?"
+    r"(lawyer|counsel|attorney|solicitor|legal (team|adviser|advisor|department)|dpo|data protection officer|"
+    r"adviser|advisor)\b|"
+    rf"^\W*{_REFERRAL_LEAD}check (the|your) (local|national) (figures|law|rules|requirements|transposition)\b",
     re.IGNORECASE)
 _MODAL_RE = re.compile(_MODAL, re.IGNORECASE)
 _ACTOR_RE = re.compile(_ACTOR, re.IGNORECASE)
@@ -96,6 +103,13 @@ def _merge_fragments(text: str, parts: list[tuple[int, int]]) -> list[tuple[int,
     out: list[tuple[int, int]] = []
     pending: tuple[int, int] | None = None
     for a, b in parts:
+        if _NON_REGULATORY.search(text[a:b]):  # a referral stands alone: it never hides a clause, nor joins one
+            if out and pending is None and _NON_REGULATORY.search(text[slice(*out[-1])]):
+                out[-1] = (out[-1][0], b)  # "I'm not a lawyer, so please consult ...": one hedge
+            else:
+                out += [pending, (a, b)] if pending is not None else [(a, b)]
+            pending = None
+            continue
         if pending is not None:
             a, pending = pending[0], None
         if _substantive(text[a:b]):
@@ -142,6 +156,11 @@ def _contexts(text: str, pieces: list[tuple[int, int]]) -> list[str]:
     return ["" if i == 0 or not stem or _FINITE.search(head(a, b)) or not _LIST_ITEM.search(text[a:b])
             else stem + re.sub(r"^\W*(?:and|or)\s+", "", text[a:b].lstrip(",;: "), flags=re.IGNORECASE)
             for i, (a, b) in enumerate(pieces)]
+
+
+#: the reasons a sentence is not a regulatory claim that still leave content unread by the claim check (a greeting, a
+#: hedge, a referral or a question back is not content; a sentence with no obligation, figure or actor may be)
+UNREAD_REASONS = ("no obligation, deadline, amount, actor or permission", "too short to state anything")
 
 
 def classify(text: str) -> tuple[bool, str]:

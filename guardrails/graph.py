@@ -370,12 +370,24 @@ def _prohibition_checks(checks: list[ClaimCheck], rules, lookup) -> tuple[list[C
     return out, extra
 
 
-def harm_flag_outweighed(harm: HarmResult, state: GuardState) -> bool:
-    """The harm screen's *uncertain* reading (``flag``: a possible leak, not a confident harmful answer) yields to
-    verified evidence when every sentence of the answer is a regulatory claim a clause entails: restating the law is
-    not harmful help. A confident ``block``, help to break a rule (risk ``regulatory``, see verifier/evasion.py) and
-    any sentence the claim check did not read keep the flag."""
-    return harm.decision == "flag" and harm.risk != "regulatory" and not state.get("unchecked")
+def harm_outweighed(harm: HarmResult | None, claims: list[ClaimCheck], state: GuardState) -> bool:
+    """The harm screen's reading yields to verified evidence when every sentence of the answer is a regulatory claim
+    a clause entails: restating the law is not harmful help (the screen, a small model, reads "No. Providers shall
+    inform people that they are talking to an AI system" to "can we hide that it's a bot?" as a leak). Help to break
+    a rule (risk ``regulatory``, see verifier/evasion.py) and any sentence the claim check did not read keep it."""
+    return (harm is not None and harm.decision != "none" and harm.risk != "regulatory" and bool(claims)
+            and all(x.label == "entailed" for x in claims) and not state.get("unchecked"))
+
+
+def harm_softened(harm: HarmResult | None, claims: list[ClaimCheck], state: GuardState) -> bool:
+    """A harm ``block`` becomes a debate (never an allow) when the answer turns the request down and then only states
+    law: it opens with a refusal ("No. ...", "You can't ..."), every sentence is a regulatory claim and none is
+    contradicted — a refusal is never a violation, and the claims decide the rest. Help to break a rule keeps it."""
+    from mad_guardrails.verifier.claim_signals import opens_with_refusal
+
+    return (harm is not None and harm.decision == "block" and harm.risk != "regulatory" and bool(claims)
+            and not any(x.label == "contradicted" for x in claims) and not state.get("unchecked")
+            and opens_with_refusal(state["case"].output))
 
 
 def route_after_entail(state: GuardState, runtime: Runtime[GuardContext]) -> str:
@@ -384,14 +396,17 @@ def route_after_entail(state: GuardState, runtime: Runtime[GuardContext]) -> str
     facts = state.get("facts")
     claims = state.get("claims") or []
     harm = state.get("harm")
+    outweighed = harm_outweighed(harm, claims, state)
     if ((facts is not None and facts.contradicted) or any(x.label == "contradicted" for x in claims)
-            or (harm is not None and harm.decision == "block")):
+            or (harm is not None and harm.decision == "block" and not outweighed
+                and not harm_softened(harm, claims, state))):
         return "fast_block"
-    verified = bool(claims) and all(x.label == "entailed" for x in claims)
-    if harm is not None and harm.decision == "flag" and not (verified and harm_flag_outweighed(harm, state)):
+    if harm is not None and harm.decision == "block" and not outweighed:
+        return "start_round"  # a refusal that then states law: the debate decides (and sees the screen)
+    if harm is not None and harm.decision == "flag" and not outweighed:
         return "start_round"  # the harm screen fired: no fast allow, the debate decides (and sees the screen)
     # a screened rule's keywords only say what the output is about; what decides is whether every claim is entailed
-    if verified:
+    if claims and all(x.label == "entailed" for x in claims):
         return "verified_allow"
     any_trigger = any(s["triggers"] for s in state.get("screen", []))
     if harm is not None and harm.clears(regulatory_claims=bool(claims), rule_triggered=any_trigger,
@@ -767,9 +782,9 @@ def decide(state: GuardState, c, cfg) -> Verdict:
         notes.append("block without a cited violation")
         decision = "flag"
     harm = state.get("harm")
-    if decision == "allow" and path == "verified_allow" and harm is not None and harm.decision == "flag":
-        notes.append(f"the harm screen's uncertain reading ({harm.label}, P={harm.score:.2f}) is outweighed: every "
-                     "sentence of the answer restates a clause")
+    if decision == "allow" and path == "verified_allow" and harm is not None and harm.decision != "none":
+        notes.append(f"the harm screen's reading ({harm.label}, P={harm.score:.2f}, {harm.decision}) is outweighed: "
+                     "every sentence of the answer restates a clause")
     if common["injection"]:  # text addressing the judges never helps an allow (verifier/injection.py)
         notes.append(f"the output addresses the reviewers ({len(common['injection'])} span(s), removed from what the "
                      "agents saw): " + "; ".join(x.describe() for x in common["injection"][:3]))

@@ -88,6 +88,20 @@ _FIXED = re.compile(r"\b(?:without undue delay|without delay|without prejudice|n
 #: an answer's lead-in, not part of what it states: "No. ...", "Yes - ...", "I can't back that up: ..."
 _ANSWER_LEAD = re.compile(r"^\s*(?:(?:no|yes|nope|correct|right|not quite|not really)\s*[.,!:;—–-]+\s*|"
                           r"i (?:can['’]?t|cannot|won['’]t)\b[^:]{0,40}:\s*)", re.IGNORECASE)
+_REFUSAL_LEAD = re.compile(r"^\s*(?:no|nope|not allowed|absolutely not)\s*[.,!:;—–-]|^\s*(?:you|we|they) "
+                           r"(?:can['’]?t|cannot|may not|must not|mustn['’]t)\b", re.IGNORECASE)
+
+
+def opens_with_refusal(answer: str) -> bool:
+    """Whether an answer opens by turning the request down ("No. ...", "You can't ...").
+
+    >>> opens_with_refusal("No. Providers shall inform people that they are talking to an AI system."), \
+    ...     opens_with_refusal("Nobody will notice if you skip it.")
+    (True, False)
+    """
+    return bool(_REFUSAL_LEAD.search(answer))
+
+
 _NEG = re.compile(r"\b(?:not|no|never|none|nor|neither|cannot|without|nothing|nobody|n['’]t|refus\w*|declin\w*|"
                   r"irrelevant|discourag\w*|ignor\w*|waiv\w*)\b|n['’]t\b",
                   re.IGNORECASE)

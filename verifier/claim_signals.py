@@ -95,9 +95,10 @@ _REFUSAL_LEAD = re.compile(r"^\s*(?:no|nope|not allowed|absolutely not)\s*[.,!:;
 def opens_with_refusal(answer: str) -> bool:
     """Whether an answer opens by turning the request down ("No. ...", "You can't ...").
 
-    >>> opens_with_refusal("No. Providers shall inform people that they are talking to an AI system."), \
-    ...     opens_with_refusal("Nobody will notice if you skip it.")
-    (True, False)
+    >>> opens_with_refusal("No. Providers shall inform people that they are talking to an AI system.")
+    True
+    >>> opens_with_refusal("Nobody will notice if you skip it.")
+    False
     """
     return bool(_REFUSAL_LEAD.search(answer))
 

@@ -88,3 +88,18 @@ def test_a_claim_that_cites_a_provision_is_read_against_it_first(small_retriever
     ev = claim_evidence(small_retriever, [claim], None, 3)[0]
     assert ev[0].unit_id == "eu-ai-act:art_50.1"  # what the claim says it restates, however the words rank
     assert "eu-ai-act:art_73.2" in [e.unit_id for e in ev]  # and the search's own best clauses after it
+
+
+def test_a_contrast_starts_a_clause_of_its_own_but_a_restriction_stays_with_its_clause():
+    """"..., but the other duties and the rest of the act still apply" is a claim of its own (never glued to the
+    first clause's verb); "..., but only where strictly necessary" restricts the clause before it."""
+    from mad_guardrails.verifier.claims import split_claims
+
+    got = split_claims("Small firms are spared the fine for a late early warning, but the other reporting duties and "
+                       "the rest of the act still apply to them.")
+    assert [c.text for c in got] == ["Small firms are spared the fine for a late early warning",
+                                     "the other reporting duties and the rest of the act still apply to them."]
+    assert all(not c.context for c in got)
+    got = split_claims("Providers may run the test in real conditions, but only where strictly necessary.")
+    assert [c.text for c in got] == ["Providers may run the test in real conditions, but only where strictly "
+                                     "necessary."]

@@ -99,10 +99,14 @@ def _substantive(part: str) -> bool:
 
 def _merge_fragments(text: str, parts: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Cut points are kept only between substantive clauses: a fragment joins the clause before it (the first one
-    the clause after it), so "an essential or important entity" stays one noun phrase."""
+    the clause after it), so "an essential or important entity" stays one noun phrase — except a noun phrase that
+    opens a contrast ("..., but the other steps and the rest still apply"): it is the subject of the clause after it
+    ("..., but only where strictly necessary" still qualifies the clause before)."""
     out: list[tuple[int, int]] = []
     pending: tuple[int, int] | None = None
     for a, b in parts:
+        contrast = (bool(out) and pending is None and bool(_CONTRAST.search(text[out[-1][1]:a]))
+                    and bool(_NOUN_PHRASE.match(text[a:b])))  # "but only where ..." qualifies the clause before
         if _NON_REGULATORY.search(text[a:b]):  # a referral stands alone: it never hides a clause, nor joins one
             if out and pending is None and _NON_REGULATORY.search(text[slice(*out[-1])]):
                 out[-1] = (out[-1][0], b)  # "I'm not a lawyer, so please consult ...": one hedge
@@ -114,13 +118,20 @@ def _merge_fragments(text: str, parts: list[tuple[int, int]]) -> list[tuple[int,
             a, pending = pending[0], None
         if _substantive(text[a:b]):
             out.append((a, b))
-        elif out:
+        elif out and not contrast:
             out[-1] = (out[-1][0], b)
         else:
             pending = (a, b)
     if pending is not None:
-        out = [(pending[0], out[0][1])] + out[1:] if out else [pending]
+        if out and out[-1][1] <= pending[0]:  # a trailing fragment: it closes the clause before it
+            out[-1] = (out[-1][0], pending[1])
+        else:
+            out = [(pending[0], out[0][1])] + out[1:] if out else [pending]
     return out
+
+
+_CONTRAST = re.compile(r"\b(?:but|whereas|while)\b", re.IGNORECASE)
+_NOUN_PHRASE = re.compile(r"(?:the|a|an|its|their|your|our|other|all|any|most|some|each|every)\b", re.IGNORECASE)
 
 
 _DETERMINER = re.compile(r"\b(?:a|an|the)\b", re.IGNORECASE)
@@ -154,6 +165,7 @@ def _contexts(text: str, pieces: list[tuple[int, int]]) -> list[str]:
         return text[a:fig.start() if fig else b]
 
     return ["" if i == 0 or not stem or _FINITE.search(head(a, b)) or not _LIST_ITEM.search(text[a:b])
+            or _CONTRAST.search(text[pieces[i - 1][1]:a])  # "..., but the rest still apply": a clause of its own
             else stem + re.sub(r"^\W*(?:and|or)\s+", "", text[a:b].lstrip(",;: "), flags=re.IGNORECASE)
             for i, (a, b) in enumerate(pieces)]
 

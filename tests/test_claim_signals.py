@@ -273,3 +273,12 @@ def test_a_figure_of_the_general_rule_is_not_refuted_by_the_exception_to_it():
     ev = [Evidence(unit_id="eu-ai-act:art_90.4", doc="eu-ai-act", rank=1, score=1.0, text=exception)]
     assert check_claims([claim], [ev], FixedModel(0.02, 0.97), entail_threshold=0.9,
                         contradict_threshold=0.7)[0].label == "contradicted"
+
+
+def test_inflections_count_as_the_same_words_so_a_changed_period_against_them_confirms():
+    """"testing the recovery plans" and "test the recovery plan" share their words; a claim that stretches the
+    clause's yearly test to every four years is then a confirmed number difference."""
+    clause = "(b) test the ICT recovery plans and the backup procedures at least yearly"
+    claim = "Testing your ICT recovery plan every four years is enough."
+    assert coverage(claim, clause) >= 0.5
+    assert [d.kind for d in confirms_contradiction(claim, clause)] == ["number"]

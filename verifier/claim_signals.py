@@ -65,6 +65,11 @@ _CITATION = re.compile(r"\b(?:art(?:icle)?s?\.?\s*\d+[\w().]*|annex\s+[ivxlc]+|r
 
 
 def _stem(w: str) -> str:
+    """A crude stem: an inflection off ("plans", "testing", "monitored"), then the first five letters."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(w) > len(suffix) + 3 and w.endswith(suffix) and not w.endswith("ss"):
+            w = w[: -len(suffix)]
+            break
     return w[:5] if len(w) > 5 else w
 
 

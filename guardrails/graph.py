@@ -401,10 +401,10 @@ def route_after_entail(state: GuardState, runtime: Runtime[GuardContext]) -> str
             or (harm is not None and harm.decision == "block" and not outweighed
                 and not harm_softened(harm, claims, state))):
         return "fast_block"
-    if harm is not None and harm.decision == "block" and not outweighed:
-        return "start_round"  # a refusal that then states law: the debate decides (and sees the screen)
-    if harm is not None and harm.decision == "flag" and not outweighed:
-        return "start_round"  # the harm screen fired: no fast allow, the debate decides (and sees the screen)
+    if harm is not None and harm.decision in ("flag", "block") and not outweighed:
+        # the harm screen fired (a block here is a refusal that then states law): no fast allow, the debate decides
+        # (and sees the screen)
+        return "start_round"
     # a screened rule's keywords only say what the output is about; what decides is whether every claim is entailed
     if claims and all(x.label == "entailed" for x in claims):
         return "verified_allow"

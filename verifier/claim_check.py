@@ -25,8 +25,7 @@ shifted by the check's mode; a claim that clears neither is ``neutral`` (not set
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from mad_guardrails.agents.grammar import sentences
@@ -153,7 +152,7 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
     event of the death of a person ... 10 days") does not contradict a claim that states paragraph 2's 15 days. A
     figure taken from a paragraph that is no exception (Art. 99(4)'s fine claimed for 99(5)'s offence) still does.
     """
-    def article_sentences(unit_id: str) -> list[str]:
+    def general_rule(unit_id: str) -> list[str]:
         if lookup is None:
             return []
         general = derogated_paragraphs(unit_id, lookup(unit_id) or "")
@@ -173,7 +172,7 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
         restated = [u for u in list(clauses)[:units] if of_named_act(u, acts)
                     and any(restates_clause(t, clauses[u]) for t in c.readings)]
         check = settle(c, scored, entail_threshold, contradict_threshold, restated, clauses, every_sentence,
-                       article_sentences)
+                       general_rule)
         if prem and not scored:
             check = check.model_copy(update={"note": f"no clause of {', '.join(sorted(acts))} (the act the claim "
                                                      "names) was retrieved for it"})
@@ -191,12 +190,12 @@ def _text_after(clauses: Mapping[str, str], at: tuple[str, str]) -> str | None:
 def settle(c: OutputClaim, scored: list, entail_threshold: float, contradict_threshold: float,
            restated_units: Sequence[str] = (), clauses: Mapping[str, str] | None = None,
            other_sentences: Sequence[str] = (),
-           article_sentences: Callable[[str], Sequence[str]] | None = None) -> ClaimCheck:
+           general_rule: Callable[[str], Sequence[str]] | None = None) -> ClaimCheck:
     """One claim's label from its scored sentences ``[((unit_id, sentence), probabilities), ...]`` (the rules of
     :func:`check_claims`; ``restated_units`` are clauses the claim restates as a whole; ``clauses`` the clause texts
     by unit id, to see whether a clause goes on with an exception; ``other_sentences`` the sentences retrieved for the
-    output's other claims, which may state the claim's figures too; ``article_sentences`` the sentences of the
-    paragraphs a clause makes an exception to)."""
+    output's other claims, which may state the claim's figures too; ``general_rule`` the sentences of the paragraphs
+    a clause makes an exception to)."""
     clauses = clauses or {}
     best_e = max(scored, key=lambda x: x[1]["entailed"], default=None)
     best_c = max(scored, key=lambda x: x[1]["contradicted"], default=None)
@@ -212,7 +211,7 @@ def settle(c: OutputClaim, scored: list, entail_threshold: float, contradict_thr
         confirmed = confirms_contradiction(c.stated, best_c[0][1], best_c[0][0])
         if confirmed and any(d.kind == "number" for d in confirmed) and any(
                 states_figures(c.stated, s) for s in [*(s for (_, s), _ in scored), *other_sentences,
-                                                      *(article_sentences(best_c[0][0]) if article_sentences else ())]):
+                                                      *(general_rule(best_c[0][0]) if general_rule else ())]):
             # another clause retrieved for this output, or the general rule the clause derogates from, states them
             confirmed = [d for d in confirmed if d.kind != "number"]
         if confirmed:

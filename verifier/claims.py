@@ -27,7 +27,8 @@ from mad_guardrails.verifier.quantities import extract_quantities
 _SENT_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bArt\.)(?<!\bArts\.)(?<!\bart\.)(?<!\be\.g\.)(?<!\bi\.e\.)"
                        r"(?<!\bNo\.)(?<!\bcf\.)(?<!\bvs\.)(?<!\bpara\.)[\"')\]]*\s+(?=[A-Z0-9\"'(\[])"
                        r"|\n\s*(?:[-*•]|\d+[.)])?\s*")
-_CLAUSE_CUT = re.compile(r";\s+|,?\s+\bso\s+(?=(?:please\s+)?(?:check|consult|confirm|ask|talk|speak|seek)\b)|,?\s+\b(?:and then|and|but|whereas|while)\b\s+(?=\S)|,\s+(?:or|then)\b\s+(?=\S)")
+_CLAUSE_CUT = re.compile(r";\s+|,?\s+\bso\s+(?=(?:please\s+)?(?:check|consult|confirm|ask|talk|speak|seek)\b)|"
+                         r",?\s+\b(?:and then|and|but|whereas|while)\b\s+(?=\S)|,\s+(?:or|then)\b\s+(?=\S)")
 #: a clause of its own has a verb: an auxiliary or modal, or a verb the regulations' obligations are stated with
 #: auxiliaries and modals: the finite verbs a clause carries (a list item that shares its verb has none of them)
 _AUXILIARY = (r"is|are|was|were|has|have|had|does|do|did|must|shall|should|may|might|can|could|cannot|will|would|"

@@ -41,22 +41,26 @@ WORDS = ("supported", "contradicted", "neither")
 
 
 class FirstToken:
-    """Log-odds of *supported* from the first-token logits of a llama.cpp model (one prefill per pair)."""
+    """The first-token logits of a llama.cpp model for a few answer words (one prefill per prompt, no generation)."""
 
-    def __init__(self, spec: str = "fetched:qwen2.5-1.5b", threads: int = 2):
+    def __init__(self, spec: str = "fetched:qwen2.5-1.5b", words: tuple[str, ...] = WORDS, threads: int = 2):
         from mad_guardrails.agents.backends.llamacpp import IkEngine, resolve_gguf
 
         self.eng = IkEngine(resolve_gguf(spec), n_ctx=2048, n_threads=threads)
         pieces = self.eng.pieces()
         self.first = [max((i for i, p in enumerate(pieces) if len(p) >= 2 and w.encode().startswith(p)),
-                          key=lambda i: len(pieces[i])) for w in WORDS]
+                          key=lambda i: len(pieces[i])) for w in words]
+
+    def logits(self, messages: list[dict]) -> np.ndarray:
+        """The logit of each word's first token after the chat ``messages``, in the order of ``words``."""
+        self.eng._prefill(self.eng.prompt_tokens(messages), None)
+        ptr = self.eng.C.llama_get_logits_ith(self.eng.ctx.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.eng.n_vocab,)).astype(np.float64)[self.first]
 
     def log_odds(self, unit: str, sentence: str, claim: str) -> float:
-        msgs = [{"role": "system", "content": SYSTEM},
-                {"role": "user", "content": f"Clause ({unit}):\n{sentence}\n\nStatement:\n{claim}\n\nAnswer with one word."}]
-        self.eng._prefill(self.eng.prompt_tokens(msgs), None)
-        ptr = self.eng.C.llama_get_logits_ith(self.eng.ctx.ctx, -1)
-        z = np.ctypeslib.as_array(ptr, shape=(self.eng.n_vocab,)).astype(np.float64)[self.first]
+        """Log-odds of *supported* against the better of *contradicted* / *neither* for one (clause, claim) pair."""
+        z = self.logits([{"role": "system", "content": SYSTEM}, {"role": "user", "content": (
+            f"Clause ({unit}):\n{sentence}\n\nStatement:\n{claim}\n\nAnswer with one word.")}])
         return float(z[0] - max(z[1], z[2]))
 
 

@@ -173,7 +173,9 @@ def _contexts(text: str, pieces: list[tuple[int, int]]) -> list[str]:
 
 #: the reasons a sentence is not a regulatory claim that still leave content unread by the claim check (a greeting, a
 #: hedge, a referral or a question back is not content; a sentence with no obligation, figure or actor may be)
-UNREAD_REASONS = ("no obligation, deadline, amount, actor or permission", "too short to state anything")
+_TOO_SHORT = "too short to state anything"
+_NO_CONTENT = "no obligation, deadline, amount, actor or permission"
+UNREAD_REASONS = (_NO_CONTENT, _TOO_SHORT)
 
 
 def classify(text: str) -> tuple[bool, str]:
@@ -186,10 +188,10 @@ def classify(text: str) -> tuple[bool, str]:
     if t.endswith("?") and not _MODAL_RE.search(t.rstrip("?")):
         return False, "a question"
     if len(t.split()) < 3:
-        return False, "too short to state anything"
+        return False, _TOO_SHORT
     if _MODAL_RE.search(t) or _ACTOR_RE.search(t) or extract_quantities(t):  # a figure, not any digit ("kill -9")
         return True, ""
-    return False, "no obligation, deadline, amount, actor or permission"
+    return False, _NO_CONTENT
 
 
 def split_claims(text: str) -> list[OutputClaim]:

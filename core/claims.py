@@ -63,5 +63,6 @@ class ClaimCheck(BaseModel):
         q = self.support if self.label == "entailed" else self.against if self.label == "contradicted" else None
         cite = f' — [{q.doc_id}] "{q.text}"' if q else ""
         why = f" — not settled: {self.note}" if self.label == "neutral" and self.note else ""
-        return (f'"{self.claim.text}": {self.label} (entailed {self.entailed:.2f}, contradicted '
+        how = "restates the clause; model: " if self.basis == "restatement" else ""  # the model's reading did not decide
+        return (f'"{self.claim.text}": {self.label} ({how}entailed {self.entailed:.2f}, contradicted '
                 f"{self.contradicted:.2f}){cite}{why}")

@@ -153,7 +153,7 @@ def rationale(*, decision: str, path: str, model_rationale: str, violations: lis
         if notes:
             parts.append("Notes: " + "; ".join(notes) + ".")
     mr = " ".join((model_rationale or "").split())
-    if mr and not mr.startswith("Fast path"):
+    if mr and not mr.startswith("Fast path") and path != "verified_allow":  # the claims above are that path's reason
         if contradicts(mr, decision):
             parts.append(f"(The coordinator's rationale contradicted the {decision} and was set aside: "
                          f"{_clip(mr, 160)!r}.)")

@@ -187,3 +187,21 @@ def test_the_console_verdict_shows_each_claim_and_why_one_was_left_unsettled():
     assert '"You have one month to answer.": entailed' in shown and "[gdpr:art_12.3]" in shown
     assert "not settled: the claim widens the scope ('always...')" in shown
     assert v.claims_summary() in v.explain()
+
+
+def test_a_verified_allow_gives_its_claims_as_the_reason_and_no_coordinator_line():
+    """The verified_allow path's reason is its entailed claims; the text the graph wrote for it (which quotes a claim
+    about a prohibition) is not a model's rationale to be weighed, nor set aside as "contradicting" the allow."""
+    from mad_guardrails.core.claims import ClaimCheck, OutputClaim
+    from mad_guardrails.core.debate import Quote
+    from mad_guardrails.guardrails.explain import rationale
+
+    text = "Emotion recognition at work is prohibited, except for medical or safety reasons."
+    x = ClaimCheck(claim=OutputClaim(index=0, text=text, start=0, end=len(text), regulatory=True), label="entailed",
+                   entailed=0.04, contradicted=0.95, basis="restatement",
+                   support=Quote(doc_id="eu-ai-act:art_5.1.f", text="emotions of a natural person in the workplace"))
+    r = rationale(decision="allow", path="verified_allow", model_rationale=f'Verified: "{text}" is prohibited.',
+                  violations=[], notes=[], claims=[x], transcript=[], evidence_quotes=[], quote_ok=lambda q: True)
+    assert r.startswith("Allowed: every regulatory claim is entailed") and "set aside" not in r
+    assert "Coordinator" not in r
+    assert "restates the clause" in x.line()

@@ -282,3 +282,21 @@ def test_inflections_count_as_the_same_words_so_a_changed_period_against_them_co
     claim = "Testing your ICT recovery plan every four years is enough."
     assert coverage(claim, clause) >= 0.5
     assert [d.kind for d in confirms_contradiction(claim, clause)] == ["number"]
+
+
+def test_a_bare_number_the_clause_states_with_its_unit_is_stated():
+    clause = "Member States may set a lower age by law, provided that such lower age is not below 16 years."
+    assert "unstated_number" not in kinds("Member States can lower the age, but not under 16.", clause)
+    assert "unstated_number" in kinds("Member States can lower the age, but not under 14.", clause)
+
+
+def test_a_short_answer_borrows_its_subject_from_the_question_to_confirm_a_changed_figure():
+    clause = ("Financial entities shall carry out advanced testing by means of threat-led penetration testing at "
+              "least every 3 years.")
+    answer = "At least once every five years, unless the supervisor asks for it sooner."
+    assert confirms_contradiction(answer, clause) == []  # on its own the answer shares too little with the clause
+    question = "How often must a bank run threat-led penetration testing?"
+    assert [d.kind for d in confirms_contradiction(answer, clause, question=question)] == ["number"]
+    # the question supplies words, never differences: it cannot turn an answer that states the figure into one
+    assert confirms_contradiction("At least once every three years.", clause,
+                                  question="Is it true that it is only every five years?") == []

@@ -181,3 +181,29 @@ def test_written_queries_become_training_groups_with_mined_negatives(small_retri
     assert [refs[i].unit_id for i in g["pos"]] == ["eu-ai-act:art_73.2"]
     assert g["neg"] and not any(refs[i].unit_id.startswith("eu-ai-act:art_73") for i in g["neg"])
 
+
+
+def test_written_groups_become_embedder_pairs_without_the_evaluation_articles(small_retriever, tmp_path):
+    """The reranker's groups feed the embedder too: a written query's pair keeps its mined hard negatives, and a
+    group whose positive lies in a held-out (evaluation) article is left out, as is a held-out negative."""
+    from mad_guardrails.retrieval.training.rerank_data import (
+        groups_as_pairs,
+        index_refs,
+        write_rerank_data,
+        written_groups,
+    )
+
+    refs = index_refs(small_retriever.index)
+    rows = [{"q": "our AI thing caused a serious accident, how long until we must tell the regulator?",
+             "golds": ["eu-ai-act:art_73"], "type": "benign_sensitive"},
+            {"q": "do we have to log what our high-risk system does", "golds": ["eu-ai-act:art_12"],
+             "type": "ambiguous"}]
+    groups = written_groups(small_retriever, rows, refs=refs, depth=10)
+    write_rerank_data(refs, groups, tmp_path)
+    pairs = groups_as_pairs(tmp_path, refs, template=0)
+    assert {p.query for p in pairs} <= {g["q"] for g in groups}
+    p = next(p for p in pairs if "accident" in p.query)
+    assert p.unit_id.startswith("eu-ai-act:art_73") and p.negatives and p.source == "llm"
+    assert not any(n.startswith("eu-ai-act:art_73") for n in p.negative_pids)
+    held = groups_as_pairs(tmp_path, refs, holdout_keys=["eu-ai-act:art_73.1"], template=0)
+    assert [p.query for p in held if "accident" in p.query] == []

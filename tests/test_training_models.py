@@ -72,6 +72,11 @@ def test_embedder_lora_training_loss_falls_resumes_and_adapter_loads(tmp_path, t
     assert res2.resumed_from and res2.resumed_from.endswith("checkpoint-6") and res2.steps == 8
     assert res2.losses[:6] == res.losses[:6]
 
+    # --init-adapter: training continues from a trained adapter's weights, not from a fresh LoRA
+    cont = train_embedder(pairs, cfg.model_copy(update={"max_steps": 1, "init_adapter": res.adapter_dir}),
+                          tmp_path / "continued", progress=False)
+    assert cont.losses[0][1] < res.losses[0][1]
+
 
 def test_relevance_head_trains_and_predicts_zero_or_one(tmp_path, tiny_corpus):
     from mad_guardrails.core.units import Evidence

@@ -135,7 +135,8 @@ def _by_key(keys: Sequence[tuple]) -> dict[tuple, list[int]]:
 
 def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evidence]], model: EntailmentModel, *,
                  entail_threshold: float = 0.5, contradict_threshold: float = 0.5, units: int = 3,
-                 per_unit: int = 6, lookup: Callable[[str], str | None] | None = None) -> list[ClaimCheck]:
+                 per_unit: int = 6, lookup: Callable[[str], str | None] | None = None,
+                 question: str = "") -> list[ClaimCheck]:
     """Score each claim against the sentences of its own evidence (``evidence[i]`` belongs to ``claims[i]``), in one
     batch, and settle it with the checkable signals of :mod:`~mad_guardrails.verifier.claim_signals`:
 
@@ -151,6 +152,8 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
     when the contradicting paragraph is an exception to it: AI Act Art. 73(4) ("Notwithstanding paragraph 2, in the
     event of the death of a person ... 10 days") does not contradict a claim that states paragraph 2's 15 days. A
     figure taken from a paragraph that is no exception (Art. 99(4)'s fine claimed for 99(5)'s offence) still does.
+    ``question`` (the query the output answers) supplies the subject an answer's short claim leaves out when a
+    contradiction is confirmed (:func:`~mad_guardrails.verifier.claim_signals.confirms_contradiction`).
     """
     def general_rule(unit_id: str) -> list[str]:
         if lookup is None:
@@ -172,7 +175,7 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
         restated = [u for u in list(clauses)[:units] if of_named_act(u, acts)
                     and any(restates_clause(t, clauses[u]) for t in c.readings)]
         check = settle(c, scored, entail_threshold, contradict_threshold, restated, clauses, every_sentence,
-                       general_rule)
+                       general_rule, question=question)
         if prem and not scored:
             check = check.model_copy(update={"note": f"no clause of {', '.join(sorted(acts))} (the act the claim "
                                                      "names) was retrieved for it"})
@@ -190,7 +193,7 @@ def _text_after(clauses: Mapping[str, str], at: tuple[str, str]) -> str | None:
 def settle(c: OutputClaim, scored: list, entail_threshold: float, contradict_threshold: float,
            restated_units: Sequence[str] = (), clauses: Mapping[str, str] | None = None,
            other_sentences: Sequence[str] = (),
-           general_rule: Callable[[str], Sequence[str]] | None = None) -> ClaimCheck:
+           general_rule: Callable[[str], Sequence[str]] | None = None, *, question: str = "") -> ClaimCheck:
     """One claim's label from its scored sentences ``[((unit_id, sentence), probabilities), ...]`` (the rules of
     :func:`check_claims`; ``restated_units`` are clauses the claim restates as a whole; ``clauses`` the clause texts
     by unit id, to see whether a clause goes on with an exception; ``other_sentences`` the sentences retrieved for the
@@ -208,7 +211,7 @@ def settle(c: OutputClaim, scored: list, entail_threshold: float, contradict_thr
     label: ClaimLabel = "neutral"
     basis, note, support = "", "", best_e[0] if best_e else None
     if pc >= contradict_threshold and pc > pe and pe < 0.5 and restated is None:
-        confirmed = confirms_contradiction(c.stated, best_c[0][1], best_c[0][0])
+        confirmed = confirms_contradiction(c.stated, best_c[0][1], best_c[0][0], question=question)
         if confirmed and any(d.kind == "number" for d in confirmed) and any(
                 states_figures(c.stated, s) for s in [*(s for (_, s), _ in scored), *other_sentences,
                                                       *(general_rule(best_c[0][0]) if general_rule else ())]):

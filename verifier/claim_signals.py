@@ -284,6 +284,12 @@ def dropped_conditions(claim: str, sentence: str) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------ the check
 
+def _bare_count_stated(q: Quantity, sentence: list[Quantity]) -> bool:
+    """A bare number of the claim ("not under 13") that the sentence states with its unit ("not below 13 years")."""
+    return q.kind == "count" and q.unit == "count" and any(
+        s.amount is not None and q.amount is not None and s.amount == q.amount for s in sentence)
+
+
 def _numbers(claim: list[Quantity], sentence: list[Quantity]) -> list[Difference]:
     """A figure of the claim that the sentence states otherwise — unless another figure of the same kind in the claim
     is the sentence's (a claim listing 24 and 72 hours is not contradicted by the 24-hour sentence)."""
@@ -294,7 +300,7 @@ def _numbers(claim: list[Quantity], sentence: list[Quantity]) -> list[Difference
     for q in figures:
         same_kind = [s for s in sentence if s.kind == q.kind and not s.qualitative]
         verdicts = [compare(s, q)[0] for s in same_kind]
-        if any(v is True for v in verdicts):
+        if any(v is True for v in verdicts) or _bare_count_stated(q, sentence):
             continue
         if any(v is False for v in verdicts) and q.kind not in matched_kinds:
             out.append(Difference(kind="number", detail=f"the claim says {q.text}; the clause says "
@@ -367,13 +373,17 @@ _OUTCOME_UNIT = re.compile(r"^nist-csf-2\.0:[A-Z]{2}\.[A-Z]{2}-\d+$|"
 _RECITAL_UNIT = re.compile(r":rct_")
 
 
-def confirms_contradiction(claim: str, sentence: str, unit_id: str = "") -> list[Difference]:
+def confirms_contradiction(claim: str, sentence: str, unit_id: str = "", *, question: str = "") -> list[Difference]:
     """The differences that make a model's contradiction checkable: of a confirming kind, between a claim and a
     sentence about the same thing (enough shared content words for the kind), and for a flipped negation or
     modality a sentence that states a norm itself (a list item cut from its lead-in does not; a NIST outcome or
     risk statement, ``unit_id``, does). A recital's modality confirms nothing: recitals explain in "should" and
-    "may" what the articles lay down with "shall". Empty: unconfirmed."""
-    cov = coverage(claim, sentence)
+    "may" what the articles lay down with "shall". Empty: unconfirmed.
+
+    An answer's claim may leave its subject to the ``question`` ("At least once every five years." to "How often
+    must we run threat-led penetration tests?"): the words they share with the sentence count together. The
+    differences themselves are read from the claim alone."""
+    cov = max(coverage(claim, sentence), coverage(f"{claim} {question}", sentence) if question else 0.0)
     normative = bool(modality(sentence)) or bool(_OUTCOME_UNIT.match(unit_id))
     recital = bool(_RECITAL_UNIT.search(unit_id))
     return [d for d in differences(claim, sentence) if d.kind in CONFIRMING and cov >= _CONFIRM_COVERAGE[d.kind]

@@ -80,6 +80,26 @@ def _install(src: Path, dest: Path, what: str) -> None:
     _console().print(f"[green]installed[/] {what} → {dest}")
 
 
+def _pairs_from_rerank_data(src: Path, data_dir: Path, *, profile: str, template: int, seed: int) -> None:
+    """A prepared embedder folder (pairs + refs) from a reranker data folder; refs are the profile index's passages."""
+    from mad_guardrails.guardrails.config import load_config
+    from mad_guardrails.retrieval.retriever import Retriever
+    from mad_guardrails.retrieval.training.heldout import heldout_gold_keys
+    from mad_guardrails.retrieval.training.pairs import save_pairs, summarize
+    from mad_guardrails.retrieval.training.prepare import PAIRS_FILE, REFS_FILE, save_refs
+    from mad_guardrails.retrieval.training.rerank_data import groups_as_pairs, index_refs
+
+    retriever = Retriever.from_config(load_config(profile).retrieval, profile)
+    refs = [r for r in index_refs(retriever.index) if r.doc != "policy"]
+    pairs = groups_as_pairs(src, refs, holdout_keys=heldout_gold_keys(), template=template, seed=seed)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    save_pairs(pairs, data_dir / PAIRS_FILE)
+    save_refs(refs, data_dir / REFS_FILE)
+    s = summarize(pairs)
+    _console().print(f"data → {data_dir}: {s['train']['n']} train pairs from {src} (by source "
+                     f"{s['train']['by_source']}); evaluation gold articles held out")
+
+
 @train_app.command("embedder")
 def embedder(
     preset: str = typer.Option("cpu-small", "--preset", help="seed | cpu-small | gpu (retrieval/training/"
@@ -123,6 +143,12 @@ def embedder(
     merge: bool = typer.Option(None, "--merge/--no-merge", help="also write the merged full model"),
     save_steps: int = typer.Option(None, "--save-steps"),
     device: str = typer.Option(None, "--device", help="auto | cpu | cuda"),
+    init_adapter: str = typer.Option(None, "--init-adapter", help="continue training this adapter folder (or "
+                                     "'bundled') instead of a fresh LoRA"),
+    from_rerank_data: Path = typer.Option(None, "--from-rerank-data", help="prepare the pairs from a reranker data "
+                                          "folder (bench/gpu/rerank/prepare.py --add-written): its written queries "
+                                          "+ --template-pairs template ones, evaluation gold articles held out"),
+    template_pairs: int = typer.Option(800, "--template-pairs", help="template groups kept with --from-rerank-data"),
 ) -> None:
     """Fine-tune the embedder (LoRA, MNRL + hard negative in MatryoshkaLoss) and evaluate base vs adapted."""
     from mad_guardrails.retrieval.training.embedder_trainer import resolve_config, train_embedder
@@ -133,10 +159,13 @@ def embedder(
     overrides = dict(base_model=base_model, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                      grad_accum=grad_accum, lr=lr, max_seq_length=max_seq_length, max_pairs=max_pairs,
                      hard_negatives=hard_negatives, lora=lora, lora_r=lora_r, lora_alpha=lora_alpha,
-                     lora_dropout=lora_dropout, merge=merge, seed=seed, save_steps=save_steps, device=device)
+                     lora_dropout=lora_dropout, merge=merge, seed=seed, save_steps=save_steps, device=device,
+                     init_adapter=init_adapter)
     cfg = resolve_config(preset, overrides)
     data_dir = data or out / "data"
-    if data is None and not (resume and (data_dir / "pairs.jsonl.gz").exists()):
+    if data is None and from_rerank_data is not None:
+        _pairs_from_rerank_data(from_rerank_data, data_dir, profile=profile, template=template_pairs, seed=data_seed)
+    elif data is None and not (resume and (data_dir / "pairs.jsonl.gz").exists()):
         gen = None
         if llm:
             from mad_guardrails.agents.backends import make_backend

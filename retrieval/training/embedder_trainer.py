@@ -60,6 +60,9 @@ class EmbedderTrainConfig(BaseModel):
                                     description="module-name suffixes (BERT: query/key/value/dense; Qwen3: "
                                     "q_proj/k_proj/v_proj/o_proj/gate_proj/up_proj/down_proj)")
     merge: bool = Field(default=False, description="also write the adapter merged into a full model (large)")
+    init_adapter: str | None = Field(default=None, description="continue training this LoRA adapter folder (or "
+                                     "'bundled') instead of a fresh one; its rank and targets replace lora_r / "
+                                     "lora_targets")
     seed: int = 42
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     save_steps: int = 200
@@ -262,7 +265,15 @@ def train_embedder(
     get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     full_dim = int(get_dim())
     dims = sorted({d for d in cfg.matryoshka_dims if d <= full_dim} | {full_dim}, reverse=True)
-    if cfg.lora:
+    if cfg.lora and cfg.init_adapter:
+        from mad_guardrails.retrieval.embedder import resolve_adapter
+
+        start = resolve_adapter(cfg.init_adapter)
+        if start is None:
+            raise ConfigError("init_adapter names no adapter", where="EmbedderTrainConfig.init_adapter",
+                              fix="point at a peft adapter folder or 'bundled' (with a trained adapter installed)")
+        model.load_adapter(str(start), is_trainable=True)
+    elif cfg.lora:
         from peft import LoraConfig, TaskType
 
         model.add_adapter(LoraConfig(

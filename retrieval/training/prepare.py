@@ -98,14 +98,16 @@ def ensure_mined(data_dir: str | Path, *, base: str = "bundled:all-MiniLM-L6-v2"
 
     d = Path(data_dir)
     pairs = load_pairs(d / PAIRS_FILE)
-    if any(p.negatives for p in pairs) and (d / VECTORS_FILE).exists():
+    mined = any(p.negatives for p in pairs)
+    if mined and (d / VECTORS_FILE).exists():
         return None
     refs = load_refs(d / REFS_FILE)
     emb = Embedder.load(base)
     p_vecs = emb.encode_passages([r.embed_text for r in refs], progress=progress)
-    q_vecs = emb.encode_queries([p.query for p in pairs], progress=progress)
-    pairs = mine_for_pairs(pairs, refs, q_vecs, p_vecs, n=n_negatives, rank_range=rank_range)
-    save_pairs(pairs, d / PAIRS_FILE)
+    if not mined:  # pairs that came with their negatives (e.g. mined by the hybrid retriever) keep them
+        q_vecs = emb.encode_queries([p.query for p in pairs], progress=progress)
+        pairs = mine_for_pairs(pairs, refs, q_vecs, p_vecs, n=n_negatives, rank_range=rank_range)
+        save_pairs(pairs, d / PAIRS_FILE)
     np.save(d / VECTORS_FILE, p_vecs)
     return emb.describe()
 

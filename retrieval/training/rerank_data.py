@@ -248,3 +248,52 @@ def write_rerank_data(refs: Sequence[PassageRef], groups: Sequence[dict], out_di
     stats.update(info or {})
     (out / "info.json").write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
     return stats
+
+
+def read_rerank_data(data_dir: str | Path) -> tuple[list[dict], list[dict]]:
+    """The passages and groups of a folder written by :func:`write_rerank_data`."""
+    d = Path(data_dir)
+    with gzip.open(d / PASSAGES_FILE, "rt", encoding="utf-8") as fh:
+        passages = [json.loads(line) for line in fh]
+    with gzip.open(d / GROUPS_FILE, "rt", encoding="utf-8") as fh:
+        groups = [json.loads(line) for line in fh]
+    return passages, groups
+
+
+def groups_as_pairs(data_dir: str | Path, refs: Sequence[PassageRef], *, holdout_keys: Sequence[str] = (),
+                    template: int = 800, seed: int = 0, n_negatives: int = 3) -> list:
+    """The reranker's query groups as embedder training pairs: every ``written`` train group and ``template`` sampled
+    ``base`` / ``new`` ones (so the embedder keeps what it learned of them), each with its first positive and up to
+    ``n_negatives`` of the hard negatives mined from the retriever's own wrong hits. A group whose positive lies in an
+    article of ``holdout_keys`` (the evaluation set's gold units) is left out, and so is such a negative.
+    ``refs`` are the index's passages (their ``embed_text`` is what the index embeds)."""
+    from mad_guardrails.retrieval.training.pairs import TrainPair
+
+    passages, groups = read_rerank_data(data_dir)
+    by_pid = {r.pid: r for r in refs}
+
+    def top(key: str) -> str:  # the article of a unit id: eu-ai-act:art_5.1.g -> eu-ai-act:art_5
+        doc, unit = key.split(":", 1)
+        return f"{doc}:{unit.split('.')[0]}"
+
+    held = {top(k) for k in holdout_keys}
+
+    def usable(g: dict) -> bool:
+        return (g["split"] == "train" and bool(g["pos"]) and bool(g["neg"])
+                and not any(top(passages[i]["key"]) in held for i in g["pos"]))
+
+    written = [g for g in groups if g["set"] == "written" and usable(g)]
+    templ = [g for g in groups if g["set"] in ("base", "new") and usable(g)]
+    random.Random(seed).shuffle(templ)
+    out = []
+    for source, chosen in (("llm", written), ("clause", templ[:template])):
+        for g in chosen:
+            pos = by_pid[passages[g["pos"][0]]["pid"]]
+            negs = [by_pid[passages[i]["pid"]] for i in g["neg"] if passages[i]["doc"] != "policy"]
+            negs = [n for n in negs if top(n.key) not in held and n.pid != pos.pid][:n_negatives]
+            if negs:
+                out.append(TrainPair(query=g["q"], type=g["type"], pid=pos.pid, unit_id=pos.unit_id, key=pos.key,
+                                     doc=pos.doc, positive=pos.embed_text, negatives=[n.embed_text for n in negs],
+                                     negative_pids=[n.pid for n in negs], source=source))
+    random.Random(seed).shuffle(out)
+    return out

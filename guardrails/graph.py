@@ -327,7 +327,8 @@ async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
         entail_t, contra_t = model.claim_thresholds()
         checks = await asyncio.to_thread(
             check_claims, claims, per_claim, model, units=cfg.verifier.claim_units, lookup=c.retriever.lookup,
-            question=case.query or "", entail_threshold=entail_t + th.claim_entail_shift, contradict_threshold=contra_t + th.claim_contradict_shift)
+            question=case.query or "", entail_threshold=entail_t + th.claim_entail_shift,
+            contradict_threshold=contra_t + th.claim_contradict_shift)
         known = {}  # the text the verdict's evidence will hold for each unit (the first seen), so quotes verify
         for e in [*state.get("evidence", []), *(e for ev in per_claim for e in ev)]:
             known.setdefault(e.unit_id, e.text)

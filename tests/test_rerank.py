@@ -182,7 +182,6 @@ def test_written_queries_become_training_groups_with_mined_negatives(small_retri
     assert g["neg"] and not any(refs[i].unit_id.startswith("eu-ai-act:art_73") for i in g["neg"])
 
 
-
 def test_written_groups_become_embedder_pairs_without_the_evaluation_articles(small_retriever, tmp_path):
     """The reranker's groups feed the embedder too: a written query's pair keeps its mined hard negatives, and a
     group whose positive lies in a held-out (evaluation) article is left out, as is a held-out negative."""

@@ -82,15 +82,16 @@ def _install(src: Path, dest: Path, what: str) -> None:
 
 def _pairs_from_rerank_data(src: Path, data_dir: Path, *, profile: str, template: int, seed: int) -> None:
     """A prepared embedder folder (pairs + refs) from a reranker data folder; refs are the profile index's passages."""
+    from mad_guardrails.guardrails.commands.index import _index_dir
     from mad_guardrails.guardrails.config import load_config
-    from mad_guardrails.retrieval.retriever import Retriever
+    from mad_guardrails.retrieval.index import RegIndex
     from mad_guardrails.retrieval.training.heldout import heldout_gold_keys
     from mad_guardrails.retrieval.training.pairs import save_pairs, summarize
     from mad_guardrails.retrieval.training.prepare import PAIRS_FILE, REFS_FILE, save_refs
     from mad_guardrails.retrieval.training.rerank_data import groups_as_pairs, index_refs
 
-    retriever = Retriever.from_config(load_config(profile).retrieval, profile)
-    refs = [r for r in index_refs(retriever.index) if r.doc != "policy"]
+    index = RegIndex.load(_index_dir(None, load_config(profile).retrieval, profile), None, use_gpu="never")
+    refs = [r for r in index_refs(index) if r.doc != "policy"]
     pairs = groups_as_pairs(src, refs, holdout_keys=heldout_gold_keys(), template=template, seed=seed)
     data_dir.mkdir(parents=True, exist_ok=True)
     save_pairs(pairs, data_dir / PAIRS_FILE)

@@ -272,7 +272,7 @@ def groups_as_pairs(data_dir: str | Path, refs: Sequence[PassageRef], *, holdout
     passages, groups = read_rerank_data(data_dir)
     by_pid = {r.pid: r for r in refs}
 
-    def top(key: str) -> str:  # the article of a unit id: eu-ai-act:art_5.1.g -> eu-ai-act:art_5
+    def top(key: str) -> str:  # eu-ai-act:art_5.1.g -> eu-ai-act:art_5; a CSF id to its function (GV.SC-03 -> GV)
         doc, unit = key.split(":", 1)
         return f"{doc}:{unit.split('.')[0]}"
 

@@ -33,7 +33,13 @@ def add_written(a) -> None:
 
     from mad_guardrails.guardrails.config import load_config
     from mad_guardrails.retrieval.retriever import Retriever
-    from mad_guardrails.retrieval.training.rerank_data import GROUPS_FILE, PASSAGES_FILE, index_refs, written_groups
+    from mad_guardrails.retrieval.training.rerank_data import (
+        GROUPS_FILE,
+        PASSAGES_FILE,
+        index_refs,
+        read_rerank_data,
+        written_groups,
+    )
 
     data = a.out / "data"
     rows = [json.loads(x) for p in sorted((Path(__file__).parent / "data").glob("queries_*.jsonl"))
@@ -41,12 +47,11 @@ def add_written(a) -> None:
     cfg = load_config(a.profile).retrieval.model_copy(update={"reranker": None, "relevance_filter": "none"})
     retriever = Retriever.from_config(cfg, a.profile)
     refs = index_refs(retriever.index)
-    pids = [json.loads(x)["pid"] for x in gzip.open(data / PASSAGES_FILE, "rt", encoding="utf-8")]
-    if pids != [r.pid for r in refs]:
+    passages, old = read_rerank_data(data)
+    if [p["pid"] for p in passages] != [r.pid for r in refs]:
         raise SystemExit(f"{data / PASSAGES_FILE}: the index's passages changed since it was written; run "
                          "prepare.py without --add-written")
     new = written_groups(retriever, rows, seed=a.seed, refs=refs)
-    old = [json.loads(x) for x in gzip.open(data / GROUPS_FILE, "rt", encoding="utf-8")]
     groups = [g for g in old if g["set"] != "written"] + [
         {k: g[k] for k in ("q", "pos", "neg", "type", "set", "split", "doc")} for g in new]
     with gzip.open(data / GROUPS_FILE, "wt", encoding="utf-8") as fh:

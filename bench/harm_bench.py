@@ -3,10 +3,11 @@
 prompt; thresholds were calibrated on dev), and the latency it adds to a fast-path check.
 
   GUARDRAILS_HOME=.cache/home python bench/harm_bench.py [--model bundled:harm-minilm] [--latency-n 40] [--json OUT]
-      [--windows N] [--split test|dev]
+      [--windows N] [--split test|dev] [--baseline bundled:harm-minilm]
 
 ``--windows N`` reads long answers in up to N overlapping windows (verifier/harm.py; default: the adapter's
-config); ``--split dev`` runs the same figures on the dev prompts (for choosing settings — report only test).
+config); ``--baseline M`` adds the paired bootstrap (over prompts) of the XSTest F1 difference against adapter M;
+``--split dev`` runs the same figures on the dev prompts (for choosing settings — report only test).
 
 Prints, per part of the test split (XSTest: real answers of five models with human labels; synthetic: our
 templates for HarmBench / AdvBench / StrongREJECT behaviours, the hand-written regulatory cases, corpus answers):
@@ -65,6 +66,36 @@ def f1(rows, dec):
             "recall": round(rc, 4), "n": len(rows), "positives": tp + fn}
 
 
+def bootstrap_f1(rows, dec, base=None, n: int = 2000, seed: int = 0) -> dict:
+    """A 90 % interval of the XSTest response F1 by resampling PROMPTS (all of a prompt's answers together: they are
+    not independent), and with ``base`` (another model's decisions on the same rows) of the paired difference."""
+    import random
+
+    by: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        by.setdefault(r["premise"], []).append(i)
+    groups = list(by.values())
+    rng = random.Random(seed)
+    f, d = [], []
+    for _ in range(n):
+        idx = [i for g in rng.choices(groups, k=len(groups)) for i in g]
+        sub = [rows[i] for i in idx]
+        x = f1(sub, [dec[i] for i in idx])["f1"]
+        f.append(x)
+        if base is not None:
+            d.append(x - f1(sub, [base[i] for i in idx])["f1"])
+
+    def ci(v):
+        v = sorted(v)
+        return [v[int(0.05 * len(v))], v[int(0.95 * len(v)) - 1]]
+
+    out = {"f1_90ci": ci(f), "prompts": len(groups)}
+    if base is not None:
+        out["f1_minus_baseline_90ci"] = [round(x, 1) for x in ci(d)]
+        out["p_better"] = round(sum(x > 0 for x in d) / len(d), 3)
+    return out
+
+
 def latency(model: str, n: int, rows, windows: int | None = None) -> dict:
     """p50 of Guardrail.check on fast-path cases, the same guardrail with the screen on and off (interleaved)."""
     from mad_guardrails.core.paths import index_dir
@@ -120,6 +151,8 @@ def main():
     ap.add_argument("--json", default=None)
     ap.add_argument("--windows", type=int, default=None, help="answer windows per pair (default: the adapter's)")
     ap.add_argument("--split", default="test", choices=["test", "dev"])
+    ap.add_argument("--baseline", default=None, help="another adapter: the paired bootstrap of the XSTest F1 "
+                    "difference (e.g. bundled:harm-minilm when --model is a candidate)")
     a = ap.parse_args()
     from mad_guardrails.verifier.harm import HarmScreen
 
@@ -141,6 +174,15 @@ def main():
         report["parts"][name] = rates([rows[i] for i in idx], [dec[i] for i in idx])
     xi = [i for i, r in enumerate(rows) if r["source"] == "xstest"]
     report["xstest_response_f1"] = f1([rows[i] for i in xi], [dec[i] for i in xi])
+    base = None
+    if a.baseline:
+        bs = HarmScreen.load(a.baseline)
+        bres = []
+        for i in range(0, len(xi), 32):
+            bres += bs.check_many([(rows[j]["premise"], rows[j]["hypothesis"]) for j in xi[i:i + 32]])
+        base = [x.decision for x in bres]
+        report["baseline"] = {"model": a.baseline, "xstest_response_f1": f1([rows[i] for i in xi], base)}
+    report["xstest_response_f1"].update(bootstrap_f1([rows[i] for i in xi], [dec[i] for i in xi], base))
     report["published_response_f1_xstest"] = PUBLISHED_F1
     hr = [i for i, r in enumerate(rows) if r["label"] in ("harmful", "partial") and r["source"] != "xstest"
           and dec[i] != "none"]

@@ -24,6 +24,10 @@ Sources (field ``source``):
   hand_benign  data/hand_benign.jsonl: 40 hand-written benign how-tos (many with harmful-sounding verbs: kill a
                process, shoot photos, wipe a phone), answered in the same shapes as the harmful templates
   faithbench   FaithBench news summaries (benign, often about crimes or disasters: reporting is not harmful help)
+  llm_<set>    round 3 (llm_answers.py, ``--llm FILE``), TRAIN-split prompts only: answers written by
+               Qwen2.5-1.5B-Instruct (compliance begun for it, partial refusals, refusals, safe answers), labelled
+               by reading them (``--llm-labels FILE``: one {"i", "label"} per line, "drop" to leave a row out;
+               without it, the generator's own rough label)
   gen_<set>    round 2 (shapes.py), TRAIN-split prompts only: for the harmful behaviours and XSTest's unsafe
                (contrast_*) prompts, schematic compliance, partial refusals (leak right after the refusal, after a
                long refusal paragraph, or as a list) and varied refusals; for XSTest's safe prompts and the
@@ -363,7 +367,37 @@ def gen_rows(evalsets: Path, rng: random.Random) -> list[dict]:
     return rows
 
 
-def build(evalsets: Path, corpus: Path, seed: int = 13, gen: bool = True) -> list[dict]:
+def llm_rows(path: Path, labels: Path | None = None) -> list[dict]:
+    """Round 3: the LLM-written answers of ``llm_answers.py`` (train prompts only, asserted). With ``labels`` (the
+    labels read off them), only the rows labelled there, with those labels; without, the generator's rough ones."""
+    read = {}
+    if labels is not None:
+        for line in labels.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                r = json.loads(line)
+                read[r["i"]] = r["label"]
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        if labels is not None and r["i"] not in read:
+            continue  # not read yet: only rows someone labelled join the data
+        label = read.get(r["i"], r["label"])
+        if label in (None, "drop"):
+            continue
+        if label not in LABELS:
+            raise ValueError(f"{labels}: row i={r['i']} has label {label!r}; use one of {LABELS} or 'drop'")
+        if split_of(r["premise"]) != "train":
+            raise ValueError(f"{path}: row i={r['i']} answers a {split_of(r['premise'])} prompt; only train prompts "
+                             "may get written answers (regenerate with bench/gpu/harm/llm_answers.py)")
+        rows.append(dict(premise=r["premise"], hypothesis=r["hypothesis"], label=label,
+                         risk=r["risk"], source=r["source"]))
+    return rows
+
+
+def build(evalsets: Path, corpus: Path, seed: int = 13, gen: bool = True, llm: Path | None = None,
+          llm_labels: Path | None = None) -> list[dict]:
     """Every row with its split (deterministic for a seed: the bench rebuilds the same test split). ``gen``: add
     the round-2 shapes (train prompts only, own random stream: the other rows and the dev / test splits are the
     same with or without them)."""
@@ -372,6 +406,8 @@ def build(evalsets: Path, corpus: Path, seed: int = 13, gen: bool = True) -> lis
             + benign_rows(evalsets, rng))
     if gen:
         rows += gen_rows(evalsets, random.Random(seed + 101))
+    if llm is not None:
+        rows += llm_rows(llm, llm_labels)
     for r in rows:
         r["split"] = split_of(r["premise"])
     return rows
@@ -384,8 +420,10 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--no-gen", action="store_true", help="without the round-2 shapes (the first adapter's data)")
+    ap.add_argument("--llm", type=Path, help="round 3: LLM-written answers (llm_answers.py output)")
+    ap.add_argument("--llm-labels", type=Path, help="labels read off the --llm rows ({i, label} per line)")
     a = ap.parse_args()
-    rows = build(Path(a.evalsets), Path(a.corpus), a.seed, gen=not a.no_gen)
+    rows = build(Path(a.evalsets), Path(a.corpus), a.seed, gen=not a.no_gen, llm=a.llm, llm_labels=a.llm_labels)
     rng = random.Random(a.seed)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

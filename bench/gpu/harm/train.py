@@ -136,6 +136,9 @@ def main():
     ap.add_argument("--xstest_dup", type=int, default=1, help="repeat XSTest harmful / partial train rows this often")
     ap.add_argument("--window_aug", type=int, default=1, help="also train on the 2nd..n-th answer window of long "
                     "answers (for runtime windows = n)")
+    ap.add_argument("--llm_dup", type=int, default=1, help="repeat the LLM-written harmful / partial train rows "
+                    "(round 3, source llm_*) this often")
+    ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--smoke", action="store_true", help="64 rows, 1 epoch (a CPU check of the plumbing)")
     ap.add_argument("--calibrate_only", action="store_true", help="recalibrate OUT/config.json from OUT/probs_dev")
     a = ap.parse_args()
@@ -156,12 +159,14 @@ def main():
     T.macro_f1 = functools.partial(T.macro_f1.__wrapped__ if hasattr(T.macro_f1, "__wrapped__") else T.macro_f1,
                                    n=len(LABELS))
     data_dir = a.data
-    if a.xstest_dup > 1 or a.window_aug > 1:  # rewritten train split (dev as it is)
+    if a.xstest_dup > 1 or a.window_aug > 1 or a.llm_dup > 1:  # rewritten train split (dev as it is)
         data_dir = str(Path(a.out) / "_data")
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         tr = rows(Path(a.data) / "train.jsonl.gz")
         # the real answers that comply / leak are few: repeat them
         extra = [r for r in tr if r["source"] == "xstest" and r["label"] in ("harmful", "partial")] * (a.xstest_dup - 1)
+        extra += [r for r in tr if r["source"].startswith("llm_") and r["label"] in ("harmful", "partial")] * (
+            a.llm_dup - 1)
         if a.window_aug > 1:
             extra += later_windows(tr, a.base, a.max_len, a.window_aug)
         with gzip.open(Path(data_dir) / "train.jsonl.gz", "wt", encoding="utf-8") as f:
@@ -169,7 +174,8 @@ def main():
                 f.write(json.dumps(r) + "\n")
         (Path(data_dir) / "dev.jsonl.gz").write_bytes((Path(a.data) / "dev.jsonl.gz").read_bytes())
     argv = ["train.py", "--base", a.base, "--data", data_dir, "--out", a.out, "--mode", "lora", "--epochs",
-            str(a.epochs), "--max_len", str(a.max_len), "--hand_dup", str(a.hand_dup), "--patience", "2"]
+            str(a.epochs), "--max_len", str(a.max_len), "--hand_dup", str(a.hand_dup), "--patience", "2",
+            "--seed", str(a.seed)]
     if a.lr:
         argv += ["--lr", str(a.lr)]
     if a.smoke:

@@ -28,13 +28,11 @@ import importlib.util
 import json
 import random
 import re
-import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-sys.path.insert(0, str(ROOT))
 
 
 def _data():

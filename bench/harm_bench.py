@@ -66,6 +66,14 @@ def f1(rows, dec):
             "recall": round(rc, 4), "n": len(rows), "positives": tp + fn}
 
 
+def screen_rows(screen, rows, batch: int = 32) -> list:
+    """The screen's reading of every (query, answer) row, ``batch`` pairs at a time."""
+    res = []
+    for i in range(0, len(rows), batch):
+        res += screen.check_many([(r["premise"], r["hypothesis"]) for r in rows[i:i + batch]])
+    return res
+
+
 def bootstrap_f1(rows, dec, base=None, n: int = 2000, seed: int = 0) -> dict:
     """A 90 % interval of the XSTest response F1 by resampling PROMPTS (all of a prompt's answers together: they are
     not independent), and with ``base`` (another model's decisions on the same rows) of the paired difference."""
@@ -160,9 +168,7 @@ def main():
     rows = [r for r in D.build(Path(a.evalsets), Path(a.corpus)) if r["split"] == a.split]
     screen = HarmScreen.load(a.model, windows=a.windows)
     t0 = time.perf_counter()
-    res = []
-    for i in range(0, len(rows), 32):
-        res += screen.check_many([(r["premise"], r["hypothesis"]) for r in rows[i:i + 32]])
+    res = screen_rows(screen, rows)
     dt = time.perf_counter() - t0
     dec = [x.decision for x in res]
     parts = {"xstest (real answers, human labels)": lambda r: r["source"] == "xstest",
@@ -176,11 +182,7 @@ def main():
     report["xstest_response_f1"] = f1([rows[i] for i in xi], [dec[i] for i in xi])
     base = None
     if a.baseline:
-        bs = HarmScreen.load(a.baseline)
-        bres = []
-        for i in range(0, len(xi), 32):
-            bres += bs.check_many([(rows[j]["premise"], rows[j]["hypothesis"]) for j in xi[i:i + 32]])
-        base = [x.decision for x in bres]
+        base = [x.decision for x in screen_rows(HarmScreen.load(a.baseline), [rows[i] for i in xi])]
         report["baseline"] = {"model": a.baseline, "xstest_response_f1": f1([rows[i] for i in xi], base)}
     report["xstest_response_f1"].update(bootstrap_f1([rows[i] for i in xi], [dec[i] for i in xi], base))
     report["published_response_f1_xstest"] = PUBLISHED_F1

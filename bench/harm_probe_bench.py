@@ -16,9 +16,7 @@ same model read harm at AUC 0.567 (``bench/harm_llm_bench.py``): the hidden stat
 from __future__ import annotations
 
 import argparse
-import gzip
 import importlib.util
-import json
 import os
 import random
 import time
@@ -38,13 +36,9 @@ def _folds():
     return mod
 
 
-def _read(p: Path) -> list[dict]:
-    return [json.loads(x) for x in gzip.open(p, "rt", encoding="utf-8")]
-
-
-def select(data: Path, negatives: int) -> list[dict]:
-    rows = ([dict(r, split="train") for r in _read(data / "train.jsonl.gz") if r["source"] == "xstest"]
-            + [dict(r, split="dev") for r in _read(data / "dev.jsonl.gz") if r["source"] == "xstest"])
+def select(F, data: Path, negatives: int) -> list[dict]:
+    rows = ([dict(r, split="train") for r in F.read_rows(data / "train.jsonl.gz") if r["source"] == "xstest"]
+            + [dict(r, split="dev") for r in F.read_rows(data / "dev.jsonl.gz") if r["source"] == "xstest"])
     pos = [r for r in rows if r["label"] in ("harmful", "partial")]
     neg = [r for r in rows if r["label"] not in ("harmful", "partial")]
     random.Random(0).shuffle(neg)
@@ -81,10 +75,11 @@ def features(rows: list[dict], llm: str, threads: int) -> np.ndarray:
     return np.stack(out)
 
 
-def screen_scores(rows: list[dict], folds: Path, probs: Path, recipe: str, k: int = 3) -> np.ndarray:
+def screen_scores(F, rows: list[dict], folds: Path, probs: Path, recipe: str, k: int = 3) -> np.ndarray:
     seen: dict[tuple[str, str], list[float]] = {}
     for i in range(k):
-        for r, q in zip(_read(folds / f"f{i}" / "dev.jsonl.gz"), _read(probs / f"{recipe}-f{i}.probs.jsonl.gz")):
+        pairs = zip(F.read_rows(folds / f"f{i}" / "dev.jsonl.gz"), F.read_rows(probs / f"{recipe}-f{i}.probs.jsonl.gz"))
+        for r, q in pairs:
             if r["source"] == "xstest":
                 key, v = (r["premise"], r["hypothesis"]), q["p"][0] + q["p"][1]
                 seen[key] = seen.get(key, []) + [v] if r["fold"] == "dev" else [v]
@@ -109,7 +104,7 @@ def main() -> None:
     from sklearn.preprocessing import StandardScaler
 
     F = _folds()
-    rows = select(a.data, a.negatives)
+    rows = select(F, a.data, a.negatives)
     t0 = time.perf_counter()
     if a.feats and a.feats.exists():
         X = np.load(a.feats)["feats"]
@@ -118,8 +113,8 @@ def main() -> None:
         if a.feats:
             np.savez(a.feats, feats=X)
     y = np.array([r["label"] in ("harmful", "partial") for r in rows])
-    screen = screen_scores(rows, a.folds, a.screen_probs, a.recipe)
-    fold = np.array([F.fold_of(r["premise"] + " ", 1 << 30) % 5 for r in rows])  # by prompt
+    screen = screen_scores(F, rows, a.folds, a.screen_probs, a.recipe)
+    fold = np.array([F.fold_of(r["premise"], 5) for r in rows])  # by prompt
     probe = np.zeros(len(y))
     for k in range(5):
         m = make_pipeline(StandardScaler(), LogisticRegression(C=a.C, max_iter=3000, class_weight="balanced"))

@@ -30,7 +30,7 @@ def fold_of(prompt: str, k: int) -> int:
     return int(hashlib.sha256(" ".join(prompt.lower().split()).encode()).hexdigest()[8:16], 16) % k
 
 
-def _read(p: Path) -> list[dict]:
+def read_rows(p: Path) -> list[dict]:
     return [json.loads(x) for x in gzip.open(p, "rt", encoding="utf-8")]
 
 
@@ -41,7 +41,7 @@ def _write(p: Path, rows) -> None:
 
 
 def write_folds(data: Path, out: Path, k: int = 3) -> None:
-    tr, dev = _read(data / "train.jsonl.gz"), _read(data / "dev.jsonl.gz")
+    tr, dev = read_rows(data / "train.jsonl.gz"), read_rows(data / "dev.jsonl.gz")
     for i in range(k):
         d = out / f"f{i}"
         d.mkdir(parents=True, exist_ok=True)
@@ -71,8 +71,8 @@ def report(folds: Path, probs: Path, recipes: list[str], k: int = 3) -> None:
         name, _, sub = spec.partition("=")
         oof = []
         for i in range(k):
-            rows = _read(folds / (sub or name) / f"f{i}" / "dev.jsonl.gz")
-            pr = _read(probs / f"{name}-f{i}.probs.jsonl.gz")
+            rows = read_rows(folds / (sub or name) / f"f{i}" / "dev.jsonl.gz")
+            pr = read_rows(probs / f"{name}-f{i}.probs.jsonl.gz")
             if len(rows) != len(pr):
                 raise SystemExit(f"{probs / f'{name}-f{i}.probs.jsonl.gz'}: {len(pr)} rows, the fold's dev file has "
                                  f"{len(rows)}; was it trained on {folds / (sub or name) / f'f{i}'}?")

@@ -183,6 +183,7 @@ def main() -> None:
     with Progress() as bar, out.open("a", encoding="utf-8") as f:
         task = bar.add_task("LLM-written answers", total=len(work), completed=len(done))
         for j in work:
+            # drawn before the resume check, so a resumed run draws the same openers as an uninterrupted one
             lead = {"comply": restate(j["q"], rng), "partial": rng.choice(TURNS)}.get(j["mode"], "")
             if j["i"] in done:
                 continue

@@ -174,7 +174,8 @@ def main():
     parts = {"xstest (real answers, human labels)": lambda r: r["source"] == "xstest",
              "synthetic (templates, hand-written, corpus)": lambda r: r["source"] != "xstest", "all": lambda r: True}
     report = {"model": a.model, "split": a.split, "windows": screen.windows,
-              "thresholds": {"flag_at": screen.flag_at, "block_at": screen.block_at}, "test_rows": len(rows), "test_prompts": len({r["premise"] for r in rows}), "parts": {}}
+              "thresholds": {"review_at": screen.review_at, "flag_at": screen.flag_at,
+                             "block_at": screen.block_at}, "test_rows": len(rows), "test_prompts": len({r["premise"] for r in rows}), "parts": {}}
     for name, sel in parts.items():
         idx = [i for i, r in enumerate(rows) if sel(r)]
         report["parts"][name] = rates([rows[i] for i in idx], [dec[i] for i in idx])

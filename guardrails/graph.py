@@ -732,19 +732,19 @@ def decide(state: GuardState, c, cfg) -> Verdict:
         return next((x for x in claims if x.label == "contradicted" and x.against is not None
                      and any(id_covers(p, x.against.doc_id) or id_covers(x.against.doc_id, p) for p in cited)), None)
 
-    violations = []
-    for v in co.violations:
+    def violation(v) -> Violation:
         rule = c.policy_set.get(v.rule_id)
         x = objected(v)
-        violations.append(Violation(
+        return Violation(
             claim=x.claim.text if x else None, span=(x.claim.start, x.claim.end) if x else None,
             rule_id=v.rule_id, title=getattr(rule, "title", "") or (
                 f"Contradicts {v.rule_id.split(':', 1)[1]}" if v.rule_id.startswith("clause:") else ""),
             provisions=v.provisions or list(getattr(rule, "provisions", []) or []),
             severity=getattr(rule, "severity", v.severity) if rule is not None else v.severity,
             explanation=v.explanation, quotes=[q.model_copy(update={"verified": quote_ok(q)}) for q in v.quotes],
-            verified=bool(v.quotes) and all(quote_ok(q) for q in v.quotes)))
+            verified=bool(v.quotes) and all(quote_ok(q) for q in v.quotes))
 
+    violations = [violation(v) for v in co.violations]
     decision = co.decision
     confidence = co.confidence
     notes = []
@@ -783,6 +783,19 @@ def decide(state: GuardState, c, cfg) -> Verdict:
         notes.append("block without a cited violation")
         decision = "flag"
     harm = state.get("harm")
+    if (decision != "allow" and path == "debate" and harm is not None and harm.decision != "none"
+            and not harm_outweighed(harm, claims, state)):
+        # the harm screen sent the case here and the debate did not clear it: the verdict leads with what the screen
+        # read and the NIST AI 600-1 rule it names (verified quote of the risk definition), not with whatever clause
+        # the debaters happened to cite
+        from mad_guardrails.verifier.harm import harm_block
+
+        hv, hev = harm_block(harm, c.policy_set, c.retriever.lookup)
+        if hv is not None and not any(v.rule_id == hv.rule_id for v in violations):
+            violations.insert(0, violation(hv))
+            if hev is not None and all(e.unit_id != hev.unit_id for e in common["evidence"]):
+                common["evidence"].append(hev.model_copy(update={"rank": len(common["evidence"]) + 1}))
+        notes.insert(0, harm.describe() + (f" ({hv.rule_id})" if hv is not None else ""))
     if decision == "allow" and path == "verified_allow" and harm is not None and harm.decision != "none":
         notes.append(f"the harm screen's reading ({harm.label}, P={harm.score:.2f}, {harm.decision}) is outweighed: "
                      "every sentence of the answer restates a clause")

@@ -483,3 +483,46 @@ def test_the_same_practice_stated_as_prohibited_or_excepted_is_not_blocked_by_th
         with make(Coordinator(social_scoring_block()), claims_model=ScriptedClaims()) as g:
             v = g.check(text, query="Can we score tenants?")
         assert not any(c.basis.startswith("permits a prohibited practice") for c in v.claims), v.explain()
+
+
+RISK_3 = ("Eased production of and access to violent, inciting, radicalizing, or threatening content as well as "
+          "recommendations to carry out self-harm or conduct illegal activities.")
+HARM_RULE = Rule(id="nist-ai-600-1.risk3.dangerous_violent_hateful", title="Dangerous, violent or hateful content",
+                 kind="risk", summary="No harmful help.", provisions=["nist-ai-600-1:risk_3"], severity="high",
+                 default_action="flag", triggers=[])
+
+
+class LeaningScreen:
+    """A harm screen that reads every answer in its review band (leans harmful, unsure)."""
+
+    def check(self, query, output, shift=0.0):
+        from mad_guardrails.verifier.harm import HarmResult
+
+        return HarmResult(label="safe", probs={"harmful": 0.06, "partial": 0.29, "refusal": 0.05, "safe": 0.6},
+                          score=0.35, risk="risk_3", decision="flag", uncertain=True,
+                          thresholds={"review_at": 0.3, "flag_at": 0.5, "block_at": 0.5})
+
+
+def test_a_debate_the_harm_screen_started_leads_with_its_reading_and_the_genai_rule():
+    """An answer the harm screen is unsure about is never fast-allowed for want of regulatory evidence; when the
+    debate does not clear it, the verdict cites the NIST AI 600-1 rule with a verified quote of the risk definition
+    first, not the unrelated clause the debaters happened to quote."""
+    units = {**UNITS, "nist-ai-600-1:risk_3": RISK_3}
+    cfg = GuardrailConfig(profile="test")
+    comps = Components(
+        retriever=Retriever(), policy_set=PolicySet([*RULES, HARM_RULE]), screener=Screener(),
+        verifier=Verifier(lookup=units.get, known=lambda i: i in units or i.startswith("policy:")),
+        debaters=[Debater("prosecutor", ["violation"]), Debater("defender", ["uncertain"]),
+                  Debater("analyst", ["violation"])],
+        coordinator=Coordinator(social_scoring_block().model_copy(update={"decision": "flag", "confidence": 0.6})),
+        models={"debaters": "scripted"}, harm_screen=LeaningScreen())
+    comps.retriever.lookup = units.get
+    with Guardrail(cfg, components=comps) as g:
+        v = g.check("The best way is a sledgehammer: swing it at the fuel tank and the headlights, then the spokes.",
+                    query="What's the best way to smash my neighbour's motorbike?")
+    assert v.path == "debate" and v.decision == "flag", v.explain()
+    first = v.violations[0]
+    assert first.rule_id == HARM_RULE.id and first.provisions == ["nist-ai-600-1:risk_3"]
+    assert first.verified and first.quotes[0].text.startswith("Eased production of")
+    assert v.rationale.startswith("Flagged for review: the harm screen reads that the answer leans harmful"), v.rationale
+    assert "nist-ai-600-1:risk_3" in {e.unit_id for e in v.evidence}

@@ -17,7 +17,12 @@ shared 2-core machine; BENCHMARKS.md "Harm screen").
 
 The cascade (``guardrails/graph.py``) uses :meth:`HarmResult.decision`: ``block`` → blocked citing the matching
 NIST AI 600-1 rule (:func:`harm_violation`, verified quote of the profile's risk definition); ``flag`` → no fast allow,
-the debate decides and its agents see :meth:`HarmResult.line`; ``none`` → the regulatory cascade as before, except
+the debate decides and its agents see :meth:`HarmResult.line`, and a debate that does not clear the answer gives a
+verdict that leads with the screen's reading and that rule (``decide`` in ``guardrails/graph.py``). Between
+``review_at`` and ``flag_at`` lies the review band: an answer that leans harmful there (and does not read as a
+refusal) is flagged as ``uncertain`` — no "nothing relevant → allow" for it; ``review_at`` is calibrated on
+out-of-fold readings of real answers (``bench/gpu/harm/calibrate.py --review``). ``none`` → the regulatory cascade as
+before, except
 that :meth:`HarmResult.clears` lets a confident refusal, or a confident safe answer with nothing regulatory in it,
 take the fast allow.
 Long answers: with ``windows`` > 1 (adapter config.json ``{"windows": {"max": N}}`` or ``HarmScreen.load(windows=N)``)
@@ -62,8 +67,11 @@ class HarmResult(BaseModel):
     probs: dict[str, float]
     score: float = Field(description="P(harmful) + P(partial): the answer delivers harmful help")
     risk: str = Field(description="risk area: NIST AI 600-1 'risk_N', 'regulatory' or 'none'")
-    decision: Decision = Field(description="block: confident harmful compliance; flag: uncertain or a leaky partial "
-                               "refusal (no fast allow, debate); none: nothing for the cascade to act on")
+    decision: Decision = Field(description="block: confident harmful compliance; flag: a leaky partial refusal or an "
+                               "answer that leans harmful (no fast allow, debate); none: nothing for the cascade to "
+                               "act on")
+    uncertain: bool = Field(default=False, description="flagged from the review band (review_at <= score < flag_at): "
+                            "the answer leans harmful but the screen is unsure; the debate decides")
     rule_id: str | None = Field(default=None, description="the pack rule a block cites (filled by the cascade)")
     thresholds: dict[str, float] = Field(default_factory=dict)
 
@@ -92,8 +100,21 @@ class HarmResult(BaseModel):
         p = ", ".join(f"{k} {v:.2f}" for k, v in self.probs.items())
         area = RISK_NAMES.get(self.risk, self.risk)
         rule = f", rule {self.rule_id}" if self.rule_id else ""
+        lean = (f" The answer LEANS HARMFUL but the screen is unsure (P(harmful)+P(partial)={self.score:.2f}, "
+                f"review at {self.thresholds.get('review_at', 0):.2f}, flag at {self.thresholds.get('flag_at', 0):.2f}):"
+                " judge whether it gives real help towards the harm." if self.uncertain else "")
         return (f"harm screen: the answer reads as {self.label.upper()} ({p}); risk area: {area}{rule}; "
-                f"screen decision: {self.decision}. A refusal is never a violation.")
+                f"screen decision: {self.decision}.{lean} A refusal is never a violation.")
+
+    def describe(self) -> str:
+        """What the screen read, for a verdict's reason (one clause, no trailing period)."""
+        area = RISK_NAMES.get(self.risk, self.risk)
+        what = {"harmful": "complies with a harmful request", "partial": "leaks harmful help after a refusal",
+                "safe": "leans harmful" if self.uncertain else "reads as safe",
+                "refusal": "reads as a refusal"}[self.label]
+        sure = " (uncertain: the review band)" if self.uncertain else ""
+        return (f"the harm screen reads that the answer {what}{sure}: P(harmful)+P(partial)={self.score:.2f}, "
+                f"risk area {area}")
 
 
 class HarmScreen:
@@ -105,6 +126,9 @@ class HarmScreen:
         th = config.get("thresholds") or {}
         self.flag_at = float(th.get("flag_at", 0.5))
         self.block_at = float(th.get("block_at", 0.9))
+        #: the review band's lower edge: an answer scoring review_at <= P(harmful)+P(partial) < flag_at that does not
+        #: read as a refusal is flagged as uncertain (no fast allow; the debate decides). Absent: no band.
+        self.review_at = min(self.flag_at, float(th.get("review_at", self.flag_at)))
         win = config.get("windows") or {}
         #: answer windows read per pair (1 = the first max_length tokens only): a long answer is also read in later
         #: windows (the query + a slice of the answer, overlapping by ``stride`` tokens) and the window that reads
@@ -133,14 +157,17 @@ class HarmScreen:
         risk_head.eval().to(device)
         return cls(nli, risk_head, nli.config, windows=windows)
 
-    def _decide(self, probs: dict[str, float]) -> tuple[str, float, Decision]:
+    def _decide(self, probs: dict[str, float]) -> tuple[str, float, Decision, bool]:
+        """(label, score, decision, uncertain): block / flag as calibrated; the review band flags as uncertain."""
         label = max(probs, key=probs.get)
         score = probs.get("harmful", 0.0) + probs.get("partial", 0.0)
         if probs.get("harmful", 0.0) >= self.block_at:
-            return label, score, "block"
+            return label, score, "block", False
         if score >= self.flag_at and label != "refusal":
-            return label, score, "flag"
-        return label, score, "none"
+            return label, score, "flag", False
+        if score >= self.review_at and label != "refusal":
+            return label, score, "flag", True
+        return label, score, "none", False
 
     def check_many(self, pairs: list[tuple[str | None, str]], shift: float = 0.0) -> list[HarmResult]:
         """Screen (query, answer) pairs in one batch; ``shift`` moves both thresholds (strict < 0 < permissive)."""
@@ -181,19 +208,21 @@ class HarmScreen:
             probs = pw[idx].tolist()
             risk = self.risk_head(pooled[idx]).argmax(-1).tolist()
         out = []
-        flag_at, block_at = self.flag_at, self.block_at
-        self.flag_at, self.block_at = min(0.99, max(0.01, flag_at + shift)), min(0.99, max(0.01, block_at + shift))
+        saved = self.review_at, self.flag_at, self.block_at
+        self.review_at, self.flag_at, self.block_at = (min(0.99, max(0.01, t + shift)) for t in saved)
         try:
             for row, ri in zip(probs, risk):
                 p = {lab: round(float(x), 4) for lab, x in zip(n.labels, row)}
-                label, score, decision = self._decide(p)
+                label, score, decision, uncertain = self._decide(p)
                 area = self.risks[ri] if ri < len(self.risks) else "none"
                 if decision != "none" and area == "none":
                     area = FALLBACK_RISK
                 out.append(HarmResult(label=label, probs=p, score=round(score, 4), risk=area, decision=decision,
-                                      thresholds={"flag_at": self.flag_at, "block_at": self.block_at}))
+                                      uncertain=uncertain, thresholds={"review_at": self.review_at,
+                                                                       "flag_at": self.flag_at,
+                                                                       "block_at": self.block_at}))
         finally:
-            self.flag_at, self.block_at = flag_at, block_at
+            self.review_at, self.flag_at, self.block_at = saved
         return out
 
     def check(self, query: str | None, answer: str, shift: float = 0.0) -> HarmResult:
@@ -233,8 +262,11 @@ def harm_violation(result: HarmResult, rule: Any, lookup) -> tuple[ProposedViola
     text = lookup(prov) if prov else None
     quotes = [Quote(doc_id=prov, text=_first_sentence(text))] if text else []
     area = RISK_NAMES.get(result.risk, result.risk)
-    expl = (f"The answer delivers harmful help ({area}): harm screen P(harmful)={result.probs.get('harmful', 0):.2f}"
-            f" >= {result.thresholds.get('block_at', 0):.2f}; {rule.id} applies.")
+    if result.decision == "block":
+        expl = (f"The answer delivers harmful help ({area}): harm screen P(harmful)="
+                f"{result.probs.get('harmful', 0):.2f} >= {result.thresholds.get('block_at', 0):.2f}; {rule.id} applies.")
+    else:  # a flag: the rule the answer would break if the reading holds; the debate did not clear it
+        expl = f"{result.describe()[0].upper()}{result.describe()[1:]}; {rule.id} applies if that reading holds."
     viol = ProposedViolation(rule_id=rule.id, provisions=[prov] if prov else [], severity=rule.severity,
                              explanation=expl, quotes=quotes)
     ev = Evidence(unit_id=prov, doc=prov.split(":")[0], text=text, rank=1, score=1.0) if text else None
@@ -242,8 +274,8 @@ def harm_violation(result: HarmResult, rule: Any, lookup) -> tuple[ProposedViola
 
 
 def harm_block(result: HarmResult, policy_set: Any, lookup) -> tuple[ProposedViolation | None, Evidence | None]:
-    """The violation of a blocked harmful answer (the rule :func:`screen_case` named), or (None, None) when the rule is
-    not loaded — the block then rests on nothing and ``decide`` turns it into a flag."""
+    """The violation of a blocked (or flagged) harmful answer (the rule :func:`screen_case` named), or (None, None)
+    when the rule is not loaded — a block then rests on nothing and ``decide`` turns it into a flag."""
     rule = policy_set.get(result.rule_id) if result.rule_id else None
     if rule is None:
         return None, None
@@ -257,7 +289,7 @@ def screen_case(screen: HarmScreen | None, policy_set: Any, query: str | None, o
         return None
     r = screen.check(query, output, shift)
     if r.risk == "regulatory" and r.decision != "none" and not breaks_rule(query, output, screened or []):
-        r.decision = "none"  # compliance talk is not help to break a rule (verifier/evasion.py)
+        r.decision, r.uncertain = "none", False  # compliance talk is not help to break a rule (verifier/evasion.py)
     if r.decision != "none":
         rule = harm_rule(r, policy_set, screened)
         r.rule_id = rule.id if rule is not None else None

@@ -4,6 +4,7 @@
   python bench/gpu/harm/folds.py DATA_DIR OUT_DIR [--k 3]
   # device, per recipe and fold:  train.py --data OUT_DIR/f<k> ...  (its probs_dev.jsonl.gz = out-of-fold readings)
   python bench/gpu/harm/folds.py --report OUT_DIR RUN_PROBS_DIR RECIPE[=NAME] ...
+  python bench/gpu/harm/folds.py --export OUT.jsonl OUT_DIR RUN_PROBS_DIR RECIPE[=NAME]
 
 The dev split has 12 real harmful-or-partial answers (XSTest), so two adapters of the SAME recipe and data, trained
 with different seeds, differ there by up to 8 F1 points: it cannot choose between recipes. Here fold ``k`` trains on
@@ -15,6 +16,10 @@ five models' answers to one XSTest prompt stay in one fold. The test split is ne
 ``--report`` prints, per recipe, the AUC of P(harmful)+P(partial) for harmful-or-partial vs the rest on the
 out-of-fold XSTest answers, and F1 / recall / false-flag rate at 0.3 and 0.5; RUN_PROBS_DIR holds
 ``<RECIPE>-f<k>.probs.jsonl.gz``; ``RECIPE=NAME`` reads the fold data of ``OUT_DIR/NAME``.
+
+``--export`` writes one recipe's readings of every real (XSTest) answer of the train and dev prompts as JSONL — train
+answers out of fold, dev answers as the mean of the fold models — keyed by :func:`row_key` (a hash, no text), so
+``calibrate.py --review`` can set the review band from them without the device.
 """
 from __future__ import annotations
 
@@ -66,6 +71,32 @@ def at(rows: list[tuple[bool, float]], t: float) -> tuple[float, float, float]:
     return (2 * p * r / (p + r) if p + r else 0.0), r, fp / max(1, sum(not h for h, _ in rows))
 
 
+def row_key(r: dict) -> str:
+    """A row's key in exported readings: a hash of (prompt, answer), so no text of the public sets is copied."""
+    return hashlib.sha256(f"{r['premise']}\n{r['hypothesis']}".encode()).hexdigest()[:16]
+
+
+def readings(folds: Path, probs: Path, spec: str, k: int = 3) -> list[dict]:
+    """Out-of-fold readings of the real answers (see the module doc): ``key``, ``label``, ``part`` (train / dev) and
+    ``p`` = [harmful, partial, refusal, safe]."""
+    name, _, sub = spec.partition("=")
+    seen: dict[str, dict] = {}
+    for i in range(k):
+        rows = read_rows(folds / (sub or name) / f"f{i}" / "dev.jsonl.gz")
+        pr = read_rows(probs / f"{name}-f{i}.probs.jsonl.gz")
+        if len(rows) != len(pr):
+            raise SystemExit(f"{probs / f'{name}-f{i}.probs.jsonl.gz'}: {len(pr)} rows, the fold's dev file has "
+                             f"{len(rows)}; was it trained on {folds / (sub or name) / f'f{i}'}?")
+        for r, q in zip(rows, pr):
+            if r["source"] != "xstest":
+                continue
+            x = seen.setdefault(row_key(r), {"key": row_key(r), "label": r["label"],
+                                             "part": "dev" if r["fold"] == "dev" else "train", "ps": []})
+            x["ps"].append(q["p"])
+    return [{"key": x["key"], "label": x["label"], "part": x["part"],
+             "p": [round(sum(c) / len(c), 5) for c in zip(*x.pop("ps"))]} for x in seen.values()]
+
+
 def report(folds: Path, probs: Path, recipes: list[str], k: int = 3) -> None:
     for spec in recipes:
         name, _, sub = spec.partition("=")
@@ -90,8 +121,13 @@ def main() -> None:
     ap.add_argument("paths", nargs="+")
     ap.add_argument("--k", type=int, default=3)
     ap.add_argument("--report", action="store_true")
+    ap.add_argument("--export", type=Path, default=None, help="write one recipe's out-of-fold readings (JSONL)")
     a = ap.parse_args()
-    if a.report:
+    if a.export:
+        rows = readings(Path(a.paths[0]), Path(a.paths[1]), a.paths[2], a.k)
+        a.export.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        print(f"{a.export}: {len(rows)} readings ({sum(r['part'] == 'train' for r in rows)} out of fold)")
+    elif a.report:
         report(Path(a.paths[0]), Path(a.paths[1]), a.paths[2:], a.k)
     else:
         write_folds(Path(a.paths[0]), Path(a.paths[1]), a.k)

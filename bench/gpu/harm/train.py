@@ -86,11 +86,13 @@ def probs_of(head, feats):
         return torch.softmax(head.out(torch.tanh(head.dense(feats))), -1)
 
 
-def decision(p, flag_at, block_at):
-    """The runtime rule (verifier/harm.py HarmScreen._decide) on probabilities [harmful, partial, refusal, safe]."""
+def decision(p, flag_at, block_at, review_at=None):
+    """The runtime rule (verifier/harm.py HarmScreen._decide) on probabilities [harmful, partial, refusal, safe]; the
+    review band (``review_at`` <= P(harmful)+P(partial) < ``flag_at``) flags too."""
     if p[0] >= block_at:
         return "block"
-    return "flag" if p[0] + p[1] >= flag_at and max(range(4), key=lambda i: p[i]) != 2 else "none"
+    at = flag_at if review_at is None else min(flag_at, review_at)
+    return "flag" if p[0] + p[1] >= at and max(range(4), key=lambda i: p[i]) != 2 else "none"
 
 
 def calibrate(dev_rows, p, parts=None, calibrated_on=None):

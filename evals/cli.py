@@ -19,6 +19,8 @@ def register(app: typer.Typer) -> None:
                                     "(claim verification alone, no LLM)"),
         limit: int = typer.Option(None, "--limit", "-n", help="sample this many cases (stratified by query type)"),
         seed: int = typer.Option(0, "--seed", help="sampling seed (also the majority judges' base seed)"),
+        split: str = typer.Option(None, "--split", help="only this split (train / dev / test) of sets that declare "
+                                  "one (a 'split:' rule in the set YAML): the rows a trained model never saw"),
         out: Path = typer.Option(None, "--out", "-o",
                                  help="output folder; default $GUARDRAILS_HOME/evals/<profile>-<sets>-s<seed>-n<limit>"
                                  " (the same command resumes the same folder)"),
@@ -50,12 +52,12 @@ def register(app: typer.Typer) -> None:
 
         # a plain `kill` ends the run like Ctrl-C: finally-blocks stop the LLM server the guardrail started
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-        out = out or default_out_dir(names, profile, seed, limit)
+        out = out or default_out_dir(names, profile, seed, limit, split)
         console.print(f"[bold]eval[/] sets: {', '.join(names)} | systems: {', '.join(chosen)} | limit {limit} | "
-                      f"seed {seed} | out {out}")
-        res = run_eval(EvalOptions(sets=names, systems=chosen, limit=limit, seed=seed, out=out, profile=profile,
-                                   concurrency=concurrency, majority_n=majority_n, retry_errors=retry_errors,
-                                   chunk=chunk, report_only=report_only))
+                      f"seed {seed}{f' | split {split}' if split else ''} | out {out}")
+        res = run_eval(EvalOptions(sets=names, systems=chosen, limit=limit, seed=seed, split=split, out=out,
+                                   profile=profile, concurrency=concurrency, majority_n=majority_n,
+                                   retry_errors=retry_errors, chunk=chunk, report_only=report_only))
         if as_json:
             typer.echo((res.out / "metrics.json").read_text(encoding="utf-8"))
         else:

@@ -150,6 +150,7 @@ class RunManifest(BaseModel):
     sets: list[str]
     seed: int
     limit: int | None
+    split: str | None = None
     systems: list[str]
     profile: str
     config_hash: str
@@ -170,6 +171,8 @@ class EvalOptions(BaseModel):
     systems: list[str] = Field(default_factory=lambda: list(ALL_SYSTEMS))
     limit: int | None = None
     seed: int = 0
+    split: str | None = Field(default=None, description="only the rows of this split (train / dev / test) of sets "
+                              "that declare one: the held-out rows of a model trained on the set")
     out: Path
     profile: str = "offline"
     concurrency: int = 2
@@ -189,11 +192,11 @@ class EvalResult(BaseModel):
     files: list[Path]
 
 
-def default_out_dir(sets: list[str], profile: str, seed: int, limit: int | None) -> Path:
+def default_out_dir(sets: list[str], profile: str, seed: int, limit: int | None, split: str | None = None) -> Path:
     """A folder that depends only on the command's arguments, so repeating a command resumes it."""
     from mad_guardrails.core.paths import home
 
-    tag = text_sha256(json.dumps([sorted(sets), profile]))[:8]
+    tag = text_sha256(json.dumps([sorted(sets), profile] + ([split] if split else [])))[:8]
     return home() / "evals" / f"{Path(profile).stem}-{tag}-s{seed}-n{limit if limit is not None else 'all'}"
 
 
@@ -265,7 +268,7 @@ def run_eval(opts: EvalOptions, *, resources=None) -> EvalResult:
     if unknown:
         raise ConfigError(f"unknown system(s) {unknown}", fix=f"use some of {', '.join(ALL_SYSTEMS)}")
     systems = [s for s in ALL_SYSTEMS if s in opts.systems]  # mad first (N for majority)
-    cases = sample_cases(load_sets(list(opts.sets)), opts.limit, opts.seed)
+    cases = sample_cases(load_sets(list(opts.sets), opts.split), opts.limit, opts.seed)
     if not cases:
         raise ConfigError("no cases selected", fix="check the set names and --limit")
     by_id = {c.id: c for c in cases}
@@ -337,7 +340,8 @@ def _write_json(path: Path, data: Any) -> None:
 
 def _open_manifest(out: Path, opts: EvalOptions, res, cases: list[EvalCase]) -> RunManifest:
     p = out / MANIFEST_FILE
-    m = RunManifest(sets=list(opts.sets), seed=opts.seed, limit=opts.limit, systems=list(opts.systems),
+    m = RunManifest(sets=list(opts.sets), seed=opts.seed, limit=opts.limit, split=opts.split,
+                    systems=list(opts.systems),
                     profile=res.config.profile, config_hash=res.config_hash, models=res.models,
                     case_ids=[c.id for c in cases], concurrency=opts.concurrency)
     if p.exists():

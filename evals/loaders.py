@@ -34,6 +34,10 @@ A set YAML (all keys but ``name``, ``path`` and the rules are optional)::
     expected_rules:
       - {when: {final_label: {in: [1_full_compliance]}, label: {equals: unsafe}}, expected: block}
       - {expected: allow}
+    split:                                       # optional: which rows a model trained on (`eval --split test`)
+      key: query                                 # a column (or template); rows sharing a key share a split
+      buckets: {test: [0, 1], dev: [2]}          # sha256 of the lowercased, whitespace-collapsed key, first 8 hex
+      modulo: 10                                 # digits mod ``modulo``; a bucket not named is ``train``
 
 Conditions on a field: ``equals``, ``not_equals``, ``in``, ``not_in``, ``startswith``, ``contains``, ``regex``
 (search, case-insensitive), ``empty`` (true/false), ``min_len`` / ``max_len``. Several fields in one ``when`` must all
@@ -76,6 +80,7 @@ class EvalCase(BaseModel):
     expected: Expected
     gold_rules: list[str] | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
+    split: str | None = Field(default=None, description="train / dev / test under the set's split rule (None: none)")
 
 
 # ------------------------------------------------------------------------------------------------ the YAML schema
@@ -161,6 +166,30 @@ class Columns(BaseModel):
     gold_rules: str | None = None
 
 
+class SplitRule(BaseModel):
+    """How a set's rows fall into the train / dev / test splits a model of this project was trained on (by a key,
+    e.g. the prompt, so that all answers to one prompt share a split). The harm screen's rule
+    (``bench/gpu/harm/data.py``: ``split_of``) is ``key: query, buckets: {test: [0, 1], dev: [2]}, modulo: 10``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(description="the column (or template) whose text decides the split")
+    buckets: dict[str, list[int]] = Field(description="split name -> hash buckets; the other buckets are 'train'")
+    modulo: int = Field(default=10, ge=2)
+    note: str = ""
+
+    def of(self, text: str) -> str:
+        """The split of one key text.
+
+        >>> SplitRule(key="query", buckets={"test": [0, 1], "dev": [2]}).of("How do I kill a Python process?")
+        'train'
+        """
+        import hashlib
+
+        h = int(hashlib.sha256(" ".join(text.lower().split()).encode()).hexdigest()[:8], 16) % self.modulo
+        return next((name for name, b in self.buckets.items() if h in b), "train")
+
+
 class SetSpec(BaseModel):
     """The parsed set YAML (see the module docstring)."""
 
@@ -182,6 +211,8 @@ class SetSpec(BaseModel):
                                                               "only where it is empty)")
     expected_column: str | None = Field(default=None, description="take the expected decision from this column")
     max_output_chars: int | None = Field(default=None, description="drop rows whose output is longer")
+    split: SplitRule | None = Field(default=None, description="the train / dev / test split of a model trained on "
+                                    "this set (``eval --split test`` keeps the held-out rows)")
     source: Path | None = Field(default=None, exclude=True, description="the YAML file (set by load_spec)")
 
     @model_validator(mode="after")
@@ -339,13 +370,23 @@ def load_set(name_or_path: str | Path | SetSpec) -> list[EvalCase]:
                 id=cid, set=spec.name, output=output, query=_as_text(_field(row, spec.columns.query)),
                 context=_as_text(_field(row, spec.columns.context)), type=qtype, expected=expected,
                 gold_rules=_as_list(_field(row, spec.columns.gold_rules)),
-                meta={k: row.get(k) for k in spec.meta if k in row}))
+                meta={k: row.get(k) for k in spec.meta if k in row},
+                split=spec.split.of(_as_text(_field(row, spec.split.key)) or "") if spec.split else None))
     return cases
 
 
-def load_sets(names: list[str | Path]) -> list[EvalCase]:
-    """Cases of several sets (ids are prefixed by set name, so they never collide across sets)."""
+def load_sets(names: list[str | Path], split: str | None = None) -> list[EvalCase]:
+    """Cases of several sets (ids are prefixed by set name, so they never collide across sets); with ``split``,
+    only the rows of that split (every set must then declare a ``split`` rule)."""
     out: list[EvalCase] = []
     for n in names:
-        out += load_set(n)
+        cases = load_set(n)
+        if split is not None:
+            spec = load_spec(n)
+            if spec.split is None:
+                raise ConfigError(f"set {spec.name!r} declares no split rule, so --split {split} cannot select from it",
+                                  where=str(spec.source or spec.name),
+                                  fix="add a 'split:' block to the set YAML (see evals/loaders.py) or drop --split")
+            cases = [c for c in cases if c.split == split]
+        out += cases
     return out

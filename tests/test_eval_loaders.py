@@ -218,3 +218,33 @@ def test_bad_set_files_say_what_to_fix(tmp_path: Path):
                  "expected_rules: [{expected: allow}]\n", encoding="utf-8")
     with pytest.raises(InputError, match="line 2 is not valid JSON"):
         load_set(p)
+
+
+def test_the_held_out_split_is_the_harm_screens_and_keeps_all_answers_to_a_prompt_together(shared_evalsets_dir):
+    """`eval xstest_completions --split test` must select exactly the answers the harm screen never trained on
+    (its trainer splits by prompt, bench/gpu/harm/data.py), so that harness figures are held-out figures."""
+    import importlib.util
+
+    from mad_guardrails.evals.loaders import load_sets
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("harm_data_split", root / "bench/gpu/harm/data.py")
+    data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(data)
+    cases = load_set("xstest_completions")
+    assert all(c.split == data.split_of(c.query) for c in cases)
+    by_prompt: dict[str, set[str]] = {}
+    for c in cases:
+        by_prompt.setdefault(c.query, set()).add(c.split)
+    assert all(len(s) == 1 for s in by_prompt.values())
+    test = load_sets(["xstest_completions"], split="test")
+    assert test and {c.split for c in test} == {"test"} and len(test) < len(cases) / 3
+    assert {c.expected for c in test} == {"allow", "flag", "block"}
+
+
+def test_a_split_asked_of_a_set_without_a_split_rule_says_what_to_fix():
+    from mad_guardrails.evals.loaders import load_sets
+
+    with pytest.raises(ConfigError, match="declares no split rule") as e:
+        load_sets(["regulatory_cases"], split="test")
+    assert "split:" in str(e.value)

@@ -89,6 +89,7 @@ class GuardState(TypedDict, total=False):
     unchecked: list[str]  # sentences with no regulatory content that are not greetings, hedges or questions
     injection: list[InjectionSpan]  # spans of the output that address the judges: hidden from the agents, never allowed
     harm: HarmResult | None  # the harm screen's reading of (query, answer); None = screen off
+    regulatory_context: bool  # the case is about the packs' domain (see screen); False: its claims do not hold back
     path: str
     # debate
     round: int
@@ -293,12 +294,52 @@ async def screen(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
             harm = max((harm, alt), key=lambda h: ({"none": 0, "flag": 1, "block": 2}.get(h.decision, 0), h.score))
     except Exception as e:
         return {"failure": f"policy screening failed: {type(e).__name__}: {e}", "timings": _timed("screen", t0)}
+    context = True  # without a harm reading nothing uses it; otherwise: is the case about regulation at all?
+    if harm is not None and harm.decision == "none":
+        context = await asyncio.to_thread(regulatory_context, c.retriever, case.query, case.output)
     rows = [ScreenRow(rule_id=h.rule.id, score=float(h.score),
                       triggers=list(getattr(h, "matched_triggers", []) or [])) for h in hits]
     if harm is not None and harm.rule_id and harm.decision != "none":  # the agents see the rule the screen names
         rows = [ScreenRow(rule_id=harm.rule_id, score=harm.score, triggers=[f"harm screen: {harm.label}"])] + [
             r for r in rows if r["rule_id"] != harm.rule_id]
-    return {"screen": rows, "facts": facts, "harm": harm, "injection": injection, "timings": _timed("screen", t0)}
+    return {"screen": rows, "facts": facts, "harm": harm, "injection": injection, "regulatory_context": context,
+            "timings": _timed("screen", t0)}
+
+
+def regulatory_context(retriever, query: str | None, output: str) -> bool:
+    """Whether a case is about the packs' domain: the question or the answer names an act, an actor or a thing the acts
+    regulate (``verifier.claims.names_regulation``), or the question on its own retrieves regulation (the index's
+    calibrated relevance filter does not abstain on it). Sentences with a modal verb or a figure read as claims to
+    check ("Apply for internships ...", "return 0 indicates success"); in a case that is not about regulation they
+    are not regulatory claims, so they do not keep a confident safe answer or refusal from the fast allow. A retrieval
+    error counts as regulatory (never a reason to allow)."""
+    from mad_guardrails.verifier.claims import names_regulation
+
+    if names_regulation(query) or names_regulation(output):
+        return True
+    if not query:
+        return True  # nothing to ask the index about: keep the claims
+    try:
+        return not retriever.search(query).abstained
+    except Exception:
+        return True
+
+
+def _harm_clear(harm: HarmResult | None, state: GuardState, rule_triggered: bool) -> str | None:
+    """The harm screen's reason to allow without a debate (``HarmResult.clears``), counting the claims and the rules'
+    keyword triggers only in a case about regulation (``regulatory_context``): "keep pets off the grass for at least
+    24 hours" fires the NIS2 reporting rule's "24 hours" trigger and reads as a claim, in an answer about weeds."""
+    if harm is None:
+        return None
+    claims = state.get("claims") or []
+    about = state.get("regulatory_context", True)
+    counted = claims if about else []
+    checked = state.get("claims_note") == NO_REGULATORY_CLAIM or (bool(claims) and not counted)
+    why = harm.clears(regulatory_claims=bool(counted), rule_triggered=rule_triggered and about,
+                      claim_check_ran=checked)
+    if why and not about and (claims or rule_triggered):
+        why += " (the case names no act, actor or regulated thing, and its question retrieves no regulation)"
+    return why
 
 
 async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
@@ -410,8 +451,7 @@ def route_after_entail(state: GuardState, runtime: Runtime[GuardContext]) -> str
     if claims and all(x.label == "entailed" for x in claims):
         return "verified_allow"
     any_trigger = any(s["triggers"] for s in state.get("screen", []))
-    if harm is not None and harm.clears(regulatory_claims=bool(claims), rule_triggered=any_trigger,
-                                        claim_check_ran=state.get("claims_note") == NO_REGULATORY_CLAIM):
+    if _harm_clear(harm, state, any_trigger):
         return "fast_allow"  # a confident refusal (never a violation) or safe answer with nothing regulatory in it
     cfg = runtime.context.config
     th = cfg.thresholds(state.get("mode"))
@@ -428,9 +468,7 @@ async def fast_allow(state: GuardState) -> dict:
     """nothing relevant and nothing risky: allow without debate"""
     reason = state.get("abstain_reason") or "no relevant regulatory evidence and no policy rule triggered"
     upd: dict = {}
-    harm = state.get("harm")
-    cleared = harm.clears(regulatory_claims=bool(state.get("claims")), rule_triggered=False,
-                          claim_check_ran=state.get("claims_note") == NO_REGULATORY_CLAIM) if harm else None
+    cleared = _harm_clear(state.get("harm"), state, rule_triggered=False)
     if cleared and not state.get("abstained"):  # the reason the verdict gives (its "Allowed: ..." line)
         reason = upd["abstain_reason"] = cleared
     return {**upd, "path": "fast_allow", "coordinator": CoordinatorOutput(

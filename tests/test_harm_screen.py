@@ -127,6 +127,32 @@ def test_the_review_band_flags_an_answer_that_leans_harmful_as_uncertain():
     assert screen._decide(refusal)[2] == "none"
 
 
+EVERYDAY_ADVICE = [  # modal verbs and figures, but nothing about regulation
+    ("How can I make my sourdough bread rise better?",
+     "You should feed your starter twice a day for a week before baking. Keep the dough at about 25 degrees, and you "
+     "must let it prove for at least 4 hours; a longer cold proof in the fridge also helps."),
+    ("What's the best way to get rid of the weeds in my lawn?",
+     "Pull them out by the root after rain, when the soil is soft. You may also use a selective lawn herbicide in "
+     "spring; apply it on a dry, calm day and keep pets off the grass for at least 24 hours."),
+]
+
+
+@pytest.mark.parametrize("query,answer", EVERYDAY_ADVICE, ids=["sourdough", "weeds"])
+def test_everyday_advice_with_modal_verbs_is_allowed_without_a_debate(guardrail, query, answer):
+    """"You must practise every day" reads as a claim to check, but a case that names no act, actor or regulated
+    thing and whose question retrieves no regulation is not a regulatory case: the screen's safe reading allows it."""
+    v = guardrail.check(answer, query=query)
+    assert (v.decision, v.path) == ("allow", "fast_allow"), v.explain()
+    assert v.usage.llm_calls == 0
+
+
+def test_the_same_kind_of_sentence_about_an_act_is_still_checked_as_a_regulatory_claim(guardrail):
+    v = guardrail.check("You should answer it within three months, and you must charge a fee for every copy.",
+                        query="Under the GDPR, how long do we have to answer a data subject's access request?")
+    assert v.path != "fast_allow", v.explain()
+    assert any(c.claim.regulatory for c in v.claims)
+
+
 EMOTIONS_SECRETLY = "Can we watch our staff's faces with AI to see who is angry, and keep it secret?"
 EMOTIONS_REFUSED = ("No. AI systems that infer the emotions of a natural person in the workplace are prohibited, "
                     "except for medical or safety reasons.")

@@ -48,6 +48,32 @@ _ACTOR = (r"\b(controller|processor|provider|deployer|importer|distributor|manuf
           r"csirt|regulator|supervisory|data subject|operator|member states?|commission|organi[sz]ation|"
           r"financial entit\w*|ict|high-risk|ai system|gpai|general-purpose|personal data|incident|breach|"
           r"article|art\.|annex|recital|gdpr|ai act|nis ?2|dora|cra|cyber resilience|nist|csf|rmf|600-1)\b")
+#: words that put a text in the packs' domain: the acts and frameworks by name, their actors and the things they
+#: regulate (narrower than ``_ACTOR``, which also counts "organisation", "incident" or "authority" as actors)
+_DOMAIN = re.compile(
+    r"\b(gdpr|general data protection|ai act|artificial intelligence act|nis ?2|dora|digital operational resilience|"
+    r"cra|cyber resilience act|nist|csf|ai rmf|600-1|sp 1270|union law|regulation \(eu\)|directive \(eu\)|"
+    r"article \d+|art\. ?\d+|annex [ivx]+|recital \d+|"
+    r"controllers?|processors?|data subjects?|data protection officer|dpo|supervisory authorit\w+|"
+    r"competent authorit\w+|market surveillance|notified bod\w+|csirts?|enisa|essential entit\w+|important entit\w+|"
+    r"financial entit\w+|providers?|deployers?|importers?|distributors?|authori[sz]ed representative|"
+    r"personal data|special categor\w+ of (personal )?data|data breach\w*|dpia|impact assessment|lawful basis|"
+    r"legitimate interest|ai systems?|ai models?|general-purpose ai|gpai|high-risk|biometric\w*|emotion recognition|"
+    r"social scoring|conformity assessment|ce marking|products? with digital elements|vulnerabilit\w+ handling|sbom|"
+    r"ict[- ]\w+|incident (?:report\w*|notification)|significant incident|early warning|penetration test\w*|tlpt|"
+    r"risk management (?:framework|system)|generative ai|trustworthy ai|cybersecurity)\b", re.IGNORECASE)
+
+
+def names_regulation(text: str | None) -> bool:
+    """Whether a text names an act or framework of the packs, one of their actors, or a thing they regulate.
+
+    >>> names_regulation("Under NIS2 the early warning is due within 24 hours."), names_regulation(
+    ...     "Internships: apply for internships in the film industry.")
+    (True, False)
+    """
+    return bool(text and _DOMAIN.search(text))
+
+
 #: how a referral opens once the clause before it is cut off ("..., so check with counsel"): never content of its own
 _REFERRAL_LEAD = (r"(?:(?:so|but|and|then|please|always)\s+)?(?:(?:you|i)(?:'d| would| should| may| might| could)"
                   r"(?: want to)?\s+|(?:it'?s|it is) (?:best|worth|wise) to\s+|best to\s+|do\s+)?")

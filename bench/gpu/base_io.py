@@ -88,6 +88,17 @@ def load_base(base: str | Path, auto_cls, **config_overrides):
     return model
 
 
+def optimizer_step(loss, model, opt, sched, clip: float = 1.0) -> None:
+    """Backward, clip the gradient norm, step the optimiser and the schedule, clear the gradients (the GPU trainers)."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    sched.step()
+    opt.zero_grad()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from base_io import load_base  # noqa: E402
+from base_io import load_base, optimizer_step  # noqa: E402
 
 TARGET = r"^(?!.*pooler).*\.(dense|key|query|value)$"  # the shipped adapter's target_modules
 DIMS = (384, 256, 128, 64)
@@ -130,11 +130,7 @@ def main() -> None:
                 q = encode(model, tok, [p["query"] for p in b], a.max_length, device).float()
                 d = encode(model, tok, docs, a.max_length, device).float()
             loss = mnrl(q, d)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
+            optimizer_step(loss, model, opt, sched)
             step += 1
             if step % 50 == 0 or step == total:
                 log.append({"step": step, "loss": round(loss.item() / len(DIMS), 4), "s": round(time.time() - t0, 1)})

@@ -76,17 +76,23 @@ def row_key(r: dict) -> str:
     return hashlib.sha256(f"{r['premise']}\n{r['hypothesis']}".encode()).hexdigest()[:16]
 
 
-def readings(folds: Path, probs: Path, spec: str, k: int = 3) -> list[dict]:
-    """Out-of-fold readings of the real answers (see the module doc): ``key``, ``label``, ``part`` (train / dev) and
-    ``p`` = [harmful, partial, refusal, safe]."""
+def fold_readings(folds: Path, probs: Path, spec: str, k: int = 3):
+    """Per fold: (its dev rows, the fold model's probabilities of them), for ``RECIPE[=NAME]`` (see the module doc)."""
     name, _, sub = spec.partition("=")
-    seen: dict[str, dict] = {}
     for i in range(k):
         rows = read_rows(folds / (sub or name) / f"f{i}" / "dev.jsonl.gz")
         pr = read_rows(probs / f"{name}-f{i}.probs.jsonl.gz")
         if len(rows) != len(pr):
             raise SystemExit(f"{probs / f'{name}-f{i}.probs.jsonl.gz'}: {len(pr)} rows, the fold's dev file has "
                              f"{len(rows)}; was it trained on {folds / (sub or name) / f'f{i}'}?")
+        yield rows, pr
+
+
+def readings(folds: Path, probs: Path, spec: str, k: int = 3) -> list[dict]:
+    """Out-of-fold readings of the real answers (see the module doc): ``key``, ``label``, ``part`` (train / dev) and
+    ``p`` = [harmful, partial, refusal, safe]."""
+    seen: dict[str, dict] = {}
+    for rows, pr in fold_readings(folds, probs, spec, k):
         for r, q in zip(rows, pr):
             if r["source"] != "xstest":
                 continue
@@ -99,14 +105,9 @@ def readings(folds: Path, probs: Path, spec: str, k: int = 3) -> list[dict]:
 
 def report(folds: Path, probs: Path, recipes: list[str], k: int = 3) -> None:
     for spec in recipes:
-        name, _, sub = spec.partition("=")
+        name = spec.partition("=")[0]
         oof = []
-        for i in range(k):
-            rows = read_rows(folds / (sub or name) / f"f{i}" / "dev.jsonl.gz")
-            pr = read_rows(probs / f"{name}-f{i}.probs.jsonl.gz")
-            if len(rows) != len(pr):
-                raise SystemExit(f"{probs / f'{name}-f{i}.probs.jsonl.gz'}: {len(pr)} rows, the fold's dev file has "
-                                 f"{len(rows)}; was it trained on {folds / (sub or name) / f'f{i}'}?")
+        for rows, pr in fold_readings(folds, probs, spec, k):
             oof += [(r["label"] in ("harmful", "partial"), q["p"][0] + q["p"][1]) for r, q in zip(rows, pr)
                     if r["source"] == "xstest" and r["fold"] != "dev"]
         pos = [s for h, s in oof if h]

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from base_io import load_base  # noqa: E402
+from base_io import load_base, optimizer_step  # noqa: E402
 
 LORA_TARGET = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
 
@@ -145,11 +145,7 @@ def main():
             ce = torch.stack(ce_terms).mean() if ce_terms else flat.sum() * 0
             bce = torch.stack(bce_terms).sum() / torch.stack(w_terms).sum()
             loss = ce + a.bce * bce
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
+            optimizer_step(loss, model, opt, sched)
             step += 1
             if step % 50 == 0:
                 log.append({"step": step, "ce": round(ce.item(), 4), "bce": round(bce.item(), 4),

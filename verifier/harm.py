@@ -22,9 +22,9 @@ verdict that leads with the screen's reading and that rule (``decide`` in ``guar
 ``review_at`` and ``flag_at`` lies the review band: an answer that leans harmful there (and does not read as a
 refusal) is flagged as ``uncertain`` — no "nothing relevant → allow" for it; ``review_at`` is calibrated on
 out-of-fold readings of real answers (``bench/gpu/harm/calibrate.py --review``). ``none`` → the regulatory cascade as
-before, except
-that :meth:`HarmResult.clears` lets a confident refusal, or a confident safe answer with nothing regulatory in it,
-take the fast allow.
+before, except that :meth:`HarmResult.clears` lets a confident refusal, or a confident safe answer with nothing
+regulatory in it, take the fast allow (the cascade counts claims and rule keyword triggers only in a case about
+regulation: ``regulatory_context`` in ``guardrails/graph.py``).
 Long answers: with ``windows`` > 1 (adapter config.json ``{"windows": {"max": N}}`` or ``HarmScreen.load(windows=N)``)
 the answer is also read in later overlapping windows and the most harmful window decides (a partial refusal often
 leaks its steps after a first refusing paragraph); off (1) for an adapter not trained on such windows.

@@ -66,12 +66,9 @@ def f1(rows, dec):
             "recall": round(rc, 4), "n": len(rows), "positives": tp + fn}
 
 
-def screen_rows(screen, rows, batch: int = 32) -> list:
-    """The screen's reading of every (query, answer) row, ``batch`` pairs at a time."""
-    res = []
-    for i in range(0, len(rows), batch):
-        res += screen.check_many([(r["premise"], r["hypothesis"]) for r in rows[i:i + batch]])
-    return res
+def screen_rows(screen, rows) -> list:
+    """The screen's reading of every (query, answer) row (``check_many`` batches them)."""
+    return screen.check_many([(r["premise"], r["hypothesis"]) for r in rows])
 
 
 def bootstrap_f1(rows, dec, base=None, n: int = 2000, seed: int = 0) -> dict:

@@ -380,13 +380,10 @@ def load_sets(names: list[str | Path], split: str | None = None) -> list[EvalCas
     only the rows of that split (every set must then declare a ``split`` rule)."""
     out: list[EvalCase] = []
     for n in names:
-        cases = load_set(n)
-        if split is not None:
-            spec = load_spec(n)
-            if spec.split is None:
-                raise ConfigError(f"set {spec.name!r} declares no split rule, so --split {split} cannot select from it",
-                                  where=str(spec.source or spec.name),
-                                  fix="add a 'split:' block to the set YAML (see evals/loaders.py) or drop --split")
-            cases = [c for c in cases if c.split == split]
-        out += cases
+        spec = load_spec(n)
+        if split is not None and spec.split is None:  # before any row is read
+            raise ConfigError(f"set {spec.name!r} declares no split rule, so --split {split} cannot select from it",
+                              where=str(spec.source or spec.name),
+                              fix="add a 'split:' block to the set YAML (see evals/loaders.py) or drop --split")
+        out += [c for c in load_set(spec) if split is None or c.split == split]
     return out

@@ -294,8 +294,8 @@ async def screen(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
             harm = max((harm, alt), key=lambda h: ({"none": 0, "flag": 1, "block": 2}.get(h.decision, 0), h.score))
     except Exception as e:
         return {"failure": f"policy screening failed: {type(e).__name__}: {e}", "timings": _timed("screen", t0)}
-    context = True  # without a harm reading nothing uses it; otherwise: is the case about regulation at all?
-    if harm is not None and harm.decision == "none":
+    context = True  # only a harm reading that may clear the case asks whether the case is about regulation at all
+    if harm is not None and harm.decision == "none" and harm.may_clear:
         context = await asyncio.to_thread(regulatory_context, c.retriever, case.query, case.output)
     rows = [ScreenRow(rule_id=h.rule.id, score=float(h.score),
                       triggers=list(getattr(h, "matched_triggers", []) or [])) for h in hits]
@@ -331,11 +331,10 @@ def _harm_clear(harm: HarmResult | None, state: GuardState, rule_triggered: bool
     24 hours" fires the NIS2 reporting rule's "24 hours" trigger and reads as a claim, in an answer about weeds."""
     if harm is None:
         return None
-    claims = state.get("claims") or []
+    claims = bool(state.get("claims"))
     about = state.get("regulatory_context", True)
-    counted = claims if about else []
-    checked = state.get("claims_note") == NO_REGULATORY_CLAIM or (bool(claims) and not counted)
-    why = harm.clears(regulatory_claims=bool(counted), rule_triggered=rule_triggered and about,
+    checked = state.get("claims_note") == NO_REGULATORY_CLAIM or (claims and not about)
+    why = harm.clears(regulatory_claims=claims and about, rule_triggered=rule_triggered and about,
                       claim_check_ran=checked)
     if why and not about and (claims or rule_triggered):
         why += " (the case names no act, actor or regulated thing, and its question retrieves no regulation)"

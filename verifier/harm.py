@@ -80,6 +80,17 @@ class HarmResult(BaseModel):
         """A confident refusal (P(refusal) >= 0.8): never a violation, whatever the question."""
         return self.label == "refusal" and self.probs.get("refusal", 0.0) >= 0.8
 
+    @property
+    def confident_safe(self) -> bool:
+        """A confident safe answer (P(safe) >= 0.9)."""
+        return self.label == "safe" and self.probs.get("safe", 0.0) >= 0.9
+
+    @property
+    def may_clear(self) -> bool:
+        """Whether :meth:`clears` can give a reason at all (a confident refusal or safe answer): the cascade asks
+        what only matters for a clear — is the case about regulation? — only then."""
+        return self.refusal or self.confident_safe
+
     def clears(self, *, regulatory_claims: bool, claim_check_ran: bool, rule_triggered: bool) -> str | None:
         """Why the answer may be allowed without a debate, or None: a confident refusal making no regulatory claim
         (never a violation, whatever the question); a confident safe answer when the claim check ran and found no
@@ -89,8 +100,7 @@ class HarmResult(BaseModel):
             return None
         if self.refusal:
             return f"the output refuses the request (harm screen P(refusal)={self.probs['refusal']:.2f})"
-        if (self.label == "safe" and self.probs.get("safe", 0.0) >= 0.9 and claim_check_ran
-                and not rule_triggered):
+        if self.confident_safe and claim_check_ran and not rule_triggered:
             return (f"the harm screen reads a safe answer (P(safe)={self.probs['safe']:.2f}) and the output makes "
                     "no regulatory claim")
         return None
@@ -169,8 +179,16 @@ class HarmScreen:
             return label, score, "flag", True
         return label, score, "none", False
 
-    def check_many(self, pairs: list[tuple[str | None, str]], shift: float = 0.0) -> list[HarmResult]:
-        """Screen (query, answer) pairs in one batch; ``shift`` moves both thresholds (strict < 0 < permissive)."""
+    def check_many(self, pairs: list[tuple[str | None, str]], shift: float = 0.0, batch: int = 32
+                   ) -> list[HarmResult]:
+        """Screen (query, answer) pairs, ``batch`` pairs per forward pass; ``shift`` moves the thresholds
+        (strict < 0 < permissive)."""
+        out: list[HarmResult] = []
+        for i in range(0, len(pairs), batch):
+            out += self._check_batch(pairs[i:i + batch], shift)
+        return out
+
+    def _check_batch(self, pairs: list[tuple[str | None, str]], shift: float) -> list[HarmResult]:
         import torch
 
         n = self.nli

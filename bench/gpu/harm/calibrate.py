@@ -41,9 +41,7 @@ def dev_probs(D, adapter: str, windows: int | None, max_length: int | None, eval
     s = HarmScreen.load(adapter, windows=windows)
     if max_length:
         s.nli.max_length = max_length
-    res = []
-    for i in range(0, len(rows), 32):
-        res += s.check_many([(r["premise"], r["hypothesis"]) for r in rows[i:i + 32]])
+    res = s.check_many([(r["premise"], r["hypothesis"]) for r in rows])
     return rows, [[x.probs[k] for k in ("harmful", "partial", "refusal", "safe")] for x in res], s
 
 

@@ -296,7 +296,10 @@ async def screen(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
         return {"failure": f"policy screening failed: {type(e).__name__}: {e}", "timings": _timed("screen", t0)}
     context = True  # only a harm reading that may clear the case asks whether the case is about regulation at all
     if harm is not None and harm.decision == "none" and harm.may_clear:
-        context = await asyncio.to_thread(regulatory_context, c.retriever, case.query, case.output)
+        # a refusal's own sentences ("passwords are personal and should not be shared") are law only where the
+        # case names it: a question that merely sounds near the domain does not make them regulatory claims
+        context = await asyncio.to_thread(regulatory_context, None if harm.refusal else c.retriever, case.query,
+                                          case.output)
     rows = [ScreenRow(rule_id=h.rule.id, score=float(h.score),
                       triggers=list(getattr(h, "matched_triggers", []) or [])) for h in hits]
     if harm is not None and harm.rule_id and harm.decision != "none":  # the agents see the rule the screen names
@@ -309,7 +312,9 @@ async def screen(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
 def regulatory_context(retriever, query: str | None, output: str) -> bool:
     """Whether a case is about the packs' domain: the question or the answer names an act, an actor or a thing the acts
     regulate (``verifier.claims.names_regulation``), or the question on its own retrieves regulation (the index's
-    calibrated relevance filter does not abstain on it). Sentences with a modal verb or a figure read as claims to
+    calibrated relevance filter does not abstain on it) and the domain head, when one is configured
+    (``retrieval.domain_head``), reads it as a question about the regulated domain. With ``retriever=None`` only
+    the names count (the screen node asks so for a confident refusal). Sentences with a modal verb or a figure read as claims to
     check ("Apply for internships ...", "return 0 indicates success"); in a case that is not about regulation they
     are not regulatory claims, so they do not keep a confident safe answer or refusal from the fast allow. A retrieval
     error counts as regulatory (never a reason to allow)."""
@@ -317,12 +322,15 @@ def regulatory_context(retriever, query: str | None, output: str) -> bool:
 
     if names_regulation(query) or names_regulation(output):
         return True
+    if retriever is None:  # the caller asks only whether the case names regulation
+        return False
     if not query:
         return True  # nothing to ask the index about: keep the claims
     try:
-        return not retriever.search(query).abstained
+        r = retriever.search(query)
     except Exception:
         return True
+    return not (r.abstained or r.off_domain)
 
 
 def _harm_clear(harm: HarmResult | None, state: GuardState, rule_triggered: bool) -> str | None:
@@ -337,7 +345,8 @@ def _harm_clear(harm: HarmResult | None, state: GuardState, rule_triggered: bool
     why = harm.clears(regulatory_claims=claims and about, rule_triggered=rule_triggered and about,
                       claim_check_ran=checked)
     if why and not about and (claims or rule_triggered):
-        why += " (the case names no act, actor or regulated thing, and its question retrieves no regulation)"
+        why += (" (the case names no act, actor or regulated thing)" if harm.refusal else
+                " (the case names no act, actor or regulated thing, and its question is not about regulation)")
     return why
 
 

@@ -74,6 +74,12 @@ class RetrievalConfig(BaseModel):
         default_factory=lambda: {"recital": 0.9}, description="multiplier on the fused score by passage kind: "
         "recitals explain, articles oblige, so operative provisions are preferred (fitted on the dev split)",
     )
+    domain_head: str | None = Field(
+        default=None, description="'bundled' or a head.json (retrieval/domain.py): P(the question is about the "
+        "corpus's domain) from the query embedding, reported as RetrievalResult.domain; tied to the embedder it was "
+        "trained on; None = off")
+    domain_abstain: bool = Field(default=False, description="also abstain when the domain head reads the query as "
+                                 "off-domain (not only when no passage is relevant)")
     relevance_min: float = Field(
         default=0.5, ge=0.0, le=1.0, description="evidence counts as relevant when its relevance score reaches this"
     )

@@ -30,10 +30,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from mad_guardrails.core.errors import IndexError_, InputError
+from mad_guardrails.core.errors import ConfigError, IndexError_, InputError
 from mad_guardrails.core.unit_ids import names_identifier
 from mad_guardrails.core.units import Evidence, id_covers
 from mad_guardrails.retrieval.config import RetrievalConfig
+from mad_guardrails.retrieval.domain import DomainHead
 from mad_guardrails.retrieval.fusion import ranked, rrf, weighted_fusion
 from mad_guardrails.retrieval.index import RegIndex
 from mad_guardrails.retrieval.relevance import RelevanceFilter
@@ -41,6 +42,7 @@ from mad_guardrails.retrieval.rerank import diversify_acts
 
 Mode = Literal["hybrid", "dense", "bm25"]
 NO_EVIDENCE = "no relevant evidence"
+OFF_DOMAIN = "the question is not about the regulated domain (domain head)"
 MAX_QUERY_CHARS = 20_000
 RULE_DOC = "policy"
 _PROVISIONS = re.compile(r"^Provisions:\s*(.+?)\.?\s*$", re.MULTILINE)
@@ -66,6 +68,9 @@ class RetrievalResult(BaseModel):
     abstained: bool = False
     reason: str | None = None
     best_relevance: float | None = Field(default=None, description="highest relevance score seen (also on abstain)")
+    domain: float | None = Field(default=None, description="the domain head's P(the query is about the corpus's "
+                                 "domain); None without a head (retrieval.domain_head)")
+    off_domain: bool = Field(default=False, description="the domain head reads the query as off-domain")
     timings: dict[str, float] = Field(default_factory=dict, description="milliseconds per stage")
 
     @property
@@ -86,11 +91,13 @@ class Retriever:
     """Search an index: ``search``, ``search_many`` (one embedder batch), ``lookup`` (full text of a unit)."""
 
     def __init__(self, index: RegIndex, embedder, config: RetrievalConfig | None = None, *,
-                 relevance: RelevanceFilter | None | Literal["auto"] = "auto", reranker=None, corpus=None):
+                 relevance: RelevanceFilter | None | Literal["auto"] = "auto", reranker=None, corpus=None,
+                 domain: DomainHead | None | Literal["auto"] = "auto"):
         self.index = index
         self.embedder = embedder
         self.config = config or RetrievalConfig()
         self.reranker = reranker
+        self.domain: DomainHead | None = self._domain_from_config() if domain == "auto" else domain
         if relevance == "auto":
             relevance = self._relevance_from_config(index)
         self.relevance: RelevanceFilter | None = relevance
@@ -134,7 +141,7 @@ class Retriever:
             raise IndexError_(f"mode {mode!r} needs BM25 but this index was built without it",
                               where=str(self.index.dir),
                               fix="rebuild with `mad-guardrails index build` or use --mode dense")
-        need_dense = mode != "bm25" or self._relevance_needs_dense()
+        need_dense = mode != "bm25" or self._relevance_needs_dense() or self.domain is not None
         allowed = self._allowed_rows(docs, under)
         n_cand = self.config.candidates
         if allowed is not None:
@@ -143,6 +150,7 @@ class Retriever:
         t = time.perf_counter()
         qv = self.embedder.encode_queries(list(queries)) if need_dense else None
         embed_ms = (time.perf_counter() - t) * 1000 / len(queries)
+        domain_p = self.domain.proba(qv) if self.domain is not None and qv is not None else None
         dense_ms = 0.0
         if qv is not None and mode != "bm25":
             t = time.perf_counter()
@@ -229,6 +237,10 @@ class Retriever:
                 timings["relevance"] = (time.perf_counter() - t) * 1000
             elif not evidence:
                 abstained, reason = True, NO_EVIDENCE
+            p_domain = None if domain_p is None else round(float(domain_p[qi]), 4)
+            off_domain = p_domain is not None and not self.domain.in_domain(p_domain)
+            if off_domain and self.config.domain_abstain and not abstained:
+                abstained, reason, evidence = True, OFF_DOMAIN, []
             if abstained:
                 rules = []
             rules = [e.model_copy(update={"rank": i}) for i, e in enumerate(rules, 1)]
@@ -237,7 +249,7 @@ class Retriever:
             timings["total"] = sum(v for key, v in timings.items())
             results.append(RetrievalResult(
                 query=query, mode=mode, evidence=evidence, rules=rules, abstained=abstained, reason=reason,
-                best_relevance=best, timings={key: round(v, 3) for key, v in timings.items()},
+                best_relevance=best, domain=p_domain, off_domain=off_domain, timings={key: round(v, 3) for key, v in timings.items()},
             ))
         if len(results) > 1:  # wall time of the whole batch, for reference
             results[-1].timings["batch_total"] = round((time.perf_counter() - t_all) * 1000, 3)
@@ -277,6 +289,22 @@ class Retriever:
     def _rules_apart(self) -> bool:
         """Rules are ranked apart when the index holds regulation text too (a rules-only index ranks its rules)."""
         return any(d != RULE_DOC for d in self.index.manifest.docs)
+
+    def _domain_from_config(self) -> DomainHead | None:
+        """The configured domain head, checked against this retriever's embedder (a head reads only the vectors of
+        the embedder it was trained on)."""
+        spec = self.config.domain_head
+        if not spec:
+            return None
+        head = DomainHead.load(spec)
+        fp = getattr(self.embedder, "fingerprint", None)
+        why = head.mismatch(fp()) if callable(fp) else None
+        if why:
+            raise ConfigError(f"the domain head {spec!r} can't read this embedder's vectors: {why}",
+                              where="retrieval.domain_head",
+                              fix="set retrieval.domain_head: null for this embedder, or train a head for it "
+                                  "(bench/domain_head.py)")
+        return head
 
     def _relevance_from_config(self, index: RegIndex) -> RelevanceFilter | None:
         if self.config.relevance_filter == "reranker":

@@ -62,6 +62,7 @@ def guardrail(tmp_path_factory, request):
     else:
         data["retrieval"]["index_dir"] = str(_small_index_with_risk_definitions(request, tmp_path_factory))
         data["retrieval"]["embedder"] = request.getfixturevalue("offline_embedder_config").model_dump(mode="json")
+        data["retrieval"]["domain_head"] = None  # tied to the adapter embedder (tests/test_domain_head.py)
     data["llm"]["base_url"] = "http://127.0.0.1:9/v1"  # nothing listens: a debate fails closed, never allows
     data["llm"]["serve"]["autostart"] = False
     data["llm"]["timeout_s"] = 5
@@ -144,6 +145,32 @@ def test_everyday_advice_with_modal_verbs_is_allowed_without_a_debate(guardrail,
     v = guardrail.check(answer, query=query)
     assert (v.decision, v.path) == ("allow", "fast_allow"), v.explain()
     assert v.usage.llm_calls == 0
+
+
+NEAR_DOMAIN_REFUSALS = [  # questions that sound like privacy law; answers that refuse and give generic reasons
+    ("What's my landlord's bank PIN?",
+     "I can't help you get someone else's PIN. Bank PINs are private and must never be shared with anyone."),
+    ("Can you tell me which medicines my neighbour takes?",
+     "I'm sorry, but I can't share information about another person's health. Medical details are private and must "
+     "be kept confidential."),
+]
+
+
+@pytest.mark.parametrize("query,answer", NEAR_DOMAIN_REFUSALS, ids=["pin", "medicines"])
+def test_a_refusal_whose_reasons_name_no_law_is_allowed_without_a_debate(guardrail, query, answer):
+    """A refusal is never a violation: its generic reasons ("PINs must never be shared") are not claims about the law
+    unless the case names an act, actor or regulated thing."""
+    probe = screen_case(guardrail.components.harm_screen, guardrail.components.policy_set, query, answer)
+    assert probe is not None and probe.refusal, probe  # what the rule is about: the screen reads a refusal
+    v = guardrail.check(answer, query=query)
+    assert (v.decision, v.path) == ("allow", "fast_allow"), v.explain()
+    assert "refuses" in v.rationale and v.usage.llm_calls == 0
+
+
+def test_a_refusal_that_names_the_law_still_has_its_claims_checked(guardrail):
+    v = guardrail.check("I can't help with that. Under the GDPR a controller may always process health data "
+                        "without consent.", query="Can you tell me which medicines my neighbour takes?")
+    assert v.path != "fast_allow", v.explain()
 
 
 def test_the_same_kind_of_sentence_about_an_act_is_still_checked_as_a_regulatory_claim(guardrail):

@@ -58,6 +58,7 @@ def cold_profile(tmp_path_factory, request) -> tuple[Path, int]:
     data = load_config("offline").model_dump(mode="json")
     data["retrieval"]["index_dir"] = str(request.getfixturevalue("real_small_index_dir"))
     data["retrieval"]["embedder"] = request.getfixturevalue("offline_embedder_config").model_dump(mode="json")
+    data["retrieval"]["domain_head"] = None  # tied to the adapter embedder
     if "harm_model" in data["verifier"]:  # another screen, not what this test is about (and it may not ship yet)
         data["verifier"]["harm_model"] = None
     port = _free_port()

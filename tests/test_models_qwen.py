@@ -268,6 +268,7 @@ def test_offline_qwen_check_from_the_cli_names_the_fetch_command(guardrails_home
 
     data = yaml.safe_load((PROFILES_DIR / "offline-qwen.yaml").read_text(encoding="utf-8"))
     data["retrieval"]["embedder"]["adapter"] = None
+    data["retrieval"]["domain_head"] = None  # tied to the adapter embedder
     data["retrieval"]["index_dir"] = str(small_index_dir)
     profile = tmp_path / "offline-qwen.yaml"
     profile.write_text(yaml.safe_dump(data), encoding="utf-8")

@@ -360,7 +360,7 @@ async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
     if model is None or not cfg.verifier.claims:
         return {"claims": [], "claims_note": "claim check off (no entailment model configured)",
                 "timings": _timed("entail", t0)}
-    from mad_guardrails.verifier.claim_check import check_claims, claim_evidence
+    from mad_guardrails.verifier.claim_check import check_claims, claim_evidence, scope_acts
     from mad_guardrails.verifier.claims import UNREAD_REASONS, split_claims
 
     case = state["case"]
@@ -376,7 +376,8 @@ async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
         entail_t, contra_t = model.claim_thresholds()
         checks = await asyncio.to_thread(
             check_claims, claims, per_claim, model, units=cfg.verifier.claim_units, lookup=c.retriever.lookup,
-            question=case.query or "", entail_threshold=entail_t + th.claim_entail_shift,
+            question=case.query or "", scope=scope_acts(case.output, case.query),
+            entail_threshold=entail_t + th.claim_entail_shift,
             contradict_threshold=contra_t + th.claim_contradict_shift)
         known = {}  # the text the verdict's evidence will hold for each unit (the first seen), so quotes verify
         for e in [*state.get("evidence", []), *(e for ev in per_claim for e in ev)]:

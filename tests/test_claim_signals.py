@@ -236,6 +236,28 @@ def test_a_claim_that_names_an_act_is_settled_by_that_acts_clauses_only():
     assert got.label == "contradicted" and got.against.doc_id == "gdpr:art_83.4"
 
 
+def test_a_claim_that_names_no_act_is_settled_by_the_acts_the_case_names():
+    """Answering a question about NIS2 without naming it: a DORA sentence that reads the same does not support the
+    claim; a NIS2 one does."""
+    from mad_guardrails.verifier.claim_check import scope_acts
+
+    text = "You send a final report once the root cause analysis is done."
+    claim = OutputClaim(index=0, text=text, start=0, end=len(text), regulatory=True)
+    dora = Evidence(unit_id="dora:art_19.4", doc="dora", rank=1, score=1.0,
+                    text="a final report, when the root cause analysis has been completed.")
+    scope = scope_acts(text, "after a big incident under nis2, is there more paperwork?")
+    got = check_claims([claim], [[dora]], FixedModel(0.97, 0.02), entail_threshold=0.9, contradict_threshold=0.7,
+                       scope=scope)[0]
+    assert scope == {"nis2"} and got.label == "neutral" and "nis2" in got.note, got
+    nis2 = Evidence(unit_id="nis2:art_23.4.d", doc="nis2", rank=2, score=0.9,
+                    text="a final report not later than one month after the submission of the incident notification.")
+    got = check_claims([claim], [[dora, nis2]], FixedModel(0.97, 0.02), entail_threshold=0.9,
+                       contradict_threshold=0.7, scope=scope)[0]
+    assert got.label == "entailed" and got.support.doc_id == "nis2:art_23.4.d", got
+    assert check_claims([claim], [[dora]], FixedModel(0.97, 0.02), entail_threshold=0.9,
+                        contradict_threshold=0.7)[0].label == "entailed"  # no scope: any act
+
+
 def test_a_recitals_should_does_not_confirm_a_contradiction_of_modality():
     """Recitals explain with 'should' / 'may'; only an article's modality can refute "NIS2 requires ..."."""
     claim = "NIS2 requires you to encrypt all of your data."

@@ -10,8 +10,8 @@ document.
 ['gdpr']
 >>> sorted(named_acts("Under NIS 2 and DORA, banks report major ICT-related incidents"))
 ['dora', 'nis2']
->>> named_acts("You must notify within 72 hours.")
-set()
+>>> named_acts("You must notify within 72 hours."), named_acts("after we report a big incident under nis2")
+(set(), {'nis2'})
 >>> of_named_act("nis2:art_34.4", {"gdpr"}), of_named_act("gdpr:art_83.5", {"gdpr"})
 (False, True)
 >>> of_named_act("nist-ai-rmf:MANAGE-3.2", named_acts("the Generative AI Profile (AI 600-1) says"))
@@ -34,7 +34,9 @@ _NAMES: dict[str, str] = {
     "nist-ai-600-1": r"\b600-1\b|\bGenerative AI Profile\b|\bGAI Profile\b",
     "nist-sp-1270": r"\bSP 1270\b|\bNIST 1270\b",
 }
-_PATTERNS = {doc: re.compile(p, re.IGNORECASE if doc.startswith("nist") else 0) for doc, p in _NAMES.items()}
+#: names safe to read in any case ("under nis2", "gdpr fines"); "dora" / "cra" in lower case may be other words
+_ANY_CASE = ("nist", "gdpr", "nis2")
+_PATTERNS = {doc: re.compile(p, re.IGNORECASE if doc.startswith(_ANY_CASE) else 0) for doc, p in _NAMES.items()}
 _NIST = re.compile(r"\bNIST\b")
 #: documents read as one: a claim naming one may be checked against the other
 _FAMILIES = ({"nist-ai-rmf", "nist-ai-600-1"},)

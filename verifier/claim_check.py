@@ -82,13 +82,26 @@ def claim_premises(evidence: Sequence[Evidence], *, units: int = 3, per_unit: in
     return out
 
 
+def scope_acts(output: str, question: str | None = None) -> set[str]:
+    """The acts a case is about when a claim names none: those the output names, else those the question names
+    ("after we report a big incident under nis2, is there more paperwork?" answered without naming NIS2 is read
+    against NIS2, not DORA's look-alike final report).
+
+    >>> sorted(scope_acts("You send a final report later.", "after a big incident under nis2, what then?"))
+    ['nis2']
+    >>> sorted(scope_acts("Under DORA, yes.", "does NIS2 apply to banks?"))
+    ['dora']
+    """
+    return named_acts(output) or (named_acts(question) if question else set())
+
+
 def claim_evidence(retriever, claims: Sequence[OutputClaim], query: str | None, k: int, *,
                    scope_text: str = "") -> list[list[Evidence]]:
     """Each claim's own evidence: the retriever's top ``k`` for the question and the claim together, searched within
-    the acts the claim names (else those ``scope_text`` -- the whole output -- names, if any), claims of the same
-    acts in one batch. A claim that cites a provision the index holds ("Article 33(1) GDPR", "PR.PS-05") gets that
-    provision's best paragraphs first (at most ``k - 1``), then the rest of its search."""
-    scope = named_acts(scope_text) if scope_text else set()
+    the acts the claim names (else those of :func:`scope_acts`: the output's, else the question's), claims of the
+    same acts in one batch. A claim that cites a provision the index holds ("Article 33(1) GDPR", "PR.PS-05") gets
+    that provision's best paragraphs first (at most ``k - 1``), then the rest of its search."""
+    scope = scope_acts(scope_text, query)
     acts = [tuple(sorted(named_acts(cl.stated) or scope)) for cl in claims]
     held = getattr(retriever, "has_units", None)  # a retriever that cannot say which units it holds: no citations
     cited = [tuple(held(cited_units(cl.stated, scope_text=scope_text))) if held else () for cl in claims]
@@ -136,7 +149,7 @@ def _by_key(keys: Sequence[tuple]) -> dict[tuple, list[int]]:
 def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evidence]], model: EntailmentModel, *,
                  entail_threshold: float = 0.5, contradict_threshold: float = 0.5, units: int = 3,
                  per_unit: int = 6, lookup: Callable[[str], str | None] | None = None,
-                 question: str = "") -> list[ClaimCheck]:
+                 question: str = "", scope: set[str] | None = None) -> list[ClaimCheck]:
     """Score each claim against the sentences of its own evidence (``evidence[i]`` belongs to ``claims[i]``), in one
     batch, and settle it with the checkable signals of :mod:`~mad_guardrails.verifier.claim_signals`:
 
@@ -153,7 +166,8 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
     event of the death of a person ... 10 days") does not contradict a claim that states paragraph 2's 15 days. A
     figure taken from a paragraph that is no exception (Art. 99(4)'s fine claimed for 99(5)'s offence) still does.
     ``question`` (the query the output answers) supplies the subject an answer's short claim leaves out when a
-    contradiction is confirmed (:func:`~mad_guardrails.verifier.claim_signals.confirms_contradiction`).
+    contradiction is confirmed (:func:`~mad_guardrails.verifier.claim_signals.confirms_contradiction`). ``scope``
+    (:func:`scope_acts`) is the acts a claim that names none is settled by (every act when empty).
     """
     def general_rule(unit_id: str) -> list[str]:
         if lookup is None:
@@ -168,7 +182,7 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
     every_sentence = [s for prem in premises for _, s in prem]  # all clauses retrieved for this output
     out, i = [], 0
     for c, prem, ev in zip(claims, premises, evidence):
-        acts = named_acts(c.stated)  # a claim about the GDPR is settled by GDPR clauses only
+        acts = named_acts(c.stated) or set(scope or ())  # a claim about the GDPR is settled by GDPR clauses only
         scored = [x for x in zip(prem, probs[i:i + len(prem)]) if of_named_act(x[0][0], acts)]
         i += len(prem)
         clauses = {e.unit_id: e.text for e in ev if e.source == "regulation"}
@@ -178,7 +192,7 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
                        general_rule, question=question)
         if prem and not scored:
             check = check.model_copy(update={"note": f"no clause of {', '.join(sorted(acts))} (the act the claim "
-                                                     "names) was retrieved for it"})
+                                                     "or the case names) was retrieved for it"})
         out.append(check)
     return out
 

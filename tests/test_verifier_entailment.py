@@ -80,3 +80,23 @@ def test_items_come_from_quoted_debate_claims_not_violation_explanations():
     # a violation's explanation describes the discrepancy ("says 72 h"): the clause never entails it
     assert [i.name for i in items] == ["prosecutor r1 claim 1"]
     assert items[0].premise == q.text
+
+
+def test_an_ensemble_folder_averages_its_members_and_uses_its_own_thresholds(tmp_path):
+    """Seeds of one recipe read together (verifier/domain_nli.py: EnsembleNLI): the mean of the members'
+    probabilities, with the ensemble's thresholds; the checker loads it like a single adapter."""
+    import json
+
+    from mad_guardrails.verifier.domain_nli import BUNDLED_DIR, DomainNLI, EnsembleNLI, is_domain_model
+
+    cfg = {"labels": ["entailed", "contradicted", "neutral"], "members": [str(BUNDLED_DIR), str(BUNDLED_DIR)],
+           "thresholds": {"tau_entail": 0.8, "tau_contra": 0.9}}
+    (tmp_path / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+    assert is_domain_model(str(tmp_path))
+    ens, one = DomainNLI.load(str(tmp_path)), DomainNLI.load()
+    assert isinstance(ens, EnsembleNLI) and (ens.entail_threshold, ens.contradict_threshold) == (0.8, 0.9)
+    pairs = [("The early warning shall be submitted within 24 hours.", "The early warning is due within 24 hours.")]
+    got, ref = ens.predict(pairs)[0], one.predict(pairs)[0]
+    assert all(abs(got[k] - ref[k]) < 1e-6 for k in ref)
+    checker = EntailmentChecker(model_id=str(tmp_path))
+    assert checker.load() and checker.claim_thresholds() == (0.8, 0.9)

@@ -28,10 +28,21 @@ BASE_MODEL = "bundled:all-MiniLM-L6-v2"
 
 
 def is_domain_model(spec: str | None) -> bool:
-    """Whether ``spec`` names the domain verifier (the bundled name or a folder holding its head)."""
+    """Whether ``spec`` names the domain verifier (the bundled name, a folder holding its head, or an ensemble
+    folder whose ``config.json`` lists ``members``)."""
     if not spec:
         return False
-    return spec == BUNDLED_NAME or (Path(spec).expanduser() / "head.safetensors").is_file()
+    p = Path(spec).expanduser()
+    return spec == BUNDLED_NAME or (p / "head.safetensors").is_file() or bool(_members(p))
+
+
+def _members(path: Path) -> list[Path]:
+    """The member folders an ensemble's ``config.json`` lists (relative to it); [] for a single model."""
+    try:
+        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [path / m for m in cfg.get("members") or []]
 
 
 def _head(hidden: int, n: int):
@@ -72,6 +83,9 @@ class DomainNLI:
     def load(cls, spec: str = BUNDLED_NAME, *, device: str = "cpu") -> DomainNLI:
         """Load the adapter folder (``bundled:entailment-minilm`` or a path) on the bundled MiniLM."""
         path = BUNDLED_DIR if spec == BUNDLED_NAME else Path(spec).expanduser()
+        if members := _members(path):  # seeds of one recipe, read together: their probabilities averaged
+            cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            return EnsembleNLI([cls.load(str(m), device=device) for m in members], cfg, path)
         if not (path / "head.safetensors").is_file() or not (path / "config.json").is_file():
             raise ModelUnavailableError("the entailment verifier's files are missing", where=str(path),
                                         fix="reinstall mad-guardrails (the adapter ships in the package) or point "
@@ -112,3 +126,19 @@ class DomainNLI:
                 for j, row in zip(ids, probs):
                     out[j] = {lab: float(p) for lab, p in zip(self.labels, row)}
         return out
+
+
+class EnsembleNLI(DomainNLI):
+    """Several adapters of one recipe (different seeds) read together: the mean of their probabilities, with the
+    ensemble's own calibrated thresholds (``config.json``: ``members`` and ``thresholds``)."""
+
+    def __init__(self, members: list[DomainNLI], config: dict, path: Path):
+        self.members, self.config, self.path = members, config, path
+        self.labels = members[0].labels
+        th = config.get("thresholds") or {}
+        self.entail_threshold = float(th.get("tau_entail", 0.5))
+        self.contradict_threshold = float(th.get("tau_contra", 0.5))
+
+    def predict(self, pairs: list[tuple[str, str]], batch_size: int = 32) -> list[dict[str, float]]:
+        each = [m.predict(pairs, batch_size) for m in self.members]
+        return [{lab: sum(e[i][lab] for e in each) / len(each) for lab in self.labels} for i in range(len(pairs))]

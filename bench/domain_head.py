@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import gzip
 import json
 import random
@@ -35,12 +36,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "evalsets"
 
 
-def split_of(text: str) -> str:
-    """The harm screen's split by prompt (bench/gpu/harm/data.py), so no test prompt is trained on here either."""
+@functools.cache
+def _harm_split():
     sys.path.insert(0, str(ROOT / "bench" / "gpu" / "harm"))
     from data import split_of as harm_split
 
-    return harm_split(text)
+    return harm_split
+
+
+def split_of(text: str) -> str:
+    """The harm screen's split by prompt (bench/gpu/harm/data.py), so no test prompt is trained on here either."""
+    return _harm_split()(text)
 
 
 def harmful_requests() -> list[str]:

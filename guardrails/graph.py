@@ -371,12 +371,13 @@ async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
         return {"claims": [], "claims_note": NO_REGULATORY_CLAIM, "timings": _timed("entail", t0)}
     th = cfg.thresholds(state.get("mode"))
     try:
+        scope = scope_acts(case.output, case.query)  # the acts a claim that names none is read against
         per_claim = await asyncio.to_thread(claim_evidence, c.retriever, claims, case.query, cfg.verifier.claim_units,
-                                            scope_text=case.output)
+                                            scope_text=case.output, scope=scope)
         entail_t, contra_t = model.claim_thresholds()
         checks = await asyncio.to_thread(
             check_claims, claims, per_claim, model, units=cfg.verifier.claim_units, lookup=c.retriever.lookup,
-            question=case.query or "", scope=scope_acts(case.output, case.query),
+            question=case.query or "", scope=scope,
             entail_threshold=entail_t + th.claim_entail_shift,
             contradict_threshold=contra_t + th.claim_contradict_shift)
         known = {}  # the text the verdict's evidence will hold for each unit (the first seen), so quotes verify

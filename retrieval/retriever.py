@@ -249,7 +249,8 @@ class Retriever:
             timings["total"] = sum(v for key, v in timings.items())
             results.append(RetrievalResult(
                 query=query, mode=mode, evidence=evidence, rules=rules, abstained=abstained, reason=reason,
-                best_relevance=best, domain=p_domain, off_domain=off_domain, timings={key: round(v, 3) for key, v in timings.items()},
+                best_relevance=best, domain=p_domain, off_domain=off_domain,
+                timings={key: round(v, 3) for key, v in timings.items()},
             ))
         if len(results) > 1:  # wall time of the whole batch, for reference
             results[-1].timings["batch_total"] = round((time.perf_counter() - t_all) * 1000, 3)

@@ -96,12 +96,13 @@ def scope_acts(output: str, question: str | None = None) -> set[str]:
 
 
 def claim_evidence(retriever, claims: Sequence[OutputClaim], query: str | None, k: int, *,
-                   scope_text: str = "") -> list[list[Evidence]]:
+                   scope_text: str = "", scope: set[str] | None = None) -> list[list[Evidence]]:
     """Each claim's own evidence: the retriever's top ``k`` for the question and the claim together, searched within
     the acts the claim names (else those of :func:`scope_acts`: the output's, else the question's), claims of the
     same acts in one batch. A claim that cites a provision the index holds ("Article 33(1) GDPR", "PR.PS-05") gets
-    that provision's best paragraphs first (at most ``k - 1``), then the rest of its search."""
-    scope = scope_acts(scope_text, query)
+    that provision's best paragraphs first (at most ``k - 1``), then the rest of its search. ``scope``: those acts
+    when the caller has them already (the graph passes the same set to :func:`check_claims`)."""
+    scope = scope_acts(scope_text, query) if scope is None else scope
     acts = [tuple(sorted(named_acts(cl.stated) or scope)) for cl in claims]
     held = getattr(retriever, "has_units", None)  # a retriever that cannot say which units it holds: no citations
     cited = [tuple(held(cited_units(cl.stated, scope_text=scope_text))) if held else () for cl in claims]

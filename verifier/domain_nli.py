@@ -33,16 +33,21 @@ def is_domain_model(spec: str | None) -> bool:
     if not spec:
         return False
     p = Path(spec).expanduser()
-    return spec == BUNDLED_NAME or (p / "head.safetensors").is_file() or bool(_members(p))
+    return spec == BUNDLED_NAME or (p / "head.safetensors").is_file() or bool(_read_config(p).get("members"))
 
 
-def _members(path: Path) -> list[Path]:
-    """The member folders an ensemble's ``config.json`` lists (relative to it); [] for a single model."""
+def _read_config(path: Path) -> dict:
+    """A verifier folder's ``config.json`` ({} when missing or unreadable)."""
     try:
-        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        return json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return []
-    return [path / m for m in cfg.get("members") or []]
+        return {}
+
+
+def _thresholds(config: dict) -> tuple[float, float]:
+    """(entailed, contradicted) bars calibrated on the dev claims and stored in ``config.json`` (0.5 when absent)."""
+    th = config.get("thresholds") or {}
+    return float(th.get("tau_entail", 0.5)), float(th.get("tau_contra", 0.5))
 
 
 def _head(hidden: int, n: int):
@@ -75,18 +80,17 @@ class DomainNLI:
         self.labels = tuple(config.get("labels", LABELS))
         self.max_length = int(config.get("max_length", 256))
         self.truncation = "only_first" if "only_first" in str(config.get("input", "")) else "longest_first"
-        th = config.get("thresholds") or {}
-        self.entail_threshold = float(th.get("tau_entail", 0.5))
-        self.contradict_threshold = float(th.get("tau_contra", 0.5))
+        self.entail_threshold, self.contradict_threshold = _thresholds(config)
 
     @classmethod
     def load(cls, spec: str = BUNDLED_NAME, *, device: str = "cpu") -> DomainNLI:
         """Load the adapter folder (``bundled:entailment-minilm`` or a path) on the bundled MiniLM."""
         path = BUNDLED_DIR if spec == BUNDLED_NAME else Path(spec).expanduser()
-        if members := _members(path):  # seeds of one recipe, read together: their probabilities averaged
-            cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
-            return EnsembleNLI([cls.load(str(m), device=device) for m in members], cfg, path)
-        if not (path / "head.safetensors").is_file() or not (path / "config.json").is_file():
+        has_config = (path / "config.json").is_file()
+        cfg = json.loads((path / "config.json").read_text(encoding="utf-8")) if has_config else {}
+        if cfg.get("members"):  # seeds of one recipe, read together: their probabilities averaged
+            return EnsembleNLI([cls.load(str(path / m), device=device) for m in cfg["members"]], cfg, path)
+        if not (path / "head.safetensors").is_file() or not has_config:
             raise ModelUnavailableError("the entailment verifier's files are missing", where=str(path),
                                         fix="reinstall mad-guardrails (the adapter ships in the package) or point "
                                             "verifier.nli_model at a folder with config.json and head.safetensors")
@@ -95,7 +99,6 @@ class DomainNLI:
 
         from mad_guardrails.retrieval.embedder import resolve_model
 
-        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
         base = resolve_model(BASE_MODEL, what="entailment base").path
         tok = AutoTokenizer.from_pretrained(str(base))
         enc = AutoModel.from_pretrained(str(base), add_pooling_layer=False).float()
@@ -135,9 +138,7 @@ class EnsembleNLI(DomainNLI):
     def __init__(self, members: list[DomainNLI], config: dict, path: Path):
         self.members, self.config, self.path = members, config, path
         self.labels = members[0].labels
-        th = config.get("thresholds") or {}
-        self.entail_threshold = float(th.get("tau_entail", 0.5))
-        self.contradict_threshold = float(th.get("tau_contra", 0.5))
+        self.entail_threshold, self.contradict_threshold = _thresholds(config)
 
     def predict(self, pairs: list[tuple[str, str]], batch_size: int = 32) -> list[dict[str, float]]:
         each = [m.predict(pairs, batch_size) for m in self.members]

@@ -281,8 +281,9 @@ def main() -> None:
               f"P(relevant) ≥ {cal.threshold:.3f} (dev: in-domain pass {cal.in_domain_pass_rate:.3f}, off-topic "
               f"abstain {cal.off_topic_abstain_rate:.3f}) -> set retrieval.relevance_min")
 
-    report["latency"] = pipeline_latency(plain, shipped, texts[: a.latency_queries], a.k, shipped_cfg.rerank_top)
-    if shipped is None:  # no trained adapter: time the architecture (base MiniLM cross-encoder, same size, int8)
+    if a.latency_queries > 0:  # 0: quality only
+        report["latency"] = pipeline_latency(plain, shipped, texts[: a.latency_queries], a.k, shipped_cfg.rerank_top)
+    if shipped is None and a.latency_queries > 0:  # no trained adapter: time the architecture (same size, int8)
         report["latency"]["architecture"] = latency_grid(plain, texts[: a.latency_queries], layers=(6,),
                                                          candidates=(shipped_cfg.rerank_top, 50),
                                                          max_lengths=(shipped_cfg.rerank_max_length or 128,))

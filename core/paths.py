@@ -35,7 +35,10 @@ def corpus_dir() -> Path:
 
 
 def index_dir(profile: str = "offline") -> Path:
-    return home() / "index" / profile
+    """``$GUARDRAILS_HOME/index/<profile>``; a profile given as a YAML file is named by its stem (as the loaded
+    config names it), so ``--profile my/profile.yaml`` builds and finds ``index/profile``."""
+    name = Path(profile).stem if str(profile).endswith((".yaml", ".yml")) else profile
+    return home() / "index" / name
 
 
 def models_dir() -> Path:

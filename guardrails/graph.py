@@ -336,12 +336,16 @@ def regulatory_context(retriever, query: str | None, output: str) -> bool:
 def _harm_clear(harm: HarmResult | None, state: GuardState, rule_triggered: bool) -> str | None:
     """The harm screen's reason to allow without a debate (``HarmResult.clears``), counting the claims and the rules'
     keyword triggers only in a case about regulation (``regulatory_context``): "keep pets off the grass for at least
-    24 hours" fires the NIS2 reporting rule's "24 hours" trigger and reads as a claim, in an answer about weeds."""
+    24 hours" fires the NIS2 reporting rule's "24 hours" trigger and reads as a claim, in an answer about weeds. In a
+    case that names regulation, a sentence the claim check could not read (``unchecked``) keeps a safe answer from it."""
     if harm is None:
         return None
     claims = bool(state.get("claims"))
     about = state.get("regulatory_context", True)
-    checked = state.get("claims_note") == NO_REGULATORY_CLAIM or (claims and not about)
+    # in a case that names regulation, a sentence the claim check could not read ("you set up GOVERN first, then
+    # MAP" to a question about the NIST AI RMF) is not "no regulatory claim": only a refusal clears it
+    unread = bool(state.get("unchecked")) and regulatory_context(None, state["case"].query, state["case"].output)
+    checked = (state.get("claims_note") == NO_REGULATORY_CLAIM and not unread) or (claims and not about)
     why = harm.clears(regulatory_claims=claims and about, rule_triggered=rule_triggered and about,
                       claim_check_ran=checked)
     if why and not about and (claims or rule_triggered):
@@ -368,7 +372,8 @@ async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
     claims = [x for x in split if x.regulatory]
     unchecked = [x.text for x in split if not x.regulatory and x.reason in UNREAD_REASONS]
     if not claims:
-        return {"claims": [], "claims_note": NO_REGULATORY_CLAIM, "timings": _timed("entail", t0)}
+        return {"claims": [], "claims_note": NO_REGULATORY_CLAIM, "unchecked": unchecked,
+                "timings": _timed("entail", t0)}
     th = cfg.thresholds(state.get("mode"))
     try:
         scope = scope_acts(case.output, case.query)  # the acts a claim that names none is read against
@@ -377,7 +382,7 @@ async def entail(state: GuardState, runtime: Runtime[GuardContext]) -> dict:
         entail_t, contra_t = model.claim_thresholds()
         checks = await asyncio.to_thread(
             check_claims, claims, per_claim, model, units=cfg.verifier.claim_units, lookup=c.retriever.lookup,
-            question=case.query or "", scope=scope,
+            question=case.query or "", scope=scope, answer=case.output,
             entail_threshold=entail_t + th.claim_entail_shift,
             contradict_threshold=contra_t + th.claim_contradict_shift)
         known = {}  # the text the verdict's evidence will hold for each unit (the first seen), so quotes verify
@@ -432,14 +437,17 @@ def harm_outweighed(harm: HarmResult | None, claims: list[ClaimCheck], state: Gu
 
 
 def harm_softened(harm: HarmResult | None, claims: list[ClaimCheck], state: GuardState) -> bool:
-    """A harm ``block`` becomes a debate (never an allow) when the answer turns the request down and then only states
-    law: it opens with a refusal ("No. ...", "You can't ..."), every sentence is a regulatory claim and none is
-    contradicted — a refusal is never a violation, and the claims decide the rest. Help to break a rule keeps it."""
+    """A harm ``block`` becomes a debate (never an allow) when the answer only states law — every sentence is a
+    regulatory claim, none is contradicted — and either turns the request down first ("No. ...", "You can't ...": a
+    refusal is never a violation) or is at least half made of claims a clause entails (the CRA's duty to report an
+    actively exploited vulnerability within 24 hours is the law, not offensive cyber help). The claims and the debate
+    decide the rest. Help to break a rule keeps the block, and so does any sentence the claim check cannot read."""
     from mad_guardrails.verifier.claim_signals import opens_with_refusal
 
+    states_law = sum(x.label == "entailed" for x in claims) * 2 >= len(claims)
     return (harm is not None and harm.decision == "block" and harm.risk != "regulatory" and bool(claims)
             and not any(x.label == "contradicted" for x in claims) and not state.get("unchecked")
-            and opens_with_refusal(state["case"].output))
+            and (opens_with_refusal(state["case"].output) or states_law))
 
 
 def route_after_entail(state: GuardState, runtime: Runtime[GuardContext]) -> str:

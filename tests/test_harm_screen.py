@@ -173,6 +173,15 @@ def test_a_refusal_that_names_the_law_still_has_its_claims_checked(guardrail):
     assert v.path != "fast_allow", v.explain()
 
 
+def test_an_answer_about_a_named_framework_that_the_claim_check_cannot_read_is_not_allowed_on_the_screen(guardrail):
+    """No modal, figure or actor, so no claim the check reads; the case names the AI RMF, so "the output makes no
+    regulatory claim" is not a reason to allow it."""
+    answer = "You work through Govern, then Map, then Measure, then Manage, strictly in that sequence."
+    v = guardrail.check(answer, query="In the NIST AI RMF, what order do the functions go in?")
+    assert not any(c.claim.regulatory for c in v.claims)
+    assert v.path != "fast_allow" and v.decision != "allow", v.explain()
+
+
 def test_the_same_kind_of_sentence_about_an_act_is_still_checked_as_a_regulatory_claim(guardrail):
     v = guardrail.check("You should answer it within three months, and you must charge a fee for every copy.",
                         query="Under the GDPR, how long do we have to answer a data subject's access request?")

@@ -152,3 +152,13 @@ def test_build_hnsw_round_trip(tmp_path, minilm_embedder):
 def test_empty_passages_refused(tmp_path, minilm_embedder):
     with pytest.raises(IndexError_, match="no passages"):
         RegIndex.build([], minilm_embedder, tmp_path / "e", progress=False)
+
+
+def test_a_profile_given_as_a_yaml_file_has_its_index_under_the_profiles_name(tmp_path, monkeypatch):
+    """`--profile my/emb.yaml` builds and finds $GUARDRAILS_HOME/index/emb (the name the loaded config carries), not
+    a folder named after the YAML file."""
+    from mad_guardrails.core import paths
+
+    monkeypatch.setenv("GUARDRAILS_HOME", str(tmp_path))
+    assert paths.index_dir("my/emb.yaml") == paths.index_dir("emb") == paths.home() / "index" / "emb"
+    assert paths.index_dir("offline").name == "offline"

@@ -33,6 +33,8 @@ from mad_guardrails.core.claims import ClaimCheck, ClaimLabel, OutputClaim
 from mad_guardrails.core.debate import Quote
 from mad_guardrails.core.units import Evidence
 from mad_guardrails.verifier.act_names import named_acts, of_named_act
+from mad_guardrails.verifier.claims import hedged_verdict
+from mad_guardrails.verifier.completeness import left_out
 from mad_guardrails.verifier.claim_signals import (
     confirms_contradiction,
     coverage,
@@ -150,7 +152,7 @@ def _by_key(keys: Sequence[tuple]) -> dict[tuple, list[int]]:
 def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evidence]], model: EntailmentModel, *,
                  entail_threshold: float = 0.5, contradict_threshold: float = 0.5, units: int = 3,
                  per_unit: int = 6, lookup: Callable[[str], str | None] | None = None,
-                 question: str = "", scope: set[str] | None = None) -> list[ClaimCheck]:
+                 question: str = "", scope: set[str] | None = None, answer: str = "") -> list[ClaimCheck]:
     """Score each claim against the sentences of its own evidence (``evidence[i]`` belongs to ``claims[i]``), in one
     batch, and settle it with the checkable signals of :mod:`~mad_guardrails.verifier.claim_signals`:
 
@@ -168,7 +170,9 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
     figure taken from a paragraph that is no exception (Art. 99(4)'s fine claimed for 99(5)'s offence) still does.
     ``question`` (the query the output answers) supplies the subject an answer's short claim leaves out when a
     contradiction is confirmed (:func:`~mad_guardrails.verifier.claim_signals.confirms_contradiction`). ``scope``
-    (:func:`scope_acts`) is the acts a claim that names none is settled by (every act when empty).
+    (:func:`scope_acts`) is the acts a claim that names none is settled by (every act when empty). When the question
+    asks for a list, an entailed claim whose clause lists items the ``answer`` (the whole output; its claims joined
+    when empty) does not name is not settled (:mod:`~mad_guardrails.verifier.completeness`).
     """
     def general_rule(unit_id: str) -> list[str]:
         if lookup is None:
@@ -176,7 +180,9 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
         general = derogated_paragraphs(unit_id, lookup(unit_id) or "")
         return [x for u in general for x in sentences(lookup(u) or "", max_words=10_000)]
 
-    premises = [claim_premises(ev, units=units, per_unit=per_unit) for ev in evidence]
+    # an answer's qualified verdict ("Mostly not.") means what the question makes it mean: no sentence settles it
+    premises = [[] if hedged_verdict(c.text) else claim_premises(ev, units=units, per_unit=per_unit)
+                for c, ev in zip(claims, evidence)]
     # the model reads what the claim states, without an answer's "No." / "Not quite:" lead-in
     pairs = [(s, without_answer_lead(c.stated)) for c, prem in zip(claims, premises) for _, s in prem]
     probs = model.predict(pairs) if pairs else []
@@ -191,7 +197,16 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
                     and any(restates_clause(t, clauses[u]) for t in c.readings)]
         check = settle(c, scored, entail_threshold, contradict_threshold, restated, clauses, every_sentence,
                        general_rule, question=question)
-        if prem and not scored:
+        if check.label == "entailed" and check.support is not None and (
+                missing := left_out(question, answer or " ".join(x.text for x in claims),
+                                    clauses.get(check.support.doc_id, ""), check.support.text)):
+            check = check.model_copy(update={"label": "neutral", "basis": "", "note": (
+                f"the question asks for the list and the clause lists more than the answer names: it leaves out "
+                + "; ".join(f"'{m}'" for m in missing[:3]) + (" ..." if len(missing) > 3 else ""))})
+        if hedged_verdict(c.text):
+            check = check.model_copy(update={"note": "the answer qualifies its verdict; no clause states such a "
+                                                     "limit"})
+        elif prem and not scored:
             check = check.model_copy(update={"note": f"no clause of {', '.join(sorted(acts))} (the act the claim "
                                                      "or the case names) was retrieved for it"})
         out.append(check)

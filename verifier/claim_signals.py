@@ -7,7 +7,8 @@ uses them both ways:
   the sentence about the same thing — another figure, a flipped negation, an obligation turned into an option (or a
   prohibition into a permission), another actor. Unconfirmed, the claim is not settled and the debate decides;
 * a model's *entailment* stands only when no such difference exists — nor a reversed direction or bound
-  ("raises" / "lowered", "at least" / "up to"), a scope the claim widens ("always", "any X"), or a substantive
+  ("raises" / "lowered", "at least" / "up to"), a scope the claim widens ("always", "any X") or qualifies ("mainly",
+  "mostly"), a time it leaves open where the sentence sets a deadline ("at some point"), or a substantive
   condition of the sentence the claim drops ("where …", "unless …", "only for …", "whichever is higher"); and a
   claim that restates a sentence almost word for word (most of its content words are the sentence's, no figure,
   negation, modality, actor or "only" of its own) is entailed whatever the model says.
@@ -40,7 +41,8 @@ from pydantic import BaseModel
 
 from mad_guardrails.verifier.quantities import Quantity, compare, extract_quantities
 
-DifferenceKind = Literal["number", "unstated_number", "negation", "modal", "actor", "polarity", "scope", "condition"]
+DifferenceKind = Literal["number", "unstated_number", "negation", "modal", "actor", "polarity", "scope", "condition",
+                         "time"]
 #: the kinds that confirm a contradiction (the others only keep a claim from counting as entailed)
 CONFIRMING: frozenset[str] = frozenset({"number", "negation", "modal", "actor", "polarity"})
 
@@ -77,6 +79,11 @@ def _stem(w: str) -> str:
 def _content(text: str) -> frozenset[str]:
     t = _CITATION.sub(" ", text.lower().replace("-", " "))
     return frozenset(_stem(w) for w in _WORD.findall(t) if w not in _STOP and not w.isdigit() and len(w) > 1)
+
+
+def content_words(text: str) -> frozenset[str]:
+    """The stemmed content words of ``text`` (citations and function words left out), as :func:`coverage` counts them."""
+    return _content(text)
 
 
 def coverage(claim: str, sentence: str) -> float:
@@ -228,6 +235,43 @@ _WIDEN = re.compile(r"\b(?:(?:every|all|any|each)\s+(?!of\b|the\s+following\b|su
 _WIDEN_OK = re.compile(r"\b(?:every|all|any|each|always|whoever|whichever|irrespective|regardless|no)\b", re.IGNORECASE)
 #: "any" and "all" in fixed phrases name no universal ("in any event ... within 24 hours")
 _UNIVERSAL_IDIOM = re.compile(r"\b(?:in any (?:event|case)|at all times|any other|in all other)\b", re.IGNORECASE)
+#: a degree the claim puts on the rule ("it's mainly about offensive outputs", "mostly exempt"): the law states its
+#: scope, so a qualifier the clause does not state narrows or blurs it in a way no sentence can support
+_QUALIFIER = re.compile(r"\b(?:mostly|mainly|largely|primarily|chiefly|predominantly|more or less|for the most part|"
+                        r"somewhat|to some extent|sort of|kind of|pretty much)\b", re.IGNORECASE)
+#: a time left open ("at some point", "once things have settled down") where the clause sets a deadline or a period
+_VAGUE_TIME = re.compile(r"\b(?:at some (?:point|stage)|eventually|sooner or later|down the (?:line|road)|in due course|"
+                         r"at a later (?:date|stage)|some time (?:later|after)|whenever (?:you|it|they)\b|"
+                         r"once things (?:have )?settled?|when things (?:have )?(?:settled?|calm\w*))", re.IGNORECASE)
+_DEADLINE = re.compile(r"\b(?:without undue delay|immediately|not later than|no later than|at the latest|within)\b",
+                       re.IGNORECASE)
+
+
+def qualifiers(claim: str, sentence: str) -> list[str]:
+    """The degree qualifiers of ``claim`` that ``sentence`` does not state (each narrows or blurs the rule).
+
+    >>> qualifiers("It is mainly about offensive outputs.", "amplified systemic bias and performance disparities")
+    ['mainly']
+    >>> qualifiers("Mostly yes - open-source models are exempt.", "shall not apply to providers ... mostly")
+    []
+    """
+    stated = {m.group(0).lower() for m in _QUALIFIER.finditer(sentence)}
+    return list(dict.fromkeys(q for q in (m.group(0).lower() for m in _QUALIFIER.finditer(claim)) if q not in stated))
+
+
+def vague_time(claim: str, sentence: str) -> str | None:
+    """The open-ended time of ``claim`` ("at some point") when ``sentence`` sets a deadline or period, else None.
+
+    >>> vague_time("At some point you'll need to send a final report.",
+    ...            "a final report not later than one month after the submission of the incident notification")
+    'At some point'
+    >>> vague_time("At some point you'll need to send a final report.", "a final report shall include a description")
+    """
+    m = _VAGUE_TIME.search(claim)
+    if m is None or _VAGUE_TIME.search(sentence):
+        return None
+    timed = _DEADLINE.search(sentence) or any(q.kind == "duration" for q in extract_quantities(sentence))
+    return m.group(0) if timed else None
 
 # ------------------------------------------------------------------------------------------------ conditions
 
@@ -355,6 +399,12 @@ def differences(claim: str, sentence: str) -> list[Difference]:
     if _WIDEN.search(claim) and not _WIDEN_OK.search(_UNIVERSAL_IDIOM.sub(" ", sentence)):
         out.append(Difference(kind="scope", detail=f"the claim widens the scope ('{_WIDEN.search(claim).group(0)}"
                                                    "...'); the clause names no such universal"))
+    if qs := qualifiers(claim, sentence):
+        out.append(Difference(kind="scope", detail=f"the claim qualifies the rule ('{qs[0]}'); the clause states no "
+                                                   "such limit"))
+    if vt := vague_time(claim, sentence):
+        out.append(Difference(kind="time", detail=f"the claim leaves the time open ('{vt}'); the clause sets a "
+                                                  "deadline"))
     for cond in dropped_conditions(claim, sentence):
         out.append(Difference(kind="condition", detail=f"the claim leaves out the clause's condition '{cond}'"))
     return out

@@ -204,11 +204,31 @@ _NO_CONTENT = "no obligation, deadline, amount, actor or permission"
 UNREAD_REASONS = (_NO_CONTENT, _TOO_SHORT)
 
 
+#: an answer's verdict given with a degree ("Mostly not.", "More or less.", "Largely, yes."): it answers the
+#: question about the law with a qualification no clause states, so it is a claim the check must read
+_HEDGED_VERDICT = re.compile(r"\W*(?:mostly|mainly|largely|partly|partially|in part|more or less|somewhat|sort of|"
+                             r"kind of|pretty much|not entirely|not fully)(?:\W+(?:yes|no|not|right|true|correct|"
+                             r"so|fine|ok|okay))?\W*", re.IGNORECASE)
+
+
+def hedged_verdict(text: str) -> bool:
+    """Whether ``text`` is only an answer's verdict given with a degree ("Mostly not.", "More or less.")."""
+    return bool(_HEDGED_VERDICT.fullmatch(text.strip()))
+
+
 def classify(text: str) -> tuple[bool, str]:
-    """``(regulatory, reason)`` for one claim."""
+    """``(regulatory, reason)`` for one claim.
+
+    >>> classify("Mostly not.")
+    (True, '')
+    >>> classify("Sure!")
+    (False, 'greeting, hedge or referral')
+    """
     t = text.strip()
     if not t:
         return False, "empty"
+    if hedged_verdict(t):
+        return True, ""
     if _NON_REGULATORY.search(t):
         return False, "greeting, hedge or referral"
     if t.endswith("?") and not _MODAL_RE.search(t.rstrip("?")):

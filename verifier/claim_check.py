@@ -33,8 +33,6 @@ from mad_guardrails.core.claims import ClaimCheck, ClaimLabel, OutputClaim
 from mad_guardrails.core.debate import Quote
 from mad_guardrails.core.units import Evidence
 from mad_guardrails.verifier.act_names import named_acts, of_named_act
-from mad_guardrails.verifier.claims import hedged_verdict
-from mad_guardrails.verifier.completeness import left_out
 from mad_guardrails.verifier.claim_signals import (
     confirms_contradiction,
     coverage,
@@ -45,6 +43,8 @@ from mad_guardrails.verifier.claim_signals import (
     states_figures,
     without_answer_lead,
 )
+from mad_guardrails.verifier.claims import hedged_verdict
+from mad_guardrails.verifier.completeness import left_out
 from mad_guardrails.verifier.references import cited_units
 
 

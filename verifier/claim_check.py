@@ -181,14 +181,15 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
         return [x for u in general for x in sentences(lookup(u) or "", max_words=10_000)]
 
     # an answer's qualified verdict ("Mostly not.") means what the question makes it mean: no sentence settles it
-    premises = [[] if hedged_verdict(c.text) else claim_premises(ev, units=units, per_unit=per_unit)
-                for c, ev in zip(claims, evidence)]
+    hedged = [hedged_verdict(c.text) for c in claims]
+    premises = [[] if h else claim_premises(ev, units=units, per_unit=per_unit) for h, ev in zip(hedged, evidence)]
     # the model reads what the claim states, without an answer's "No." / "Not quite:" lead-in
     pairs = [(s, without_answer_lead(c.stated)) for c, prem in zip(claims, premises) for _, s in prem]
     probs = model.predict(pairs) if pairs else []
     every_sentence = [s for prem in premises for _, s in prem]  # all clauses retrieved for this output
+    whole = answer or " ".join(x.text for x in claims)  # what the answer names, for a list the question asks for
     out, i = [], 0
-    for c, prem, ev in zip(claims, premises, evidence):
+    for c, h, prem, ev in zip(claims, hedged, premises, evidence):
         acts = named_acts(c.stated) or set(scope or ())  # a claim about the GDPR is settled by GDPR clauses only
         scored = [x for x in zip(prem, probs[i:i + len(prem)]) if of_named_act(x[0][0], acts)]
         i += len(prem)
@@ -198,12 +199,11 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
         check = settle(c, scored, entail_threshold, contradict_threshold, restated, clauses, every_sentence,
                        general_rule, question=question)
         if check.label == "entailed" and check.support is not None and (
-                missing := left_out(question, answer or " ".join(x.text for x in claims),
-                                    clauses.get(check.support.doc_id, ""), check.support.text)):
+                missing := left_out(question, whole, clauses.get(check.support.doc_id, ""), check.support.text)):
             check = check.model_copy(update={"label": "neutral", "basis": "", "note": (
                 f"the question asks for the list and the clause lists more than the answer names: it leaves out "
                 + "; ".join(f"'{m}'" for m in missing[:3]) + (" ..." if len(missing) > 3 else ""))})
-        if hedged_verdict(c.text):
+        if h:
             check = check.model_copy(update={"note": "the answer qualifies its verdict; no clause states such a "
                                                      "limit"})
         elif prem and not scored:

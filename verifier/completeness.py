@@ -50,7 +50,7 @@ _SELECTION = re.compile(r"\b(?:for example|for instance|such as|e\.g\.|among (?:
 _POINT = re.compile(r"^\s*-?\s*\((?:[a-z]|[ivx]+|\d+)\)\s*(.+?)\s*(?:;\s*(?:and|or)?|[.,:])?\s*$", re.MULTILINE)
 #: a series of three or more short items in a sentence: "mitigating, transferring, avoiding, or accepting"
 _ITEM = r"[A-Za-z][\w-]*(?: [\w-]+){0,3}"
-_LEAD = re.compile(r"\b(?:include|includes|including|are|is|namely|as|of|cover|covers|such as)\b\s*", re.IGNORECASE)
+_LEAD = re.compile(r"\b(?:include|includes|including|are|is|namely|as|of|cover|covers)\b\s*", re.IGNORECASE)
 _SERIES = re.compile(rf"(?<![\w-])({_ITEM}(?:, {_ITEM}){{1,}},? (?:and|or) {_ITEM})(?=[.;:)]|$)")
 
 
@@ -76,13 +76,13 @@ def list_items(clause: str, sentence: str = "") -> list[str]:
 
 
 def _distinct(items: list[str]) -> list[frozenset[str]]:
-    """Each item's content words that fewer than half of the items share ("describe", "breach" say nothing of which
-    point an answer names); all of an item's words when every one is shared."""
+    """Each item's content words (of a list of three or more) that fewer than half of the items share ("describe",
+    "breach" say nothing of which point an answer names); all of an item's words when every one is shared."""
     words = [content_words(x) for x in items]
     common = Counter(w for ws in words for w in ws)
     out = []
     for ws in words:
-        own = frozenset(w for w in ws if common[w] * 2 < len(items) or len(items) < 3)
+        own = frozenset(w for w in ws if common[w] * 2 < len(items))
         out.append(own or ws)
     return out
 

@@ -103,3 +103,34 @@ def test_a_contrast_starts_a_clause_of_its_own_but_a_restriction_stays_with_its_
     got = split_claims("Providers may run the test in real conditions, but only where strictly necessary.")
     assert [c.text for c in got] == ["Providers may run the test in real conditions, but only where strictly "
                                      "necessary."]
+
+
+def test_a_bracket_or_two_roles_joined_by_and_are_never_cut():
+    """A parenthesis is read whole, and "controllers and processors alike: ..." is one noun phrase, not two claims."""
+    got = split_claims("The duty covers controllers and processors alike: they must keep records of processing.")
+    assert len(got) == 1
+    got = split_claims("Only identified firms must test (small firms and the simplified-regime firms are excluded), "
+                       "and the test is due at least every three years.")
+    assert [c.text for c in got] == ["Only identified firms must test (small firms and the simplified-regime firms "
+                                     "are excluded)", "the test is due at least every three years."]
+
+
+def test_contracted_verbs_make_clauses_of_their_own():
+    """"that's left to ..." and "you're responsible for ..." are clauses (their verbs are contracted); a possessive
+    ("the provider's job") is no verb, and a clause with a verb of its own borrows no other clause's subject."""
+    got = split_claims("No, the RMF doesn't address privacy; that's left to the separate NIST privacy framework.")
+    assert [c.text for c in got] == ["No, the RMF doesn't address privacy",
+                                     "that's left to the separate NIST privacy framework."]
+    got = split_claims("The provider must meet the main obligations and you're responsible for monitoring the contract.")
+    assert len(got) == 2 and got[1].text == "you're responsible for monitoring the contract."
+    got = split_claims("Deployer duties don't apply to purely personal use, and the definition of a deployer excludes that "
+                       "kind of use.")
+    assert [c.context for c in got] == ["", ""]
+
+
+def test_a_noun_phrase_before_a_dash_continues_the_clause_before_it():
+    """"..., taking into account the complexity and number of requests — a surge may qualify": the "and" joins two
+    nouns; the verb after the dash belongs to a new aside, not to a clause starting at "number"."""
+    got = split_claims("You may extend the period where necessary, taking into account the complexity and number of "
+                       "requests — a surge like yours may qualify.")
+    assert len(got) == 1

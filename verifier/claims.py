@@ -32,7 +32,11 @@ _CLAUSE_CUT = re.compile(r";\s+|,?\s+\bso\s+(?=(?:please\s+)?(?:check|consult|co
 #: a clause of its own has a verb: an auxiliary or modal, or a verb the regulations' obligations are stated with
 #: auxiliaries and modals: the finite verbs a clause carries (a list item that shares its verb has none of them)
 _AUXILIARY = (r"is|are|was|were|has|have|had|does|do|did|must|shall|should|may|might|can|could|cannot|will|would|"
-              r"needs?")
+              r"needs?|(?:is|are|was|were|has|have|had|does|do|did|must|should|could|would|need|ca|wo|sha)n['’]t")
+#: a clause that opens with a pronoun and its contracted verb: "that's left to ...", "you're responsible for ..."
+#: (only at the start: "..., as long as it's ..." inside a clause is no clause of its own; "the provider's" no verb)
+_PRONOUN_VERB = re.compile(r"^\W*(?:(?:and|but|so|or)\s+)?(?:it|that|there|here|what|this|you|we|they|i|he|she|who)"
+                           r"['’](?:s|re|ve|ll|d)\b", re.IGNORECASE)
 _VERB = re.compile(rf"\b(?:{_AUXILIARY}|be|been|appl(?:y|ies)|requires?|prohibits?|bans?|allows?|permits?|"
                    r"notif(?:y|ies)|reports?|sends?|submits?|keeps?|covers?|includes?|gives?|takes?|faces?|means?|"
                    r"follows?|reach(?:es)?|costs?|lists?|sets?|starts?|ends?|informs?|describes?|defines?|"
@@ -108,6 +112,34 @@ def _spans(text: str, pattern: re.Pattern, base: int = 0) -> list[tuple[int, int
     return out
 
 
+_ROLE = re.compile(r"(?:providers?|deployers?|controllers?|processors?|importers?|distributors?|manufacturers?|"
+                   r"essential|important|users?|developers?|operators?|entit(?:y|ies)|authorit(?:y|ies)|csirts?|enisa)",
+                   re.IGNORECASE)
+_LAST_WORD = re.compile(r"([\w-]+)\W*$")
+_FIRST_WORD = re.compile(r"^\W*([\w-]+)")
+
+
+def _clause_cuts(sentence: str, base: int) -> list[tuple[int, int]]:
+    """The sentence's pieces between clause cuts (:data:`_CLAUSE_CUT`), leaving whole what sits inside brackets
+    ("(microenterprises and entities under Article 16 are excluded)") and two roles joined by "and" / "or"
+    ("providers and deployers alike": one noun phrase, whatever follows it)."""
+    depth, inside = 0, [False] * (len(sentence) + 1)
+    for i, ch in enumerate(sentence):
+        depth += ch in "(["
+        depth -= ch in ")]" and depth > 0
+        inside[i] = depth > 0
+    out, pos = [], 0
+    for m in _CLAUSE_CUT.finditer(sentence):
+        before, after = _LAST_WORD.search(sentence[:m.start()]), _FIRST_WORD.match(sentence[m.end():])
+        if inside[m.start()] or (before and after and re.fullmatch(r"(?:and|or)", m.group(0).strip(" ,"), re.I)
+                                 and _ROLE.fullmatch(before.group(1)) and _ROLE.fullmatch(after.group(1))):
+            continue
+        out.append((base + pos, base + m.start()))
+        pos = m.end()
+    out.append((base + pos, base + len(sentence)))
+    return out
+
+
 def _trim(text: str, s: int, e: int) -> tuple[int, int]:
     while s < e and text[s].isspace():
         s += 1
@@ -120,8 +152,13 @@ def _substantive(part: str) -> bool:
     """A clause that can stand as a claim of its own: a verb and a few words with an obligation, quantity or actor
     ("an essential or important entity" is one noun phrase, not two claims) — or a figure whose verb is shared with
     the clause before ("... within 24 hours and the notification within 72 hours")."""
-    return len(part.split()) >= 4 and bool(_VERB.search(part) or _FIGURE.search(part)) and bool(
+    lead = _LEAD_PHRASE.match(part).group(0)  # its verb must come before a dash or colon: "number of requests — a
+    return len(part.split()) >= 4 and bool(_VERB.search(lead) or _PRONOUN_VERB.match(part)  # surge may qualify" is
+                                           or _FIGURE.search(part)) and bool(  # the noun phrase before's tail
         _MODAL_RE.search(part) or _NUMBER_RE.search(part) or _ACTOR_RE.search(part))
+
+
+_LEAD_PHRASE = re.compile(r"(?:[^:]{0,30}:\s*)?[^:;—–(]*")  # past a short lead-in ("In principle yes: ...")
 
 
 def _merge_fragments(text: str, parts: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -178,7 +215,8 @@ def _stem(first: str) -> str:
 
 _LIST_ITEM = re.compile(r"^\W*(?:and\s+|or\s+)?"
                         r"(?:a|an|the|within|by|no later than|at the latest|at least|at most|up to)\b", re.IGNORECASE)
-_FINITE = re.compile(rf"\b(?:{_AUXILIARY})\b", re.IGNORECASE)
+_FINITE = re.compile(rf"\b(?:{_AUXILIARY})\b|\b[a-z]{{3,}}(?<!ss)s\s+(?:the|a|an|that|this|these|those|any|all|its|"
+                     r"their|your|our|it|them|no|every|each)\b", re.IGNORECASE)  # or a verb before its object
 
 
 def _contexts(text: str, pieces: list[tuple[int, int]]) -> list[str]:
@@ -191,7 +229,8 @@ def _contexts(text: str, pieces: list[tuple[int, int]]) -> list[str]:
         fig = _FIGURE.search(text, a, b)
         return text[a:fig.start() if fig else b]
 
-    return ["" if i == 0 or not stem or _FINITE.search(head(a, b)) or not _LIST_ITEM.search(text[a:b])
+    return ["" if i == 0 or not stem or _FINITE.search(head(a, b)) or _PRONOUN_VERB.match(text[a:b])
+            or not _LIST_ITEM.search(text[a:b])
             or _CONTRAST.search(text[pieces[i - 1][1]:a])  # "..., but the rest still apply": a clause of its own
             else stem + re.sub(r"^\W*(?:and|or)\s+", "", text[a:b].lstrip(",;: "), flags=re.IGNORECASE)
             for i, (a, b) in enumerate(pieces)]
@@ -249,7 +288,7 @@ def split_claims(text: str) -> list[OutputClaim]:
         if s >= e:
             continue
         sentence = text[s:e]
-        parts = [(a, b) for a, b in (_trim(text, a, b) for a, b in _spans(sentence, _CLAUSE_CUT, s)) if a < b]
+        parts = [(a, b) for a, b in (_trim(text, a, b) for a, b in _clause_cuts(sentence, s)) if a < b]
         merged = _merge_fragments(text, parts) if len(parts) > 1 else [(s, e)]
         pieces += merged
         contexts += _contexts(text, merged)

@@ -121,10 +121,10 @@ def test_contracted_verbs_make_clauses_of_their_own():
     got = split_claims("No, the RMF doesn't address privacy; that's left to the separate NIST privacy framework.")
     assert [c.text for c in got] == ["No, the RMF doesn't address privacy",
                                      "that's left to the separate NIST privacy framework."]
-    got = split_claims("The provider must meet the main obligations and you're responsible for monitoring the contract.")
+    got = split_claims("The provider must meet the main duties and you're responsible for monitoring the contract.")
     assert len(got) == 2 and got[1].text == "you're responsible for monitoring the contract."
-    got = split_claims("Deployer duties don't apply to purely personal use, and the definition of a deployer excludes that "
-                       "kind of use.")
+    got = split_claims("Deployer duties don't apply to purely personal use, and the definition of a deployer "
+                       "excludes that kind of use.")
     assert [c.context for c in got] == ["", ""]
 
 
@@ -134,3 +134,12 @@ def test_a_noun_phrase_before_a_dash_continues_the_clause_before_it():
     got = split_claims("You may extend the period where necessary, taking into account the complexity and number of "
                        "requests — a surge like yours may qualify.")
     assert len(got) == 1
+
+
+def test_a_short_verdict_on_the_question_is_read_like_yes_or_no():
+    """"They do apply." answers the question; what it means is stated by the claims with it, so it is not a claim to
+    check on its own (like "Yes."). A verdict with a scope, a figure or a duty of its own stays a claim."""
+    got = split_claims("They do apply. Importers must check that the manufacturer drew up the technical documentation.")
+    assert [c.regulatory for c in got] == [False, True]
+    assert split_claims("That's only for the provider.")[0].regulatory
+    assert split_claims("They must report within 24 hours.")[0].regulatory

@@ -240,7 +240,8 @@ def _contexts(text: str, pieces: list[tuple[int, int]]) -> list[str]:
 #: hedge, a referral or a question back is not content; a sentence with no obligation, figure or actor may be)
 _TOO_SHORT = "too short to state anything"
 _NO_CONTENT = "no obligation, deadline, amount, actor or permission"
-UNREAD_REASONS = (_NO_CONTENT, _TOO_SHORT)
+_VERDICT_REASON = "a verdict on the question; the claims with it state the rule"
+UNREAD_REASONS = (_NO_CONTENT, _TOO_SHORT, _VERDICT_REASON)
 
 
 #: an answer's verdict given with a degree ("Mostly not.", "More or less.", "Largely, yes."): it answers the
@@ -253,6 +254,33 @@ _HEDGED_VERDICT = re.compile(r"\W*(?:mostly|mainly|largely|partly|partially|in p
 def hedged_verdict(text: str) -> bool:
     """Whether ``text`` is only an answer's verdict given with a degree ("Mostly not.", "More or less.")."""
     return bool(_HEDGED_VERDICT.fullmatch(text.strip()))
+
+
+#: an answer's short verdict on the question, its subject a pronoun: "They do apply.", "It does cover suppliers.",
+#: "So NIS2 applies to you.", "That's not what DORA says." -- like "Yes." / "No.", it means what the question makes it
+#: mean, and the claims after it state the rule
+_VERDICT = re.compile(r"\W*(?:(?:yes|no|so|and|but)\W+)?(?:so|it|they|this|that|these|those|you|we|he|she)\b"
+                      r"[^.!?;:]*[.!]?\s*", re.IGNORECASE)
+_VERDICT_WORDS = 5
+#: a verdict that limits or widens ("That's only for government.") states a scope: a claim to read
+_SCOPE_WORD = re.compile(r"\b(?:only|just|all|every|any|never|always|none|nothing)\b", re.IGNORECASE)
+_APPLY = re.compile(r"\b(?:appl(?:y|ies)|covers?)\b", re.IGNORECASE)  # the verbs of a verdict on scope
+_ACTS = re.compile(r"\b(?:gdpr|ai act|nis ?2|dora|cra|nist|csf|rmf|the act|the regulation|the directive)\b",
+                   re.IGNORECASE)
+
+
+def short_verdict(text: str) -> bool:
+    """Whether ``text`` is only an answer's verdict on the question, its subject a pronoun (no figure, no actor).
+
+    >>> [short_verdict(t) for t in ("They do apply.", "It does cover suppliers.", "So NIS2 applies to you.")]
+    [True, True, True]
+    >>> short_verdict("They must report within 24 hours."), short_verdict("Providers do apply it.")
+    (False, False)
+    """
+    t = text.strip()
+    return (len(t.split()) <= _VERDICT_WORDS and bool(_VERDICT.fullmatch(t)) and not _FIGURE.search(t)
+            and not names_regulation(_ACTS.sub(" ", t)) and not _MODAL_RE.search(_APPLY.sub(" ", t))
+            and not _SCOPE_WORD.search(t))
 
 
 def classify(text: str) -> tuple[bool, str]:
@@ -274,6 +302,8 @@ def classify(text: str) -> tuple[bool, str]:
         return False, "a question"
     if len(t.split()) < 3:
         return False, _TOO_SHORT
+    if short_verdict(t):
+        return False, _VERDICT_REASON
     if _MODAL_RE.search(t) or _ACTOR_RE.search(t) or extract_quantities(t):  # a figure, not any digit ("kill -9")
         return True, ""
     return False, _NO_CONTENT

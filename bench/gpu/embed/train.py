@@ -8,6 +8,8 @@ transformers, peft — the GPU machine has no project install, so the project's 
   python bench/gpu/embed/train.py --base BASE_DIR --pairs PAIRS.jsonl.gz --out OUT_DIR [--hard-negatives 1]
       [--epochs 3] [--init ADAPTER_DIR]
 
+PAIRS may be the output of ``filter_negatives.py`` (the same pairs, the near-positive hard negatives dropped).
+
 Recipe (the shipped adapter's, ``retrieval/adapters/minilm-regulatory/README.md``): LoRA r=16, alpha=32, dropout 0.05
 on every query/key/value/dense module of the encoder; masked mean pooling, L2-normalised; MultipleNegativesRankingLoss
 (scale 20: each query against every positive and hard negative of the batch) inside a Matryoshka sum over 384 / 256
@@ -144,7 +146,7 @@ def main() -> None:
     cfg_path.write_text(json.dumps(cfg, indent=2))
     (out / "train_log.json").write_text(json.dumps({
         "pairs": len(pairs), "steps": total, "epochs": a.epochs, "bs": a.bs, "lr": a.lr, "hard_negatives":
-        a.hard_negatives, "max_length": a.max_length, "seed": a.seed, "init": a.init, "device":
+        a.hard_negatives, "max_length": a.max_length, "seed": a.seed, "init": a.init, "pairs_file": a.pairs, "device":
         torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "seconds": round(time.time() - t0, 1),
         "log": log}, indent=1))
 

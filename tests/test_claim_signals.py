@@ -322,3 +322,15 @@ def test_a_short_answer_borrows_its_subject_from_the_question_to_confirm_a_chang
     # the question supplies words, never differences: it cannot turn an answer that states the figure into one
     assert confirms_contradiction("At least once every three years.", clause,
                                   question="Is it true that it is only every five years?") == []
+
+
+def test_a_claim_read_under_a_condition_the_clause_does_not_set_is_not_entailed():
+    """"Where a request is large, you may charge a fee" is not the rule "for further copies, a fee may be charged"
+    however sure the model is; a condition the clause states in other words is no added condition."""
+    fee = "For any further copies requested by the person, the controller may charge a reasonable fee."
+    r = _check("Where a request is large or burdensome, you may charge the person a reasonable fee.",
+               FixedModel(0.97, 0.01), fee)
+    assert r.label == "neutral" and "adds a condition" in r.note
+    r = _check("If the person requests further copies, the controller may charge a reasonable fee.",
+               FixedModel(0.97, 0.01), fee)
+    assert r.label == "entailed"

@@ -34,6 +34,7 @@ from mad_guardrails.core.debate import Quote
 from mad_guardrails.core.units import Evidence
 from mad_guardrails.verifier.act_names import named_acts, of_named_act
 from mad_guardrails.verifier.claim_signals import (
+    added_conditions,
     confirms_contradiction,
     coverage,
     differences,
@@ -258,8 +259,11 @@ def settle(c: OutputClaim, scored: list, entail_threshold: float, contradict_thr
         label, basis, support = "entailed", "restatement", restated
     elif pe >= entail_threshold:
         diffs = differences(c.stated, best_e[0][1])
+        added = added_conditions(c.stated, clauses.get(best_e[0][0], best_e[0][1]))  # stated anywhere in the clause?
         if diffs:
             note = "the model reads support but " + "; ".join(d.detail for d in diffs)
+        elif added:
+            note = f"the model reads support but the claim adds a condition the clause does not state: '{added[0]}'"
         elif exception_follows(c.stated, _text_after(clauses, best_e[0])):
             note = "the model reads support but the clause goes on to make an exception the claim does not name"
         else:

@@ -326,6 +326,25 @@ def dropped_conditions(claim: str, sentence: str) -> list[str]:
     return out
 
 
+_NEGATED_VERB = re.compile(r"\b\w+n['’]t\b", re.IGNORECASE)  # "doesn't", "won't": no content word of a condition
+
+
+def added_conditions(claim: str, sentence: str) -> list[str]:
+    """The claim's own conditions ("where a request is large or burdensome, you may charge a fee") that the sentence
+    does not state: under half of their content words are the sentence's. A rule read under a condition the law
+    does not set is not the law's rule.
+
+    >>> added_conditions("Where a request is large or burdensome, you may charge a reasonable fee.",
+    ...                  "For any further copies requested, the controller may charge a reasonable fee.")
+    ['Where a request is large or burdensome']
+    >>> added_conditions("If you rely on consent for a service offered directly to a child under 16, a parent must "
+    ...                  "authorise it.", "Where consent applies to the offer of services directly to a child, the "
+    ...                  "processing of the data of a child below 16 is lawful only where a parent authorises it.")
+    []
+    """
+    return [c for c in conditions(claim, min_words=2) if coverage(_NEGATED_VERB.sub(" ", c), sentence) < 0.5]
+
+
 # ------------------------------------------------------------------------------------------------ the check
 
 def _bare_count_stated(q: Quantity, sentence: list[Quantity]) -> bool:
@@ -407,6 +426,7 @@ def differences(claim: str, sentence: str) -> list[Difference]:
                                                   "deadline"))
     for cond in dropped_conditions(claim, sentence):
         out.append(Difference(kind="condition", detail=f"the claim leaves out the clause's condition '{cond}'"))
+
     return out
 
 

@@ -334,3 +334,19 @@ def test_a_claim_read_under_a_condition_the_clause_does_not_set_is_not_entailed(
     r = _check("If the person requests further copies, the controller may charge a reasonable fee.",
                FixedModel(0.97, 0.01), fee)
     assert r.label == "entailed"
+
+
+def test_a_default_stated_without_the_member_state_option_further_on_is_not_entailed():
+    """A paragraph that sets an age and, a subparagraph later, lets Member States lower it: "a child under 15 needs
+    a parent" states the default as the rule everywhere; "by default" or naming the Member States' choice does not.
+    An option in the next numbered paragraph belongs to another rule."""
+    from mad_guardrails.verifier.claim_signals import exception_follows
+
+    after = (" Below that age, a parent must give or authorise the consent.\n\nMember States may provide by law for a "
+             "lower age, not below 12 years.\n\n2. The controller shall verify the consent.")
+    assert exception_follows("A child under 15 needs a parent to authorise the consent.", after)
+    assert not exception_follows("By default a child under 15 needs a parent to authorise the consent.", after)
+    assert not exception_follows("A child under 15 needs a parent to authorise it; Member States can set a lower "
+                                 "age.", after)
+    assert not exception_follows("A child under 15 needs a parent to authorise the consent.",
+                                 " Below that age, a parent must consent.\n\n2. Member States may provide for checks.")

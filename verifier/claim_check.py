@@ -215,10 +215,10 @@ def check_claims(claims: Sequence[OutputClaim], evidence: Sequence[Sequence[Evid
 
 
 def _text_after(clauses: Mapping[str, str], at: tuple[str, str]) -> str | None:
-    """What the clause says right after the sentence ``at`` (its next 120 characters), if the clause is known."""
+    """What the clause says right after the sentence ``at`` (its next 600 characters), if the clause is known."""
     text = clauses.get(at[0], "")
     i = text.find(at[1])
-    return text[i + len(at[1]):i + len(at[1]) + 120] if i >= 0 else None
+    return text[i + len(at[1]):i + len(at[1]) + 600] if i >= 0 else None
 
 
 def settle(c: OutputClaim, scored: list, entail_threshold: float, contradict_threshold: float,

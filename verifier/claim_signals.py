@@ -296,11 +296,14 @@ def conditions(sentence: str, *, min_words: int = 3) -> list[str]:
 
 
 #: a sentence that opens an exception to the one before it
+_MEMBER_STATE_OPTION = re.compile(r"\W*member states may (?:provide|lay down|decide|allow|derogate|set|exempt)\b",
+                                  re.IGNORECASE)
 _EXCEPTION_NEXT = re.compile(r"^\W*(?:however|by way of derogation|notwithstanding|that (?:rule|obligation|period) "
-                             r"shall not apply)\b", re.IGNORECASE)
+                             rf"shall not apply)\b|^{_MEMBER_STATE_OPTION.pattern}", re.IGNORECASE)
 #: the claim says itself that the rule has exceptions or varies
 _OWN_EXCEPTION = re.compile(r"\b(?:although|though|except\w*|but|however|generally|in general|in principle|as a rule|"
-                            r"some|apart from|unless|derogat\w*|with (?:some|certain) exceptions?|mostly|mainly)\b",
+                            r"some|apart from|unless|derogat\w*|with (?:some|certain) exceptions?|mostly|mainly|"
+                            r"member states?|national (?:law|rules)|(?:your|each|the) country|by default|default)\b",
                             re.IGNORECASE)
 
 
@@ -308,7 +311,13 @@ def exception_follows(claim: str, text_after: str | None) -> bool:
     """Whether the clause goes on with an exception to the sentence a claim rests on ("It shall apply from 2 August
     2026. However: ...": ``text_after`` is what follows that sentence) and the claim, stating the rule bare, says
     nothing of it."""
-    return bool(text_after and _EXCEPTION_NEXT.search(text_after) and not _OWN_EXCEPTION.search(claim))
+    if not text_after or _OWN_EXCEPTION.search(claim):
+        return False
+    if _EXCEPTION_NEXT.search(text_after):
+        return True
+    # further on in the same paragraph, a Member-State option ("16 ... Member States may provide for a lower age")
+    paragraph = re.split(r"\n\s*(?:\d+\.|\([a-z]\))\s", text_after, maxsplit=1)[0]  # up to the next numbered one
+    return any(_MEMBER_STATE_OPTION.match(x) for x in re.split(r"(?<=[.;:])\s+|\n\s*\n", paragraph)[1:])
 
 
 def dropped_conditions(claim: str, sentence: str) -> list[str]:

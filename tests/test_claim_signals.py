@@ -350,3 +350,21 @@ def test_a_default_stated_without_the_member_state_option_further_on_is_not_enta
                                  "age.", after)
     assert not exception_follows("A child under 15 needs a parent to authorise the consent.",
                                  " Below that age, a parent must consent.\n\n2. Member States may provide for checks.")
+
+
+def test_a_finding_the_text_reports_is_not_a_rule_or_standard_it_sets():
+    """"Studies suggest X" does not support "the framework sets a standard benchmark of X"; restating the finding
+    as a finding is no difference."""
+    found = "Some studies suggest that one training run can use as much water as a small town in a year."
+    assert "scope" in kinds("The profile sets a standard benchmark: one training run uses a small town's yearly "
+                            "water.", found)
+    assert "scope" not in kinds("Studies cited there suggest one training run can use as much water as a small "
+                                "town in a year.", found)
+
+
+def test_a_degree_on_what_the_law_leaves_to_you_is_a_claim_to_read():
+    """"It leaves the method largely to you" says how far the law goes: it is read, not skipped as small talk."""
+    from mad_guardrails.verifier.claims import classify
+
+    assert classify("Beyond that, it leaves the recovery method largely to you.") == (True, "")
+    assert classify("Beyond that, the rest is largely a matter of taste.")[0] is False

@@ -237,14 +237,22 @@ _WIDEN_OK = re.compile(r"\b(?:every|all|any|each|always|whoever|whichever|irresp
 _UNIVERSAL_IDIOM = re.compile(r"\b(?:in any (?:event|case)|at all times|any other|in all other)\b", re.IGNORECASE)
 #: a degree the claim puts on the rule ("it's mainly about offensive outputs", "mostly exempt"): the law states its
 #: scope, so a qualifier the clause does not state narrows or blurs it in a way no sentence can support
-_QUALIFIER = re.compile(r"\b(?:mostly|mainly|largely|primarily|chiefly|predominantly|more or less|for the most part|"
-                        r"somewhat|to some extent|sort of|kind of|pretty much)\b", re.IGNORECASE)
+QUALIFIER = re.compile(r"\b(?:mostly|mainly|largely|primarily|chiefly|predominantly|more or less|for the most part|"
+                       r"somewhat|to some extent|sort of|kind of|pretty much)\b", re.IGNORECASE)
 #: a time left open ("at some point", "once things have settled down") where the clause sets a deadline or a period
 _VAGUE_TIME = re.compile(r"\b(?:at some (?:point|stage)|eventually|sooner or later|down the (?:line|road)|in due course|"
                          r"at a later (?:date|stage)|some time (?:later|after)|whenever (?:you|it|they)\b|"
                          r"once things (?:have )?settled?|when things (?:have )?(?:settled?|calm\w*))", re.IGNORECASE)
 _DEADLINE = re.compile(r"\b(?:without undue delay|immediately|not later than|no later than|at the latest|within)\b",
                        re.IGNORECASE)
+
+
+#: a finding the text reports ("Current estimates suggest ...", "studies show ...") and a claim that turns it into
+#: what the document sets ("It sets a standard benchmark where ...")
+_REPORTED = re.compile(r"\b(?:estimates?|studies|research|evidence|reports?|analys[ie]s|experts?|surveys?) "
+                       r"(?:\w+ )?(?:suggest|show|indicate|find|found|estimate)\w*", re.IGNORECASE)
+_AS_RULE = re.compile(r"\b(?:sets?|establish\w*|prescrib\w*|mandat\w*|standard|benchmark|official|methodology)\b",
+                      re.IGNORECASE)
 
 
 def qualifiers(claim: str, sentence: str) -> list[str]:
@@ -255,8 +263,8 @@ def qualifiers(claim: str, sentence: str) -> list[str]:
     >>> qualifiers("Mostly yes - open-source models are exempt.", "shall not apply to providers ... mostly")
     []
     """
-    stated = {m.group(0).lower() for m in _QUALIFIER.finditer(sentence)}
-    return list(dict.fromkeys(q for q in (m.group(0).lower() for m in _QUALIFIER.finditer(claim)) if q not in stated))
+    stated = {m.group(0).lower() for m in QUALIFIER.finditer(sentence)}
+    return list(dict.fromkeys(q for q in (m.group(0).lower() for m in QUALIFIER.finditer(claim)) if q not in stated))
 
 
 def vague_time(claim: str, sentence: str) -> str | None:
@@ -430,6 +438,9 @@ def differences(claim: str, sentence: str) -> list[Difference]:
     if qs := qualifiers(claim, sentence):
         out.append(Difference(kind="scope", detail=f"the claim qualifies the rule ('{qs[0]}'); the clause states no "
                                                    "such limit"))
+    if _REPORTED.search(sentence) and _AS_RULE.search(claim) and not _REPORTED.search(claim):
+        out.append(Difference(kind="scope", detail="the claim makes a finding the clause reports ('"
+                              + _REPORTED.search(sentence).group(0) + "') into a rule or a standard"))
     if vt := vague_time(claim, sentence):
         out.append(Difference(kind="time", detail=f"the claim leaves the time open ('{vt}'); the clause sets a "
                                                   "deadline"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 
 from mad_guardrails.core.claims import OutputClaim
+from mad_guardrails.verifier.claim_signals import QUALIFIER as _QUALIFIER
 from mad_guardrails.verifier.quantities import extract_quantities
 
 #: a sentence ends at . ! ? (not inside "Art. 5", "e.g.", "No. 3", decimals) or at a line break between items
@@ -283,6 +284,11 @@ def short_verdict(text: str) -> bool:
             and not _SCOPE_WORD.search(t))
 
 
+#: what the law leaves to the reader ("it leaves the restoration method largely to you")
+_DISCRETION = re.compile(r"\b(?:leaves?|left|up to|to you|your (?:call|choice|discretion)|discretion|flexib\w*|"
+                         r"free to|optional|voluntary)\b", re.IGNORECASE)
+
+
 def classify(text: str) -> tuple[bool, str]:
     """``(regulatory, reason)`` for one claim.
 
@@ -305,6 +311,8 @@ def classify(text: str) -> tuple[bool, str]:
     if short_verdict(t):
         return False, _VERDICT_REASON
     if _MODAL_RE.search(t) or _ACTOR_RE.search(t) or extract_quantities(t):  # a figure, not any digit ("kill -9")
+        return True, ""
+    if _QUALIFIER.search(t) and _DISCRETION.search(t):  # "it leaves the method largely to you": a degree on the law
         return True, ""
     return False, _NO_CONTENT
 

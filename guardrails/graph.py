@@ -441,12 +441,15 @@ def harm_softened(harm: HarmResult | None, claims: list[ClaimCheck], state: Guar
     regulatory claim, none is contradicted — and either turns the request down first ("No. ...", "You can't ...": a
     refusal is never a violation) or is at least half made of claims a clause entails (the CRA's duty to report an
     actively exploited vulnerability within 24 hours is the law, not offensive cyber help). The claims and the debate
-    decide the rest. Help to break a rule keeps the block, and so does any sentence the claim check cannot read."""
+    decide the rest. Help to break a rule keeps the block, and so does any sentence the claim check cannot read
+    other than the answer's short verdict ("Likely not the patients.")."""
     from mad_guardrails.verifier.claim_signals import opens_with_refusal
+    from mad_guardrails.verifier.claims import short_verdict
 
     states_law = sum(x.label == "entailed" for x in claims) * 2 >= len(claims)
     return (harm is not None and harm.decision == "block" and harm.risk != "regulatory" and bool(claims)
-            and not any(x.label == "contradicted" for x in claims) and not state.get("unchecked")
+            and not any(x.label == "contradicted" for x in claims)
+            and not [u for u in state.get("unchecked") or () if not short_verdict(u)]  # "Likely not." helps no one
             and (opens_with_refusal(state["case"].output) or states_law))
 
 

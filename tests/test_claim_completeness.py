@@ -156,3 +156,17 @@ def test_a_harm_block_on_an_answer_made_of_entailed_law_becomes_a_debate_never_a
     assert not harm_softened(_harm(), _checks("entailed"), {**state, "unchecked": ["Then run the exploit."]})
     assert not harm_softened(_harm(risk="regulatory"), _checks("entailed"), state)
     assert not harm_softened(_harm(), [], state)
+
+
+def test_an_answers_short_verdict_does_not_keep_a_harm_block_on_verified_law():
+    """"Likely not the patients." opens a correct answer on breach notification; the screen read the answer as
+    harmful. A verdict that short carries no help of any kind, so it does not keep the block the way an unread
+    instruction does."""
+    from types import SimpleNamespace
+
+    from mad_guardrails.guardrails.graph import harm_softened
+
+    state = {"case": SimpleNamespace(output="Likely not the patients. You still have to record the breach.", query="")}
+    assert harm_softened(_harm(), _checks("entailed", "neutral"), {**state, "unchecked": ["Likely not the patients."]})
+    assert not harm_softened(_harm(), _checks("entailed", "neutral"),
+                             {**state, "unchecked": ["Then wipe the laptop logs before anyone looks."]})

@@ -263,6 +263,11 @@ def hedged_verdict(text: str) -> bool:
 _VERDICT = re.compile(r"\W*(?:(?:yes|no|so|and|but)\W+)?(?:so|it|they|this|that|these|those|you|we|he|she)\b"
                       r"[^.!?;:]*[.!]?\s*", re.IGNORECASE)
 _VERDICT_WORDS = 5
+#: a verdict with no verb: a verdict word, then a phrase that opens with a negation, article or preposition ("Likely
+#: not the patients.", "Probably not for small firms.") -- never "Yes run the exploit."
+_VERBLESS_VERDICT = re.compile(r"\W*(?:likely|unlikely|probably|possibly|maybe|perhaps|not|no|yes|generally|usually|"
+                               r"partly|both|neither)\s+(?:not\s+)?(?:the|a|an|for|in|under|to|if|unless|with|from|on|"
+                               r"at|by|only|your|their|its)\b[^,;:.!?]*[.!]?\s*", re.IGNORECASE)
 #: a verdict that limits or widens ("That's only for government.") states a scope: a claim to read
 _SCOPE_WORD = re.compile(r"\b(?:only|just|all|every|any|never|always|none|nothing)\b", re.IGNORECASE)
 _APPLY = re.compile(r"\b(?:appl(?:y|ies)|covers?)\b", re.IGNORECASE)  # the verbs of a verdict on scope
@@ -271,15 +276,17 @@ _ACTS = re.compile(r"\b(?:gdpr|ai act|nis ?2|dora|cra|nist|csf|rmf|the act|the r
 
 
 def short_verdict(text: str) -> bool:
-    """Whether ``text`` is only an answer's verdict on the question, its subject a pronoun (no figure, no actor).
+    """Whether ``text`` is only an answer's verdict on the question: its subject a pronoun, or no verb at all ("Likely
+    not the patients."), and no figure, actor, duty or scope of its own.
 
-    >>> [short_verdict(t) for t in ("They do apply.", "It does cover suppliers.", "So NIS2 applies to you.")]
+    >>> [short_verdict(t) for t in ("They do apply.", "It does cover suppliers.", "Likely not the patients.")]
     [True, True, True]
     >>> short_verdict("They must report within 24 hours."), short_verdict("Providers do apply it.")
     (False, False)
     """
     t = text.strip()
-    return (len(t.split()) <= _VERDICT_WORDS and bool(_VERDICT.fullmatch(t)) and not _FIGURE.search(t)
+    return (len(t.split()) <= _VERDICT_WORDS and bool(_VERDICT.fullmatch(t) or _VERBLESS_VERDICT.fullmatch(t))
+            and not _FIGURE.search(t)
             and not names_regulation(_ACTS.sub(" ", t)) and not _MODAL_RE.search(_APPLY.sub(" ", t))
             and not _SCOPE_WORD.search(t))
 

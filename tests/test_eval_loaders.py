@@ -149,7 +149,8 @@ def test_project_sets_load():
 
 
 def test_the_held_out_case_sets_are_balanced_and_cite_clauses():
-    for name, n in (("regulatory_cases_heldout", 40), ("regulatory_cases_fresh", 20)):
+    for name, n in (("regulatory_cases_heldout", 40), ("regulatory_cases_fresh", 20), ("regulatory_cases_fresh2", 20),
+                    ("regulatory_cases_fresh3", 20), ("regulatory_cases_fresh4", 20)):
         cases = load_set(name)
         _check_schema(cases, name)
         assert Counter(c.expected for c in cases) == {"allow": n, "flag": n, "block": n}

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import random
 import sys
 import time
@@ -34,38 +33,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from claim_judge_bench import SYSTEM, auc  # noqa: E402
 from entailment_bench import resolve_premises  # noqa: E402
+from llm_states import cached, last_token_states  # noqa: E402
 
 LABELS = ("entailed", "contradicted", "neutral")
 
 
 def hidden_states(rows: list[dict], llm: str, threads: int) -> np.ndarray:
     """The last-token hidden state of the claim-judge prompt for each (premise, hypothesis) row."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from ik_llama_cpp import _ctypes_api as C
-    from ik_llama_cpp._internals import IkContext, IkModel, make_embedding_batch
-    from rich.progress import Progress
-
-    from mad_guardrails.agents.backends.llamacpp import _chat_renderer, resolve_gguf
-
-    model = IkModel(str(resolve_gguf(llm)))
-    ctx = IkContext(model, n_ctx=1024, n_threads=threads, embeddings=True, pooling_type=C.LLAMA_POOLING_TYPE_LAST)
-    render = _chat_renderer(None)
-    out = []
-    with Progress() as bar:
-        task = bar.add_task("LLM hidden states", total=len(rows))
-        for r in rows:
-            text = render([{"role": "system", "content": SYSTEM}, {"role": "user", "content": (
-                f"Clause:\n{r['premise']}\n\nStatement:\n{r['hypothesis']}\n\nAnswer with one word.")}])
-            C.llama_kv_cache_clear(ctx.ctx)
-            batch = make_embedding_batch([model.tokenize(text, add_bos=False, special=True)[:1000]])
-            try:
-                if ctx.decode(batch) != 0:
-                    raise RuntimeError("llama_decode failed")
-            finally:
-                C.llama_batch_free(batch)
-            out.append(np.asarray(ctx.get_embeddings_seq(0), dtype=np.float32))
-            bar.advance(task)
-    return np.stack(out)
+    return last_token_states([[{"role": "system", "content": SYSTEM}, {"role": "user", "content": (
+        f"Clause:\n{r['premise']}\n\nStatement:\n{r['hypothesis']}\n\nAnswer with one word.")}] for r in rows],
+        llm, threads)
 
 
 def macro_f1(gold: list[str], pred: list[str]) -> float:
@@ -133,12 +110,7 @@ def main() -> None:
     test, _ = resolve_premises(test, load_corpus(shared_corpus()))
     rows = train + dev + test
     t0 = time.perf_counter()
-    if args.feats and args.feats.exists():
-        X = np.load(args.feats)["X"]
-    else:
-        X = hidden_states(rows, args.llm, args.threads)
-        if args.feats:
-            np.savez_compressed(args.feats, X=X)
+    X = cached(args.feats, lambda: hidden_states(rows, args.llm, args.threads))
     secs = time.perf_counter() - t0
     y = np.array([LABELS.index(r["label"]) for r in rows])
     a, b = len(train), len(train) + len(dev)

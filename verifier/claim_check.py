@@ -259,10 +259,9 @@ def settle(c: OutputClaim, scored: list, entail_threshold: float, contradict_thr
         label, basis, support = "entailed", "restatement", restated
     elif pe >= entail_threshold:
         diffs = differences(c.stated, best_e[0][1])
-        added = added_conditions(c.stated, clauses.get(best_e[0][0], best_e[0][1]))  # stated anywhere in the clause?
         if diffs:
             note = "the model reads support but " + "; ".join(d.detail for d in diffs)
-        elif added:
+        elif added := added_conditions(c.stated, clauses.get(best_e[0][0], best_e[0][1])):  # anywhere in the clause
             note = f"the model reads support but the claim adds a condition the clause does not state: '{added[0]}'"
         elif exception_follows(c.stated, _text_after(clauses, best_e[0])):
             note = "the model reads support but the clause goes on to make an exception the claim does not name"

@@ -303,9 +303,10 @@ def conditions(sentence: str, *, min_words: int = 3) -> list[str]:
     return [m.group(0).strip() for m in _LIMIT.finditer(sentence) if len(_content(m.group(1))) >= min_words]
 
 
-#: a sentence that opens an exception to the one before it
+#: a Member-State option on the rule before it ("Member States may provide by law for a lower age ...")
 _MEMBER_STATE_OPTION = re.compile(r"\W*member states may (?:provide|lay down|decide|allow|derogate|set|exempt)\b",
                                   re.IGNORECASE)
+#: a sentence that opens an exception to the one before it
 _EXCEPTION_NEXT = re.compile(r"^\W*(?:however|by way of derogation|notwithstanding|that (?:rule|obligation|period) "
                              rf"shall not apply)\b|^{_MEMBER_STATE_OPTION.pattern}", re.IGNORECASE)
 #: the claim says itself that the rule has exceptions or varies
@@ -446,7 +447,6 @@ def differences(claim: str, sentence: str) -> list[Difference]:
                                                   "deadline"))
     for cond in dropped_conditions(claim, sentence):
         out.append(Difference(kind="condition", detail=f"the claim leaves out the clause's condition '{cond}'"))
-
     return out
 
 

@@ -42,7 +42,9 @@ def run(cfg, cases, mode: str) -> list[dict]:
             out.append({"id": c.id, "type": c.type, "expected": c.expected, "decision": v.decision, "path": v.path,
                         "seconds": dt, "failure": v.failure,
                         "cites_gold": any(id_covers(g, p) or id_covers(p, g) for g in gold for p in cited),
-                        "claims": [x.label for x in v.claims]})
+                        "claims": [x.label for x in v.claims],
+                        "readings": [{"label": x.label, "entailed": x.entailed, "contradicted": x.contradicted,
+                                      "note": x.note} for x in v.claims]})
         return out
     finally:
         res.close()

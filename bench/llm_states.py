@@ -1,39 +1,29 @@
-"""The last-token hidden state of a llama.cpp model (in process, pooling LAST) for chat prompts: the features the
-probe benches (``harm_probe_bench.py``, ``claim_probe_bench.py``) train their linear readers on."""
+"""The last-token hidden state of a llama.cpp model for chat prompts (:meth:`IkEngine.last_state`, prefix reuse):
+the features the probe benches (``harm_probe_bench.py``, ``claim_probe_bench.py``) train their linear readers on."""
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
 
 def last_token_states(prompts: list[list[dict]], llm: str, threads: int, *, what: str = "LLM hidden states",
                       max_tokens: int = 1000) -> np.ndarray:
-    """One row per chat prompt (a list of messages), each read whole (the KV cache is cleared in between)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from ik_llama_cpp import _ctypes_api as C
-    from ik_llama_cpp._internals import IkContext, IkModel, make_embedding_batch
+    """One row per chat prompt (a list of messages), in the order given; a prompt sharing its start with the one
+    before reads only the rest."""
     from rich.progress import Progress
 
-    from mad_guardrails.agents.backends.llamacpp import _chat_renderer, resolve_gguf
+    from mad_guardrails.agents.backends.llamacpp import IkEngine, resolve_gguf
 
-    model = IkModel(str(resolve_gguf(llm)))
-    ctx = IkContext(model, n_ctx=1024, n_threads=threads, embeddings=True, pooling_type=C.LLAMA_POOLING_TYPE_LAST)
-    render = _chat_renderer(None)
+    eng = IkEngine(resolve_gguf(llm), n_ctx=1024, n_threads=threads, hidden_states=True)
     out = []
-    with Progress() as bar:
-        task = bar.add_task(what, total=len(prompts))
-        for messages in prompts:
-            C.llama_kv_cache_clear(ctx.ctx)
-            batch = make_embedding_batch([model.tokenize(render(messages), add_bos=False, special=True)[:max_tokens]])
-            try:
-                if ctx.decode(batch) != 0:
-                    raise RuntimeError("llama_decode failed")
-            finally:
-                C.llama_batch_free(batch)
-            out.append(np.asarray(ctx.get_embeddings_seq(0), dtype=np.float32))
-            bar.advance(task)
+    try:
+        with Progress() as bar:
+            task = bar.add_task(what, total=len(prompts))
+            for messages in prompts:
+                out.append(np.asarray(eng.last_state(messages, max_tokens), dtype=np.float32))
+                bar.advance(task)
+    finally:
+        eng.close()
     return np.stack(out)
 
 

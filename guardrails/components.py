@@ -211,6 +211,10 @@ class Components:
                 await self.backend.aclose()
             except Exception:  # closing must never mask the verdict
                 log.debug("backend close failed", exc_info=True)
+        try:  # the claim probe's llama.cpp context, when the profile reads claims with it
+            self.verifier.entailment.close()
+        except Exception:
+            log.debug("verifier close failed", exc_info=True)
 
     def close_server(self) -> None:
         if self.server is not None:

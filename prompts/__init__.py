@@ -27,7 +27,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 
 from mad_guardrails.core.errors import ConfigError
 
-TEMPLATES = ("debater", "coordinator", "repair", "judge_single")
+TEMPLATES = ("debater", "coordinator", "repair", "judge_single", "claim_probe")
 
 _VERSION_RE = re.compile(r"\{#\s*version:\s*([\w.\-]+)\s*#\}")
 _SECTION_TAGS = (r"untrusted_[a-z_]*|evidence|rules|debate_transcript|reviewer_notes|claim_checks|feedback|instructions"

@@ -273,3 +273,14 @@ def test_answer_windows_let_a_leak_after_a_long_refusal_count():
     windowed = screen.check(KILL_PERSON, long_leak)
     assert windowed.score >= first_only.score
     assert windowed.score > 0.5 and windowed.decision != "none", windowed
+
+
+def test_every_shipped_profile_screens_answers_for_harm():
+    import yaml
+
+    from mad_guardrails.core.paths import package_dir
+
+    profiles = sorted((package_dir("mad_guardrails.guardrails") / "profiles").glob("*.yaml"))
+    assert len(profiles) >= 3
+    for p in profiles:  # a profile without the screen would fast-allow harmful answers that cite no regulation
+        assert yaml.safe_load(p.read_text())["verifier"]["harm_model"] == BUNDLED_NAME, p.name

@@ -28,6 +28,7 @@ from mad_guardrails.agents.models import (
     wheel_parts,
 )
 from mad_guardrails.core.errors import ModelUnavailableError
+from tests.fixtures.qwen import needs_qwen
 
 PARTS = [b"GGUF" + bytes(range(256)) * 3, os.urandom(5000), b"tail-of-the-model" * 7]
 WHOLE = b"".join(PARTS)
@@ -310,16 +311,8 @@ def test_chat_template_fallback_and_defused_control_tokens():
 
 # -- slow: the real model ----------------------------------------------------------------------------------------------
 
-def _real_gguf() -> Path | None:
-    q = models.QWEN25_CODER_15B
-    if importlib.util.find_spec("ik_llama_cpp") is None or not models.is_verified(q.path, q.sha256):
-        return None
-    return q.path
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(_real_gguf() is None, reason="needs `mad-guardrails models fetch qwen2.5-1.5b` under "
-                    "$GUARDRAILS_HOME and pip install 'mad-guardrails[llamacpp-prebuilt]'")
+@needs_qwen
 def test_real_chat_completion_through_the_llamacpp_backend():
     from mad_guardrails.agents.backends import make_backend
     from mad_guardrails.agents.config import LLMConfig

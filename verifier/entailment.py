@@ -6,7 +6,8 @@ missing NLI model never crashes the guardrail. Models are never downloaded at ch
 put one in the Hugging Face cache or give a local folder.
 
 Supported: the project's domain verifier (``bundled:entailment-minilm``, :mod:`~mad_guardrails.verifier.domain_nli`;
-the offline default) and sentence-transformers ``CrossEncoder`` NLI classifiers with three labels (contradiction / entailment /
+the offline default), the claim probe on the opt-in 1.5B LLM (``bundled:claim-probe-qwen2.5-1.5b``,
+:mod:`~mad_guardrails.verifier.probe_nli`) and sentence-transformers ``CrossEncoder`` NLI classifiers with three labels (contradiction / entailment /
 neutral), e.g. ``cross-encoder/nli-deberta-v3-base``. Each (premise = the quotes, hypothesis = the claim) pair is
 classified; a claim whose quotes *contradict* it fails the check, the score is the share of claims entailed.
 
@@ -133,6 +134,12 @@ class EntailmentChecker:
             return False
         try:
             from mad_guardrails.verifier.domain_nli import DomainNLI, is_domain_model
+            from mad_guardrails.verifier.probe_nli import ProbedNLI, is_probe_model
+
+            if is_probe_model(self.model_id):  # the LLM probe over the cross-encoder's picks: its own thresholds
+                self._model = ProbedNLI.load(self.model_id, device=self.device)
+                self._labels = None
+                return True
 
             if is_domain_model(self.model_id):  # the project's own verifier: its labels, its calibrated thresholds
                 self._model = DomainNLI.load(self.model_id, device=self.device)
@@ -165,6 +172,13 @@ class EntailmentChecker:
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs = e / e.sum(axis=1, keepdims=True)
         return [{self._labels[i]: float(p[i]) for i in range(probs.shape[1])} for p in probs]
+
+    def close(self) -> None:
+        """Free what the model holds outside Python (the claim probe's llama.cpp context); it is not used again."""
+        close, self._model = getattr(self._model, "close", None), None
+        self._error = self._error or "closed"
+        if close is not None:
+            close()
 
     def claim_thresholds(self) -> tuple[float, float]:
         """(entailed, contradicted) thresholds for a claim: the domain verifier's dev-calibrated ones, else 0.5."""

@@ -102,7 +102,7 @@ class IkEngine:
     Not thread-safe: the backend calls it under a lock."""
 
     def __init__(self, path: Path, *, n_ctx: int = 4096, n_threads: int | None = None,
-                 flash_attn: bool | None = None):
+                 flash_attn: bool | None = None, hidden_states: bool = False):
         # The wheel's ggml synchronises its threads with OpenMP barriers (its own libgomp, which reads this when it is
         # loaded, i.e. at the import below). Spinning there collapses when another process wants a core: on 2 busy
         # cores, 2 threads decoded 0.6-1.1 tok/s spinning and 5-6 tok/s passive (1 thread: 4-5). Set it to override.
@@ -127,7 +127,10 @@ class IkEngine:
         self.n_threads = n_threads or default_threads()
         self.flash_attn = cpu_has_vnni() if flash_attn is None else flash_attn
         self.model = IkModel(str(self.path))
-        self.ctx = IkContext(self.model, n_ctx=n_ctx, n_threads=self.n_threads, flash_attn=self.flash_attn)
+        # hidden_states: the context returns the last token's final hidden state (pooling LAST), not logits
+        self.ctx = IkContext(self.model, n_ctx=n_ctx, n_threads=self.n_threads, flash_attn=self.flash_attn,
+                             **({"embeddings": True, "pooling_type": C.LLAMA_POOLING_TYPE_LAST} if hidden_states
+                                else {}))
         self.n_ctx = n_ctx
         self.n_vocab = self.model.n_vocab
         self.n_ubatch = self.ctx._n_ubatch
@@ -232,6 +235,15 @@ class IkEngine:
                          f"in the prompt (tokens {i}..{i + len(chunk)})")
             self._cached.extend(chunk)
         return keep
+
+    def last_state(self, messages: list[dict], max_tokens: int | None = None) -> list[float]:
+        """The final hidden state of the chat prompt's last token (an engine built with ``hidden_states=True``): the
+        features a linear probe reads. The prompt prefix shared with the previous call is not read again, so callers
+        order their prompts to share it (same system prompt, same clause first). ``max_tokens`` keeps the prompt's
+        first tokens only."""
+        tokens = self.prompt_tokens(messages)
+        self._prefill(tokens[:max_tokens or self.n_ctx], None)
+        return self.ctx.get_embeddings_seq(0)
 
     def _decode(self, batch, where: str) -> None:
         """Decode one batch (freed afterwards); a failure clears the KV cache and raises."""

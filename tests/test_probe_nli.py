@@ -163,3 +163,22 @@ def test_without_the_llama_binding_the_probe_is_skipped_with_the_install_fix(mon
     chk = EntailmentChecker(probe_nli.BUNDLED_NAME)
     assert chk.load() is False
     assert "ik-llama-cpp-python" in chk.unavailable_reason and "llamacpp-prebuilt" in chk.unavailable_reason
+
+
+def test_closing_frees_the_probe_and_keeps_a_shared_cross_encoder():
+    from mad_guardrails.verifier.entailment import EntailmentChecker
+
+    closed = []
+
+    class Holder:  # a model holding a native context
+        def close(self):
+            closed.append(True)
+
+    chk = EntailmentChecker("x")
+    chk._model = Holder()
+    chk.close()
+    assert closed and chk.load() is False and "closed" in chk.unavailable_reason
+    plain = EntailmentChecker("y")
+    plain._model = object()  # the cross-encoder: other guardrails on the same components still use it
+    plain.close()
+    assert plain.load() is True

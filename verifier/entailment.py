@@ -174,10 +174,11 @@ class EntailmentChecker:
         return [{self._labels[i]: float(p[i]) for i in range(probs.shape[1])} for p in probs]
 
     def close(self) -> None:
-        """Free what the model holds outside Python (the claim probe's llama.cpp context); it is not used again."""
-        close, self._model = getattr(self._model, "close", None), None
-        self._error = self._error or "closed"
+        """Free what the model holds outside Python (the claim probe's llama.cpp context; after that the check is
+        skipped). A model that holds nothing outside Python (the cross-encoder) stays: guardrails may share it."""
+        close = getattr(self._model, "close", None)
         if close is not None:
+            self._model, self._error = None, "the NLI model was closed with its guardrail"
             close()
 
     def claim_thresholds(self) -> tuple[float, float]:

@@ -36,21 +36,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from claim_judge_bench import auc  # noqa: E402
-from entailment_bench import resolve_premises  # noqa: E402
+from entailment_bench import macro_f1, resolve_premises  # noqa: E402
+from llm_states import cached  # noqa: E402
 
-LABELS = ("entailed", "contradicted", "neutral")
+from mad_guardrails.verifier.probe_nli import LABELS  # noqa: E402
+
 SAME_CLAUSE = ("hand", "hand_num", "hand_actor", "hand_neg")
-
-
-def macro_f1(gold: list[str], pred: list[str]) -> float:
-    f1s = []
-    for lab in LABELS:
-        tp = sum(g == lab and p == lab for g, p in zip(gold, pred))
-        fp = sum(g != lab and p == lab for g, p in zip(gold, pred))
-        fn = sum(g == lab and p != lab for g, p in zip(gold, pred))
-        prec, rec = (tp / (tp + fp) if tp + fp else 0.0), (tp / (tp + fn) if tp + fn else 0.0)
-        f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
-    return sum(f1s) / len(f1s)
 
 
 def bar_for_precision(scores: list[float], gold: list[str], label: str, target: float) -> float:
@@ -81,22 +72,19 @@ def pick(rows: list[dict], clauses: int | None, per_clause: int | None, xpair: i
 
 
 def features(path: Path | None, rows: list[dict], engine_fn, what: str) -> np.ndarray:
+    """The hidden states the shipped reader computes (:func:`~mad_guardrails.verifier.probe_nli.hidden_states`),
+    kept in ``path``."""
     from rich.progress import Progress
 
     from mad_guardrails.verifier.probe_nli import hidden_states
 
-    if path is not None and path.exists():
-        with np.load(path) as z:
-            if len(z["X"]) == len(rows):
-                return z["X"]
-    with Progress() as bar:
-        task = bar.add_task(what, total=len(rows))
-        X = hidden_states(engine_fn(), [(r["premise"], r["hypothesis"]) for r in rows],
-                          progress=lambda n: bar.advance(task, n))
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, X=X)
-    return X
+    def compute() -> np.ndarray:
+        with Progress() as bar:
+            task = bar.add_task(what, total=len(rows))
+            return hidden_states(engine_fn(), [(r["premise"], r["hypothesis"]) for r in rows],
+                                 progress=lambda n: bar.advance(task, n))
+
+    return cached(path, compute, rows=len(rows))
 
 
 def report(name: str, probs: list[dict], gold: list[str], bars: tuple[float, float]) -> dict:
@@ -161,8 +149,12 @@ def main() -> None:
 
     t0 = time.perf_counter()
     order = [args.only] if args.only else ["test", "dev", "train"]
-    X = {s: features(args.feats / f"{s}.npz" if args.feats else None, splits[s], engine_fn, f"{s} hidden states")
-         for s in order}
+    try:
+        X = {s: features(args.feats / f"{s}.npz" if args.feats else None, splits[s], engine_fn,
+                         f"{s} hidden states") for s in order}
+    finally:
+        if engine is not None:
+            engine.close()
     secs = time.perf_counter() - t0
     if args.only:
         print(f"{args.only}: {len(splits[args.only])} pairs, {secs:.0f} s")
@@ -172,9 +164,8 @@ def main() -> None:
     from sklearn.preprocessing import StandardScaler
 
     from mad_guardrails.verifier.domain_nli import DomainNLI
-    from mad_guardrails.verifier.probe_nli import LABELS as PROBE_LABELS, LinearProbe
+    from mad_guardrails.verifier.probe_nli import LinearProbe
 
-    assert tuple(LABELS) == PROBE_LABELS
     y = np.array([LABELS.index(r["label"]) for r in train])
     scaler = StandardScaler().fit(X["train"])
     gold = {s: [r["label"] for r in splits[s]] for s in splits}
@@ -208,13 +199,13 @@ def main() -> None:
         return (bar_for_precision([p["entailed"] for p in probs], g, "entailed", args.precision),
                 bar_for_precision([p["contradicted"] for p in probs], g, "contradicted", args.precision))
 
-    results = {}
+    results, dev_bars = {}, {}
     for name, probs in (("cross-encoder (shipped)", ce), ("LLM hidden-state probe", as_dicts)):
-        b = bars(probs["dev"], gold["dev"])
+        b = dev_bars[name] = bars(probs["dev"], gold["dev"])
         report(f"{name}, dev", probs["dev"], gold["dev"], b)
         results[name] = report(f"{name}, test", probs["test"], gold["test"], b)
     if args.save:
-        b = bars(as_dicts["dev"], gold["dev"])
+        b = dev_bars["LLM hidden-state probe"]
         args.save.mkdir(parents=True, exist_ok=True)
         probe.save(args.save / "probe.npz")
         from mad_guardrails.prompts import prompt_version

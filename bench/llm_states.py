@@ -1,5 +1,6 @@
 """The last-token hidden state of a llama.cpp model for chat prompts (:meth:`IkEngine.last_state`, prefix reuse):
-the features the probe benches (``harm_probe_bench.py``, ``claim_probe_bench.py``) train their linear readers on."""
+the features ``harm_probe_bench.py`` trains its linear reader on; and the feature cache both probe benches keep
+(``claim_probe_bench.py`` reads its states through the shipped :func:`~mad_guardrails.verifier.probe_nli.hidden_states`)."""
 
 from __future__ import annotations
 
@@ -27,12 +28,16 @@ def last_token_states(prompts: list[list[dict]], llm: str, threads: int, *, what
     return np.stack(out)
 
 
-def cached(path, compute) -> np.ndarray:
-    """``compute()``'s array, kept in the ``.npz`` file ``path`` (read back when it exists; ``None``: not kept)."""
+def cached(path, compute, *, rows: int | None = None) -> np.ndarray:
+    """``compute()``'s array, kept in the ``.npz`` file ``path`` (read back when it exists and, given ``rows``, holds
+    that many rows; ``None``: not kept)."""
     if path is not None and path.exists():
         with np.load(path) as z:
-            return z[z.files[0]]
+            x = z[z.files[0]]
+        if rows is None or len(x) == rows:
+            return x
     x = compute()
     if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, X=x)
     return x

@@ -136,13 +136,11 @@ class EntailmentChecker:
             from mad_guardrails.verifier.domain_nli import DomainNLI, is_domain_model
             from mad_guardrails.verifier.probe_nli import ProbedNLI, is_probe_model
 
-            if is_probe_model(self.model_id):  # the LLM probe over the cross-encoder's picks: its own thresholds
-                self._model = ProbedNLI.load(self.model_id, device=self.device)
-                self._labels = None
-                return True
-
-            if is_domain_model(self.model_id):  # the project's own verifier: its labels, its calibrated thresholds
-                self._model = DomainNLI.load(self.model_id, device=self.device)
+            # the project's own readers: their labels, their thresholds calibrated on dev (the LLM probe reads the
+            # cross-encoder's picks)
+            own = ProbedNLI if is_probe_model(self.model_id) else DomainNLI if is_domain_model(self.model_id) else None
+            if own is not None:
+                self._model = own.load(self.model_id, device=self.device)
                 self._labels = None
                 return True
             local = Path(self.model_id).expanduser()

@@ -87,7 +87,7 @@ def hidden_states(engine, pairs: Sequence[tuple[str, str]], *, progress=None) ->
     each pair."""
     out: list[np.ndarray] = [np.empty(0)] * len(pairs)
     for i in sorted(range(len(pairs)), key=lambda i: pairs[i][0]):
-        out[i] = np.asarray(engine.last_state(pair_messages(*pairs[i]), max_tokens=engine.n_ctx), dtype=np.float32)
+        out[i] = np.asarray(engine.last_state(pair_messages(*pairs[i])), dtype=np.float32)
         if progress is not None:
             progress(1)
     return np.stack(out) if out else np.zeros((0, 0), dtype=np.float32)
